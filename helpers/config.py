@@ -1,0 +1,102 @@
+"""Settings read from environment variables, in one place.
+
+| variable              | default                                   | meaning                                        |
+| --------------------- | ----------------------------------------- | ---------------------------------------------- |
+| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens (or `sample`) to use           |
+| `RECSYS_DATA_DIR`     | unset: download from GroupLens            | a folder that already holds the dataset files  |
+| `RECSYS_ARTIFACTS`    | `<project>/artifacts`                     | graphs, models, embeddings, metrics, databases |
+| `RECSYS_CACHE`        | `~/.cache/movie-graph-recsys`             | downloaded zips and the generated sample       |
+| `RECSYS_SEED`         | `42`                                      | every random choice                            |
+| `RECSYS_THREADS`      | `1`                                       | CPU threads for PyTorch and DGL                |
+| `RECSYS_MILVUS_URI`   | `<artifacts>/<dataset>/milvus.db` (Lite)  | or `http://host:19530` for a server            |
+| `RECSYS_MILVUS_TOKEN` | empty                                     | `user:password` or an API key for a server     |
+| `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
+DEFAULT_DATASET = "ml-1m"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the project cannot use; the message says how to fix it."""
+
+
+def check_dataset_name(name: str) -> str:
+    """Return `name` if it is a known dataset, else raise a `ConfigError` listing the valid ones."""
+    if name not in DATASETS:
+        raise ConfigError(
+            f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}. "
+            "Set RECSYS_DATASET to one of them."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Settings:
+    dataset: str = DEFAULT_DATASET
+    data_dir: Path | None = None
+    artifacts_root: Path = PROJECT_ROOT / "artifacts"
+    cache_dir: Path = Path.home() / ".cache" / "movie-graph-recsys"
+    seed: int = 42
+    threads: int = 1
+    milvus_uri: str = ""
+    milvus_token: str = field(default="", repr=False)
+    catalog_url: str = field(default="", repr=False)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Folder of this dataset's artifacts: `<RECSYS_ARTIFACTS>/<dataset>`."""
+        return self.artifacts_root / self.dataset
+
+    @property
+    def milvus_is_lite(self) -> bool:
+        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def _int_env(env: dict[str, str], key: str, default: int, minimum: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a whole number; unset it or give e.g. {key}={default}") from None
+    if value < minimum:
+        raise ConfigError(f"{key}={value} must be at least {minimum}")
+    return value
+
+
+def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read the settings from `env` (default: `os.environ`); keyword `overrides` win over the environment."""
+    env = dict(os.environ if env is None else env)
+    unknown = set(overrides) - {f for f in Settings.__dataclass_fields__}
+    if unknown:
+        raise TypeError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
+    for key, value in overrides.items():  # overrides go through the same parsing as the environment
+        if value is not None:
+            env[f"RECSYS_{key.upper()}" if key != "artifacts_root" else "RECSYS_ARTIFACTS"] = str(value)
+    if "cache_dir" in overrides and overrides["cache_dir"] is not None:
+        env["RECSYS_CACHE"] = str(overrides["cache_dir"])
+
+    dataset = check_dataset_name(env.get("RECSYS_DATASET", "").strip() or DEFAULT_DATASET)
+    data_dir_raw = env.get("RECSYS_DATA_DIR", "").strip()
+    artifacts_root = Path(env.get("RECSYS_ARTIFACTS", "").strip() or PROJECT_ROOT / "artifacts").expanduser().resolve()
+    cache_dir = Path(env.get("RECSYS_CACHE", "").strip() or Path.home() / ".cache" / "movie-graph-recsys").expanduser().resolve()
+    return Settings(
+        dataset=dataset,
+        data_dir=Path(data_dir_raw).expanduser().resolve() if data_dir_raw else None,
+        artifacts_root=artifacts_root,
+        cache_dir=cache_dir,
+        seed=_int_env(env, "RECSYS_SEED", 42, 0),
+        threads=_int_env(env, "RECSYS_THREADS", 1, 1),
+        milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
+        milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
+        catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
+    )

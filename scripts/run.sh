@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job: set up, then execute the notebook series headless on the embedded defaults
+# (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies.
+# Settings come from the environment (see README): RECSYS_DATASET (default ml-1m), RECSYS_DATA_DIR, ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_NUM_THREADS="${RECSYS_THREADS:-1}" DGLBACKEND=pytorch
+dataset="${RECSYS_DATASET:-ml-1m}"
+out="${RECSYS_ARTIFACTS:-artifacts}/${dataset}/executed"
+mkdir -p "$out"
+for nb in notebooks/[0-9][0-9]_*.ipynb; do
+  echo "==> running $nb on $dataset"
+  .venv/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$out" "$nb"
+done
+echo
+echo "Done. Executed notebooks are in $out."
+echo "Open the series interactively with:  .venv/bin/jupyter lab notebooks/"

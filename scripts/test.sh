@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: set up (with test dependencies), then unit tests and every notebook on `sample`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+export OMP_NUM_THREADS=1 DGLBACKEND=pytorch RECSYS_DATASET=sample
+export RECSYS_ARTIFACTS="${RECSYS_TEST_ARTIFACTS:-$PWD/.test-artifacts}"
+export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
+unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL
+rm -rf "$RECSYS_ARTIFACTS"
+# unit tests in parallel, then the notebooks in order (each one builds on the artifacts of the one before)
+.venv/bin/python -m pytest -n 2 --dist loadfile tests "$@"
+.venv/bin/python -m pytest --nbval-lax -p no:randomly notebooks
