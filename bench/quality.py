@@ -1,0 +1,175 @@
+"""Quality benchmark: PinSage against popularity, item-kNN and transitions on the same time split.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-1m --data-dir /work/shared/movielens/ml-1m
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir /work/shared/movielens/ml-100k
+
+Loads the data (helpers.data), builds the graph (helpers.graph), fits the baselines, trains PinSage with the
+`TrainConfig` defaults of the dataset (helpers.train; `--time-budget`, `--positives` override) and prints
+HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and (b) history, the
+PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). Protocol (b) for PinSage is shown for
+each way of combining the history (mean vector; sum or max fusion, exhaustive and cut at
+`--per-movie-limit` hits per movie as a vector search would).
+
+PinSage's best epoch is chosen by validation HR@10, so its val figures are slightly optimistic; test is not
+used for any choice. Artifacts (model, metrics.json) go to `--artifacts` or to a temporary folder that is
+deleted afterwards, so the project's own artifacts are never overwritten.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-1m", help="MovieLens name (default ml-1m)")
+    parser.add_argument("--data-dir", default=None, help="folder with the dataset files (default: download/cache)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="PinSage training budget in seconds (default: TrainConfig's, 600 s on real data)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--positives", default=None, help="engagement or random_walk (default: TrainConfig's)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--history", type=int, default=None, help="protocol (b): last N training movies (default 10)")
+    parser.add_argument("--per-movie-limit", type=int, default=50,
+                        help="hits per liked movie for the cut fusion rows (as a vector search's limit)")
+    parser.add_argument("--artifacts", default=None, help="keep model and metrics.json here (default: a temp folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bars or per-epoch lines")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
+    from helpers import evaluate as ev
+    from helpers.config import get_settings
+    from helpers.data import load_movielens
+    from helpers.graph import build_graph
+    from helpers.notebook import seed_everything, set_threads
+    from helpers.plots import dataset_label
+    from helpers.train import TrainConfig, infer_movie_embeddings, train_pinsage
+
+    history = args.history or ev.HISTORY_LENGTH
+    settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=artifacts_root,
+                            data_dir=args.data_dir)
+    set_threads(settings.threads)
+    seed_everything(settings.seed)
+    started = time.perf_counter()
+    ml = load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=settings.seed)
+    gd = build_graph(ml)
+    label = dataset_label(ml)
+    load_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    baselines = ev.fit_baselines(gd)
+    fit_s = time.perf_counter() - started
+
+    overrides: dict[str, Any] = {}
+    if args.time_budget is not None:
+        overrides["time_budget_s"] = args.time_budget
+    if args.positives is not None:
+        overrides["positives"] = args.positives
+    config = TrainConfig.for_dataset(args.dataset, **overrides)
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    result = train_pinsage(gd, settings, config, resume=False, progress=not args.no_progress)
+    train_s = time.perf_counter() - started
+    rss_train = peak_rss_mib()
+    vectors = infer_movie_embeddings(result.model, gd, seed=settings.seed)
+
+    started = time.perf_counter()
+    data = ev.prepare_evaluation(gd, max_history=max(history, 50))
+    limit = args.per_movie_limit
+    models = {"pinsage": ev.embedding_scorer(vectors, "mean"), **baselines}
+    table = ev.evaluate_models(models, data, k=args.k, history=history)
+    variants = {"pinsage [sum]": ev.embedding_scorer(vectors, "sum"),
+                "pinsage [max]": ev.embedding_scorer(vectors, "max"),
+                f"pinsage [sum, {limit}/movie]": ev.embedding_scorer(vectors, "sum", per_movie_limit=limit),
+                f"pinsage [max, {limit}/movie]": ev.embedding_scorer(vectors, "max", per_movie_limit=limit),
+                "item-knn [max]": ev.ItemKNNBaseline("max").fit(gd)}
+    table.update(ev.evaluate_models(variants, data, protocols=("history",), k=args.k, history=history))
+    eval_s = time.perf_counter() - started
+
+    info = {"dataset_label": label, "seed": settings.seed, "k": args.k, "history": history,
+            "train_config": config.to_dict(), "best_epoch": result.best_epoch, "epochs": len(result.history),
+            "train_seconds": round(train_s, 1), "load_graph_seconds": round(load_s, 1),
+            "baseline_fit_seconds": round(fit_s, 2), "evaluation_seconds": round(eval_s, 2),
+            "peak_rss_mib_before_training": round(rss_before), "peak_rss_mib_after_training": round(rss_train),
+            "peak_rss_mib": round(peak_rss_mib()), "n_users": {s: len(gd.split(s)) for s in ev.SPLITS},
+            "n_train": len(gd.train), "n_movies": gd.n_movies}
+    if args.artifacts:
+        info["metrics_path"] = str(ev.write_metrics(settings, table, k=args.k, history=history,
+                                                    dataset_label=label, extra={"benchmark": info}))
+    return {"table": table, "info": info}
+
+
+def ratios(table: dict[str, Any], k: int, over: str = "item-knn", model: str = "pinsage") -> pd.DataFrame:
+    """`model` / `over` for each protocol, split and metric (same users, same split)."""
+    rows = {}
+    for protocol, splits in table[model].items():
+        for split, metrics in splits.items():
+            base = table[over][protocol][split]
+            rows[(protocol, split)] = {f"{m.upper() if m != 'recall' else 'Recall'}@{k}":
+                                       metrics[f"{m}@{k}"] / base[f"{m}@{k}"] if base[f"{m}@{k}"] else float("nan")
+                                       for m in ("hr", "ndcg", "recall")}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["protocol", "split"])
+
+
+def report(outcome: dict[str, Any], command: str) -> str:
+    from helpers.evaluate import metrics_frame
+
+    table, info = outcome["table"], outcome["info"]
+    k = info["k"]
+    config = info["train_config"]
+    lines = [
+        f"$ {command}",
+        f"dataset: {info['dataset_label']}  seed: {info['seed']}  K={k}  protocol (b) history: last "
+        f"{info['history']} training movies",
+        f"users evaluated: val {info['n_users']['val']}, test {info['n_users']['test']}; movies {info['n_movies']}; "
+        f"training edges {info['n_train']}",
+        f"PinSage: positives={config['positives']} hidden={config['hidden']} layers={config['layers']} "
+        f"time budget {config['time_budget_s']} s; {info['epochs']} epochs in {info['train_seconds']} s, "
+        f"best epoch {info['best_epoch']} (chosen on val HR@{k})",
+        f"peak memory (ru_maxrss): {info['peak_rss_mib_before_training']} MiB before training, "
+        f"{info['peak_rss_mib_after_training']} MiB after training, {info['peak_rss_mib']} MiB at the end",
+        f"load + graph {info['load_graph_seconds']} s, baselines fit {info['baseline_fit_seconds']} s, "
+        f"evaluation of all rows {info['evaluation_seconds']} s",
+        "",
+        f"HR/NDCG/Recall@{k} +- standard error ({info['dataset_label']}); one held-out movie per user, so "
+        "Recall = HR; pinsage history = mean of the liked movies' vectors; [sum]/[max] = per-movie "
+        "similarity fusion",
+        metrics_frame(table, k=k).to_string(),
+        "",
+        f"PinSage / item-kNN ({info['dataset_label']})",
+        ratios(table, k).round(2).to_string(),
+    ]
+    if "metrics_path" in info:
+        lines += ["", f"metrics.json: {info['metrics_path']}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = ".venv/bin/python -m bench.quality " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.artifacts:
+        outcome = run(args, Path(args.artifacts).expanduser().resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+            outcome = run(args, Path(tmp))
+    print(report(outcome, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""Matplotlib figures for the notebooks, each titled with its dataset (`dataset_label`).
+
+Every function returns the `Figure`; in a notebook write `fig = plot_...(ml)` and the inline backend shows
+it once. Data-exploration plots (notebook 01) come first; other stages append their own below.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from helpers.data import MovieLens
+
+_NAMES = {"ml-1m": "ML-1M", "ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small", "ml-25m": "ML-25M",
+          "ml-32m": "ML-32M", "sample": "synthetic sample"}
+_FULL_USER_COUNT = {"ml-1m": 6040, "ml-100k": 943}
+
+
+def dataset_label(ml: MovieLens) -> str:
+    """How figures name the dataset, e.g. "ML-1M" or "ML-1M, users 1-2999" for a partial copy."""
+    label = _NAMES.get(ml.name, ml.name)
+    users = ml.ratings["user_id"]
+    full = _FULL_USER_COUNT.get(ml.name)
+    if full is not None and len(users) and users.nunique() != full:
+        label += f", users {users.min()}-{users.max()}"
+    if ml.name == "sample":
+        seed = ml.source_dir.name.removeprefix("sample-seed")
+        label += f", seed {seed}" if seed.isdigit() else ""
+    return label
+
+
+def _figure(ncols: int = 1, width: float = 8.0, height: float = 4.0):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), layout="constrained")
+    return fig, axes
+
+
+def plot_rating_distribution(ml: MovieLens) -> Figure:
+    """Bar chart: how many ratings give each number of stars."""
+    fig, ax = _figure()
+    counts = ml.ratings["rating"].value_counts().sort_index()
+    width = 0.4 if (counts.index % 1 != 0).any() else 0.8
+    ax.bar(counts.index.astype(float), counts.to_numpy(), width=width, color="tab:blue")
+    ax.set_xticks(counts.index.astype(float))
+    ax.set_xlabel("rating (stars)")
+    ax.set_ylabel("number of ratings")
+    ax.set_title(f"Rating distribution: {dataset_label(ml)}")
+    for x, y in zip(counts.index.astype(float), counts.to_numpy(), strict=True):
+        ax.annotate(f"{y / counts.sum():.0%}", (x, y), ha="center", va="bottom", fontsize=9)
+    return fig
+
+
+def plot_long_tail(ml: MovieLens) -> Figure:
+    """Two log-scale panels: ratings per user (histogram) and ratings per movie by popularity rank."""
+    fig, (left, right) = _figure(ncols=2, width=11)
+    per_user = ml.ratings.groupby("user_id").size()
+    bins = np.logspace(np.log10(max(per_user.min(), 1)), np.log10(per_user.max() + 1), 30)
+    left.hist(per_user, bins=bins, color="tab:blue")
+    left.set_xscale("log")
+    left.set_xlabel("ratings per user (log scale)")
+    left.set_ylabel("number of users")
+    left.set_title(f"Ratings per user (median {per_user.median():.0f})")
+
+    per_movie = ml.ratings.groupby("movie_id").size().sort_values(ascending=False).to_numpy()
+    rank = np.arange(1, len(per_movie) + 1)
+    right.loglog(rank, per_movie, color="tab:orange")
+    head = max(1, len(per_movie) // 10)
+    share = per_movie[:head].sum() / per_movie.sum()
+    right.axvline(head, color="grey", linestyle="--", linewidth=1)
+    right.annotate(f"top 10% of movies:\n{share:.0%} of ratings", (head, per_movie[head - 1]),
+                   xytext=(8, 8), textcoords="offset points", fontsize=9)
+    right.set_xlabel("movie popularity rank (log scale)")
+    right.set_ylabel("ratings per movie (log scale)")
+    right.set_title("Ratings per movie: the long tail")
+    fig.suptitle(f"Activity is long-tailed: {dataset_label(ml)}")
+    return fig
+
+
+def genre_table(ml: MovieLens) -> pd.DataFrame:
+    """Per genre: movies in the catalogue and ratings received (a movie counts once per genre it has)."""
+    movie_genres = ml.movies[["movie_id", "genres"]].explode("genres").dropna()
+    per_movie = ml.ratings.groupby("movie_id").size().rename("ratings")
+    table = movie_genres.join(per_movie, on="movie_id").fillna({"ratings": 0})
+    out = table.groupby("genres").agg(movies=("movie_id", "nunique"), ratings=("ratings", "sum"))
+    out.index.name = "genre"
+    return out.astype("int64").sort_values("ratings", ascending=False)
+
+
+def plot_genres(ml: MovieLens) -> Figure:
+    """Horizontal bars: movies per genre and ratings per genre, side by side."""
+    table = genre_table(ml).sort_values("ratings")
+    fig, (left, right) = _figure(ncols=2, width=11, height=max(4.0, 0.28 * len(table) + 1.5))
+    left.barh(table.index, table["movies"], color="tab:blue")
+    left.set_xlabel("movies in the catalogue")
+    left.set_ylabel("genre")
+    left.set_title("Movies per genre")
+    right.barh(table.index, table["ratings"], color="tab:orange")
+    right.set_xlabel("ratings")
+    right.set_title("Ratings per genre")
+    right.tick_params(labelleft=False)
+    fig.suptitle(f"Genres (a movie can have several): {dataset_label(ml)}")
+    return fig
+
+
+def plot_activity_over_time(ml: MovieLens) -> Figure:
+    """Ratings per month, with the number of users who rated that month on a second axis."""
+    fig, ax = _figure(width=10)
+    when = pd.to_datetime(ml.ratings["timestamp"], unit="s")
+    by_month = ml.ratings.assign(month=when.dt.to_period("M").dt.to_timestamp()).groupby("month")
+    ratings = by_month.size()
+    users = by_month["user_id"].nunique()
+    ax.bar(ratings.index, ratings.to_numpy(), width=25, color="tab:blue", label="ratings")
+    ax.set_ylabel("ratings per month")
+    ax.set_xlabel("month")
+    twin = ax.twinx()
+    twin.plot(users.index, users.to_numpy(), color="tab:red", marker=".", label="active users")
+    twin.set_ylabel("users who rated that month", color="tab:red")
+    twin.grid(False)
+    ax.set_title(f"Activity over time: {dataset_label(ml)}")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, ["ratings", "active users"], loc="upper right")
+    return fig
+
+
+def graph_counts(ml: MovieLens) -> pd.DataFrame:
+    """What the users-movies graph will be made of: nodes per type and edges (one per rating, both ways)."""
+    users = int(ml.ratings["user_id"].nunique())
+    movies = len(ml.movies)
+    edges = len(ml.ratings)
+    rows = [
+        ("user nodes", users, "every user with at least one rating"),
+        ("movie nodes", movies, f"every movie in the catalogue ({ml.ratings['movie_id'].nunique():,} rated)"),
+        ("watched edges (user → movie)", edges, "one per rating; rating and timestamp ride on the edge"),
+        ("watched-by edges (movie → user)", edges, "the same ratings in reverse, so messages flow both ways"),
+    ]
+    table = pd.DataFrame(rows, columns=["part", "count", "meaning"]).set_index("part")
+    table.attrs["density"] = edges / max(users * movies, 1)
+    return table
+
+
+def plot_graph_sketch(ml: MovieLens, n_users: int = 4, movies_per_user: int = 3, seed: int = 0) -> Figure:
+    """A tiny piece of the bipartite graph: a few users (left), movies they rated (right), one edge per rating."""
+    rng = np.random.default_rng(seed)
+    counts = ml.ratings.groupby("user_id").size()
+    chosen = rng.choice(counts.index.to_numpy(), size=min(n_users, len(counts)), replace=False)
+    ratings = ml.ratings.sort_values("timestamp")
+    picked = ratings[ratings["user_id"].isin(chosen)].groupby("user_id").head(movies_per_user)
+    # add ratings from the chosen users to movies already drawn, so shared movies show up
+    shared = ratings[ratings["user_id"].isin(chosen) & ratings["movie_id"].isin(picked["movie_id"])]
+    shared = shared.merge(picked[["user_id", "movie_id"]], how="left", indicator=True)
+    extra = shared[shared["_merge"] == "left_only"].drop(columns="_merge").head(n_users + 2)
+    edges = pd.concat([picked, extra]).drop_duplicates(["user_id", "movie_id"])
+    users = sorted(edges["user_id"].unique())
+    movies = list(dict.fromkeys(edges.sort_values(["user_id", "timestamp"])["movie_id"]))
+    titles = ml.movies.set_index("movie_id")["title"]
+    fig, ax = _figure(width=10, height=max(3.5, 0.45 * len(movies) + 1))
+    uy = {u: y for u, y in zip(users, np.linspace(1, 0, len(users)), strict=True)}
+    my = {m: y for m, y in zip(movies, np.linspace(1, 0, len(movies)), strict=True)}
+    for u, m, r in edges[["user_id", "movie_id", "rating"]].itertuples(index=False):
+        ax.plot([0, 1], [uy[u], my[m]], color="grey", linewidth=0.6 + 0.4 * float(r), alpha=0.7, zorder=1)
+    ax.scatter([0] * len(users), list(uy.values()), s=300, color="tab:blue", zorder=2, label="user")
+    ax.scatter([1] * len(movies), list(my.values()), s=200, color="tab:orange", marker="s", zorder=2,
+               label="movie")
+    for u, y in uy.items():
+        ax.annotate(f"user {u}", (0, y), xytext=(-14, 0), textcoords="offset points", ha="right", va="center")
+    for m, y in my.items():
+        ax.annotate(f"{titles.get(m, m)}", (1, y), xytext=(14, 0), textcoords="offset points", va="center")
+    ax.set_xlim(-0.6, 2.2)
+    ax.set_ylim(-0.15, 1.15)
+    ax.axis("off")
+    ax.legend(loc="upper center", ncol=2, frameon=False)
+    ax.set_title(f"A piece of the users-movies graph (edge width = rating): {dataset_label(ml)}")
+    return fig
+
+
+# -- notebook 02: the graph ------------------------------------------------------------------------
+def plot_degree_distributions(gd, ml: MovieLens) -> Figure:
+    """Two log-log histograms of the training graph (`helpers.graph.GraphData`): ratings per user and per movie."""
+    from helpers.graph import degrees
+
+    fig, axes = _figure(ncols=2, width=11)
+    for ax, (kind, degree) in zip(axes, degrees(gd).items(), strict=True):
+        nonzero = degree[degree > 0]
+        bins = np.unique(np.logspace(np.log10(nonzero.min()), np.log10(nonzero.max() + 1), 30).round())
+        ax.hist(nonzero, bins=bins, color="tab:blue" if kind == "user" else "tab:orange")
+        without = int((degree == 0).sum())
+        ax.set(xscale="log", yscale="log", ylabel=f"number of {kind}s (log scale)",
+               xlabel=f"training ratings per {kind} (log scale)"
+                      + (f"\n{without:,} {kind}s without training ratings not shown" if without else ""),
+               title=f"Ratings per {kind}: median {np.median(nonzero):.0f}, max {nonzero.max():,}")
+    fig.suptitle(f"Degree distributions of the training graph: {dataset_label(ml)}")
+    return fig
+
+
+# -- notebook 03: PinSage training -----------------------------------------------------------------
+def plot_training_history(history: list[dict], label: str, baselines: dict[str, float] | None = None) -> Figure:
+    """Per epoch: the training loss, and validation HR@10 (protocol a: latest movie) with `baselines`
+    (name -> validation HR@10) as dashed lines. `label` names the dataset (`dataset_label`)."""
+    fig, (loss_ax, hr_ax) = _figure(ncols=2, width=11)
+    epochs = [h["epoch"] for h in history]
+    loss_ax.plot(epochs, [h["loss"] for h in history], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="mean max-margin loss", title="Training loss")
+    hr_ax.plot(epochs, [h["val_hr@10"] for h in history], marker="o", label="PinSage")
+    best = max(history, key=lambda h: h["val_hr@10"])
+    hr_ax.scatter([best["epoch"]], [best["val_hr@10"]], s=120, facecolors="none", edgecolors="black",
+                  label=f"best epoch ({best['epoch']})", zorder=3)
+    for (name, value), style in zip((baselines or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
+        hr_ax.axhline(value, linestyle=style, color="grey", label=name)
+    hr_ax.set(xlabel="epoch", ylabel="HR@10", title="Validation HR@10 (query: latest training movie)")
+    hr_ax.legend(fontsize="small")
+    fig.suptitle(f"PinSage training: {label}")
+    return fig
+
+
+def plot_embedding_map(vectors: np.ndarray, gd, label: str, method: str = "pca", seed: int = 0,
+                       max_points: int = 4000, top_genres: int = 8) -> Figure:
+    """Movies with training ratings as points in 2-D (`method` "pca" or "tsne", from scikit-learn), coloured
+    by their most specific genre (the rarest of their genres); genres outside the `top_genres` most common
+    are grey."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"method={method!r}: use 'pca' or 'tsne'")
+    rated = np.flatnonzero(np.bincount(gd.train["movie"].to_numpy(), minlength=len(vectors)) > 0)
+    rng = np.random.default_rng(seed)
+    if len(rated) > max_points:
+        rated = np.sort(rng.choice(rated, max_points, replace=False))
+    multi_hot = gd.graph.nodes["movie"].data["genres"].numpy()[rated]
+    counts = multi_hot.sum(axis=0)
+    rarity = np.where(multi_hot > 0, counts[None, :], np.inf)
+    genre = np.where(multi_hot.any(axis=1), rarity.argmin(axis=1), -1)
+    if method == "pca":
+        xy = PCA(n_components=2, random_state=seed).fit_transform(vectors[rated])
+    else:
+        xy = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(rated) - 1)).fit_transform(vectors[rated])
+    fig, ax = _figure(width=9, height=6)
+    shown = [g for g in pd.Series(genre[genre >= 0]).value_counts().index[:top_genres]]
+    other = ~np.isin(genre, shown)
+    ax.scatter(xy[other, 0], xy[other, 1], s=6, color="lightgrey", label="other genres")
+    for g in shown:
+        mask = genre == g
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, alpha=0.8, label=gd.genres[g])
+    ax.set(xlabel=f"{method.upper()} 1", ylabel=f"{method.upper()} 2")
+    ax.legend(markerscale=2, fontsize="small", loc="best")
+    ax.set_title(f"PinSage movie embeddings ({method.upper()}, {len(rated):,} rated movies, colour = most specific "
+                 f"genre): {label}")
+    return fig

@@ -1,0 +1,242 @@
+"""What PinSage trains on: positive movie pairs, negatives that get harder, and random-walk neighbourhoods.
+
+* Positives. `engagement_pairs`: the paper's pairs, a movie and the one the same user rated right after it
+  (training edges only, in time order). `RandomWalkPositives`: DGL's example, the movie reached by a
+  movie -> user -> movie walk.
+* Negatives. `NegativeSampler`: uniform over all movies, plus, once the curriculum starts, "hard" negatives
+  drawn from ranks `hard_ranks` of the model's own neighbour list of the query movie (paper, section 3.3).
+* Neighbourhoods. `NeighbourSampler` runs `dgl.sampling.PinSAGESampler` (random walks from each movie through
+  users; the `neighbours` most visited movies, weighted by their visit counts) and returns plain tensors
+  (`Hop`, `Neighbourhood`) that the model in `helpers.model` consumes on any device.
+
+Sampling runs on the CPU (DGL's PyPI build is CPU-only); `Neighbourhood.to(device)` moves the result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from helpers.dgl_import import dgl
+
+MOVIE, USER = "movie", "user"
+WATCHED, WATCHED_BY = "watched", "watched-by"
+
+
+@dataclass
+class Hop:
+    """One layer's sampled edges: `src` indexes the layer's input nodes, `dst` its output nodes (the first
+    `num_dst` input nodes are the output nodes themselves), `weight` is the random-walk visit count."""
+
+    src: torch.Tensor
+    dst: torch.Tensor
+    weight: torch.Tensor
+    num_dst: int
+
+    def to(self, device: torch.device | str) -> Hop:
+        return Hop(self.src.to(device), self.dst.to(device), self.weight.to(device), self.num_dst)
+
+
+@dataclass
+class Neighbourhood:
+    """A multi-layer computation graph: `input_nodes` (movie indices) feed `hops[0]`; the output nodes of
+    the last hop are `seeds`, in the order they were given."""
+
+    input_nodes: torch.Tensor
+    hops: list[Hop]
+    seeds: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Neighbourhood:
+        return Neighbourhood(self.input_nodes.to(device), [h.to(device) for h in self.hops], self.seeds.to(device))
+
+
+def engagement_pairs(train: pd.DataFrame, window: int = 1) -> np.ndarray:
+    """Pairs `[movie, next movie]` from each user's training ratings in time order: the movie rated 1..`window`
+    places after it. Ties in timestamp keep the order of `train`. Returns int64 array of shape (P, 2)."""
+    if window < 1:
+        raise ValueError(f"window={window}: it must be at least 1 (1 = only the very next movie)")
+    missing = {"user", "movie", "timestamp"} - set(train.columns)
+    if missing:
+        raise ValueError(f"train is missing column(s) {sorted(missing)}: pass GraphData.train from helpers.graph")
+    ordered = train.sort_values(["user", "timestamp"], kind="stable")
+    users = ordered["user"].to_numpy()
+    movies = ordered["movie"].to_numpy(dtype=np.int64)
+    pairs = []
+    for step in range(1, window + 1):
+        same_user = users[step:] == users[:-step]
+        pairs.append(np.stack([movies[:-step][same_user], movies[step:][same_user]], axis=1))
+    out = np.concatenate(pairs) if pairs else np.empty((0, 2), np.int64)
+    return out[out[:, 0] != out[:, 1]]
+
+
+class EngagementPositives:
+    """Batches of (head, tail) drawn uniformly from `engagement_pairs`, so popular transitions come up more."""
+
+    def __init__(self, train: pd.DataFrame, window: int = 1):
+        self.pairs = torch.from_numpy(engagement_pairs(train, window))
+        if len(self.pairs) == 0:
+            raise ValueError("No engagement pairs: no user has two training ratings. Use a larger dataset.")
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.randint(len(self.pairs), (batch_size,), generator=generator)
+        return self.pairs[rows, 0], self.pairs[rows, 1]
+
+
+class RandomWalkPositives:
+    """DGL's example: heads are movies of random training edges (so in proportion to their ratings), tails the
+    movie reached by one movie -> user -> movie walk; a walk that returns to its head is dropped."""
+
+    def __init__(self, graph: dgl.DGLGraph):
+        self.graph = graph
+        self.edge_movies = graph.edges(etype=WATCHED)[1]
+        if len(self.edge_movies) == 0:
+            raise ValueError("The graph has no training edges: build it with helpers.graph.build_graph.")
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        heads = self.edge_movies[torch.randint(len(self.edge_movies), (batch_size,), generator=generator)]
+        traces, _ = dgl.sampling.random_walk(self.graph, heads, metapath=[WATCHED_BY, WATCHED])
+        tails = traces[:, 2]
+        keep = (tails >= 0) & (tails != heads)
+        return heads[keep], tails[keep]
+
+
+class NegativeSampler:
+    """Uniform negatives, with a fraction replaced by hard ones from the model's own ranking once
+    `set_hard_bank` has been given each movie's nearest movies (rank order)."""
+
+    def __init__(self, num_movies: int, hard_ranks: tuple[int, int] = (50, 500)):
+        low, high = hard_ranks
+        if not 0 <= low < high:
+            raise ValueError(f"hard_ranks={hard_ranks}: give (low, high) with 0 <= low < high, e.g. (50, 500)")
+        self.num_movies = num_movies
+        self.hard_ranks = (low, min(high, max(num_movies - 1, low + 1)))
+        self.bank: torch.Tensor | None = None  # [num_movies, high - low] movie indices
+
+    def set_hard_bank(self, vectors: torch.Tensor) -> None:
+        """Rank every movie's neighbours by inner product of `vectors` and keep ranks `hard_ranks`."""
+        low, high = self.hard_ranks
+        high = min(high, len(vectors) - 1)
+        if high <= low:
+            self.bank = None
+            return
+        vectors = vectors.detach().float().cpu()
+        rows = []
+        for start in range(0, len(vectors), 2048):  # chunks keep memory at 2048 x num_movies
+            scores = vectors[start:start + 2048] @ vectors.T
+            scores[torch.arange(len(scores)), torch.arange(start, start + len(scores))] = -torch.inf  # not itself
+            rows.append(torch.topk(scores, high, dim=1).indices[:, low:high])
+        self.bank = torch.cat(rows)
+
+    def sample(self, heads: torch.Tensor, per_head: int, hard_fraction: float,
+               generator: torch.Generator) -> torch.Tensor:
+        """Negatives of shape [len(heads), per_head]."""
+        negatives = torch.randint(self.num_movies, (len(heads), per_head), generator=generator)
+        if self.bank is not None and hard_fraction > 0:
+            hard = torch.rand((len(heads), per_head), generator=generator) < hard_fraction
+            columns = torch.randint(self.bank.shape[1], (len(heads), per_head), generator=generator)
+            from_bank = self.bank[heads.unsqueeze(1).expand(-1, per_head), columns]
+            negatives = torch.where(hard, from_bank, negatives)
+        return negatives
+
+
+@dataclass(frozen=True)
+class NeighbourhoodSpec:
+    """How a movie's neighbourhood is sampled: `walks` random walks of up to `walk_length` movie -> user ->
+    movie traversals, each followed by a restart with probability `restart_prob`; the `neighbours` most
+    visited movies become its neighbours, with their visit counts as importance weights."""
+
+    neighbours: int = 5
+    walks: int = 10
+    walk_length: int = 2
+    restart_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.restart_prob < 1:
+            raise ValueError(f"restart_prob={self.restart_prob}: it must be between 0 and 1 (e.g. 0.5)")
+        if min(self.neighbours, self.walks, self.walk_length) < 1:
+            raise ValueError("neighbours, walks and walk_length must all be at least 1")
+
+
+class NeighbourSampler:
+    """PinSage neighbourhoods for `layers` layers (`dgl.sampling.PinSAGESampler`, see `NeighbourhoodSpec`)."""
+
+    def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec):
+        if layers < 1:
+            raise ValueError(f"layers={layers}: it must be at least 1")
+        self.layers = layers
+        self.spec = spec
+        self.sampler = dgl.sampling.PinSAGESampler(graph, MOVIE, USER, spec.walk_length, spec.restart_prob,
+                                                   spec.walks, spec.neighbours)
+
+    def hop(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[Hop, torch.Tensor]:
+        """One layer for `seeds` (unique movie indices): the hop and its input nodes (seeds first).
+        Edges `exclude` (pairs of movie indices, both directions) and self-loops are left out."""
+        frontier = self.sampler(seeds)
+        src, dst = frontier.edges()
+        drop = src == dst
+        if exclude is not None and len(exclude[0]):
+            a, b = exclude
+            n = frontier.num_nodes()
+            banned = torch.cat([a * n + b, b * n + a])
+            drop |= torch.isin(src * n + dst, banned)
+        if bool(drop.any()):
+            frontier = dgl.remove_edges(frontier, torch.nonzero(drop).squeeze(1))
+        block = dgl.to_block(frontier, seeds)
+        bsrc, bdst = block.edges()
+        hop = Hop(bsrc, bdst, block.edata["weights"].float(), block.num_dst_nodes())
+        return hop, block.srcdata[dgl.NID]
+
+    def sample(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> Neighbourhood:
+        """All layers for `seeds` (unique movie indices), outermost layer first in `hops`."""
+        hops: list[Hop] = []
+        nodes = seeds
+        for _ in range(self.layers):
+            hop, nodes = self.hop(nodes, exclude)
+            hops.insert(0, hop)
+        return Neighbourhood(nodes, hops, seeds)
+
+
+@dataclass
+class PairBatch:
+    """One training step: `neighbourhood` covers the unique movies `nodes`; `heads`, `tails` ([B]) and
+    `negatives` ([B, N]) index into `nodes` (positions, not movie indices)."""
+
+    neighbourhood: Neighbourhood
+    heads: torch.Tensor
+    tails: torch.Tensor
+    negatives: torch.Tensor
+
+    def to(self, device: torch.device | str) -> PairBatch:
+        return PairBatch(self.neighbourhood.to(device), self.heads.to(device), self.tails.to(device),
+                         self.negatives.to(device))
+
+
+def pair_batch(sampler: NeighbourSampler, heads: torch.Tensor, tails: torch.Tensor,
+               negatives: torch.Tensor) -> PairBatch:
+    """Neighbourhoods of every movie in the batch, without the positive pairs' own edges (so the model cannot
+    learn "the tail is among the head's neighbours" from the very pair it is asked to score)."""
+    nodes, inverse = torch.unique(torch.cat([heads, tails, negatives.reshape(-1)]), return_inverse=True)
+    b = len(heads)
+    neighbourhood = sampler.sample(nodes, exclude=(heads, tails))
+    return PairBatch(neighbourhood, inverse[:b], inverse[b:2 * b], inverse[2 * b:].reshape(negatives.shape))
+
+
+def neighbourhood_table(graph: dgl.DGLGraph, movie: int, spec: NeighbourhoodSpec, seed: int | None = None
+                        ) -> pd.DataFrame:
+    """One movie's PinSage neighbourhood, for explanation: columns `movie` (node index), `visits` (how often
+    the random walks reached it) and `importance` (its share of the visits, the pooling weight), most
+    visited first. `seed` fixes the walks."""
+    if not 0 <= movie < graph.num_nodes(MOVIE):
+        raise ValueError(f"movie node index {movie} is outside 0..{graph.num_nodes(MOVIE) - 1}; map MovieLens ids "
+                         "with GraphData.movie_index")
+    if seed is not None:
+        dgl.seed(seed)
+    hop, inputs = NeighbourSampler(graph, 1, spec).hop(torch.tensor([movie]))
+    table = pd.DataFrame({"movie": inputs[hop.src].numpy(), "visits": hop.weight.numpy().astype(np.int64)})
+    table = table.sort_values(["visits", "movie"], ascending=[False, True], ignore_index=True)
+    table["importance"] = table["visits"] / max(int(table["visits"].sum()), 1)
+    return table

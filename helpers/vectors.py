@@ -1,0 +1,404 @@
+"""The movie vector store: one Milvus collection keyed by MovieLens movie id, through pymilvus `MilvusClient`.
+
+Where: `RECSYS_MILVUS_URI` (`settings.milvus_uri`). By default a Milvus Lite file under
+`<artifacts>/<dataset>/milvus.db`, embedded in this process; or a server such as the docker-compose one,
+`http://127.0.0.1:19530` (with `RECSYS_MILVUS_TOKEN` when it has authentication on).
+
+Collection `movies`: `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
+(0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter never matches 0),
+`genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
+
+Metric and index, and why:
+* Metric `IP` (inner product): the embeddings are L2-normalised by `helpers.embeddings`, so inner product
+  *is* cosine similarity, and it is the cheapest of the three to compute.
+* Index `FLAT` (exact search) up to `FLAT_MAX_ROWS` rows, on both backends. MovieLens catalogues are small
+  (ML-1M: 3,883 movies; even ML-32M has ~87k): scanning 3,883 64-d vectors takes well under a millisecond,
+  so an approximate index would buy nothing and cost recall. FLAT also makes filtered search exact: a
+  genre or year filter can leave few candidates, which graph indexes handle badly (HNSW with an
+  `id in [...]` filter returned 0 of 3 hits on Milvus Lite here). Milvus Lite is a single-process,
+  embedded store for notebooks and tests, where FLAT is always the right choice.
+* Above `FLAT_MAX_ROWS` on a server: `HNSW` (M=16, efConstruction=200, ef at search >= 4 x limit), the
+  usual in-memory choice when exact scans get slow. None of the MovieLens datasets reaches it.
+
+Milvus Lite allows ONE process per `.db` folder (it takes a lock): close the client (`VectorStore.close`)
+before another notebook kernel opens the file, or point every process at a server.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import Settings
+
+COLLECTION = "movies"
+FLAT_MAX_ROWS = 200_000
+MAX_TITLE_BYTES = 1024
+MAX_GENRES = 32
+MAX_GENRE_BYTES = 64
+DEFAULT_BATCH_SIZE = 1_000
+SERVER_HINT = (
+    "Start one with `docker compose up -d milvus` (docker-compose.yml) or `.venv/bin/milvus-server --data DIR`, "
+    "or unset RECSYS_MILVUS_URI to use the embedded Milvus Lite file."
+)
+
+
+class VectorStoreError(RuntimeError):
+    """The vector store cannot be reached or used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    index_type: str
+    metric_type: str
+    build_params: dict[str, Any]
+    reason: str
+
+    def search_params(self, limit: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"ef": max(64, 4 * limit)} if self.index_type == "HNSW" else {}
+        return {"metric_type": self.metric_type, "params": params}
+
+
+def choose_index(n_rows: int, lite: bool) -> IndexChoice:
+    """The index for `n_rows` normalised vectors on Milvus Lite (`lite`) or a server (see module docstring)."""
+    if lite or n_rows <= FLAT_MAX_ROWS:
+        where = "Milvus Lite" if lite else "the server"
+        return IndexChoice("FLAT", "IP", {}, f"{n_rows:,} rows on {where}: exact search is fast enough and "
+                                             "keeps filtered results exact; IP = cosine on unit vectors")
+    return IndexChoice("HNSW", "IP", {"M": 16, "efConstruction": 200},
+                       f"{n_rows:,} rows on the server: more than {FLAT_MAX_ROWS:,}, so a graph index (HNSW)")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    rows: int  # rows sent (upserted)
+    removed: int  # ids that were in the collection but not in the new embeddings
+    count: int  # rows in the collection afterwards (verified equal to `rows`)
+    seconds: float
+    index: IndexChoice
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class Hit:
+    movie_id: int
+    score: float
+
+
+def _lock_holder_message(db_path: Path) -> str | None:
+    """If another process holds Milvus Lite's lock on `db_path`, say so and what to do; else None."""
+    lock = db_path / "LOCK"
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return (f"Another process already has the Milvus Lite file {db_path} open (Milvus Lite allows one "
+                "process per file). Close it there (e.g. `store.close()` / `engine.close()` at the end of the other "
+                "notebook, or shut down that kernel), or run against a Milvus server that many processes can "
+                "share: `docker compose up -d milvus` and set RECSYS_MILVUS_URI=http://127.0.0.1:19530.")
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+_CLIENTS: dict[tuple[int, str], Any] = {}  # (pid, uri) -> MilvusClient: one client per process and URI
+
+
+def connect(uri: str, token: str = "", timeout: float = 10.0):
+    """The process's `MilvusClient` for `uri` (opened on first use), or a `VectorStoreError` saying what to do."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    key = (os.getpid(), uri)
+    if key in _CLIENTS:
+        return _CLIENTS[key]
+    lite = is_lite_uri(uri)
+    if lite:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client = MilvusClient(uri=uri, token=token, timeout=timeout)
+        client.list_collections()
+    except MilvusException as exc:
+        if lite:
+            reason = _lock_holder_message(Path(uri))
+            if reason:
+                raise VectorStoreError(reason) from exc
+            raise VectorStoreError(f"Could not open the Milvus Lite file {uri}: {exc}. Check the folder is "
+                                   "writable, or set RECSYS_MILVUS_URI to a server.") from exc
+        raise VectorStoreError(f"Cannot reach the Milvus server at {uri} ({exc}). {SERVER_HINT}") from exc
+    _CLIENTS[key] = client
+    return client
+
+
+def disconnect(uri: str) -> None:
+    """Close this process's client for `uri`; for Milvus Lite this releases the file for other processes."""
+    client = _CLIENTS.pop((os.getpid(), uri), None)
+    if client is not None:
+        client.close()
+    if is_lite_uri(uri):  # pymilvus keeps the embedded server (and its file lock) until told to release it
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
+def is_lite_uri(uri: str) -> bool:
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def quote(value: str) -> str:
+    """A Milvus filter-expression string literal (JSON escaping: quotes and backslashes are escaped)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def filter_expression(genres: Sequence[str] | None = None, years: tuple[int, int] | None = None,
+                      exclude_ids: Iterable[int] | None = None) -> str:
+    """The Milvus filter for movies in any of `genres`, released in `years` (inclusive), not in `exclude_ids`."""
+    parts = []
+    if genres:
+        parts.append(f"array_contains_any(genres, [{', '.join(quote(str(g)) for g in genres)}])")
+    if years is not None:
+        low, high = (int(y) for y in years)
+        parts.append(f"(year >= {low} and year <= {high})")
+    excluded = sorted({int(i) for i in exclude_ids or ()})
+    if excluded:
+        parts.append(f"movie_id not in [{', '.join(map(str, excluded))}]")
+    return " and ".join(parts)
+
+
+def _genre_list(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [g for g in value.split("|") if g]
+    return [str(g) for g in value]
+
+
+def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows for the collection, checked before anything is written: every id known to `movies` (the
+    MovieLens `movies` frame), unique, vectors finite, titles and genres within the field limits."""
+    movie_ids = np.asarray(movie_ids, dtype=np.int64)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(movie_ids):
+        raise VectorStoreError(f"{len(movie_ids)} movie ids for vectors of shape {vectors.shape}: "
+                               "they must match one row per id")
+    if len(movie_ids) == 0:
+        raise VectorStoreError("No embeddings to ingest: run notebooks/03_pinsage_training.ipynb first.")
+    unique, counts = np.unique(movie_ids, return_counts=True)
+    if (counts > 1).any():
+        raise VectorStoreError(f"Duplicate movie ids in the embeddings: {unique[counts > 1][:10].tolist()}")
+    if not np.isfinite(vectors).all():
+        raise VectorStoreError("Some embedding values are NaN or infinite: retrain (notebook 03).")
+    meta = movies.set_index("movie_id")
+    unknown = np.setdiff1d(movie_ids, meta.index.to_numpy(dtype=np.int64))
+    if len(unknown):
+        raise VectorStoreError(f"{len(unknown)} embedded movie ids are not in the movies table, e.g. "
+                               f"{unknown[:10].tolist()}: the embeddings were made from another dataset.")
+    meta = meta.loc[movie_ids]
+    rows = []
+    for movie_id, vector, title, year, genres in zip(movie_ids, vectors, meta["title"], meta["year"],
+                                                     meta["genres"], strict=True):
+        genre_list = _genre_list(genres)
+        if len(str(title).encode()) > MAX_TITLE_BYTES:
+            raise VectorStoreError(f"Title of movie {movie_id} is over {MAX_TITLE_BYTES} bytes")
+        if len(genre_list) > MAX_GENRES or any(len(g.encode()) > MAX_GENRE_BYTES for g in genre_list):
+            raise VectorStoreError(f"Movie {movie_id} has more than {MAX_GENRES} genres or a genre name over "
+                                   f"{MAX_GENRE_BYTES} bytes: {genre_list}")
+        rows.append({"movie_id": int(movie_id), "embedding": vector.tolist(), "title": str(title),
+                     "year": 0 if pd.isna(year) else int(year), "genres": genre_list})
+    return rows
+
+
+def _drop_mvcc_warning(record: logging.LogRecord) -> bool:
+    return "failed to get mvccTs" not in record.getMessage()
+
+
+def _quiet_iterator_warning() -> None:
+    """Milvus Lite has no server-side snapshot timestamp, so pymilvus' query iterator warns on every use and
+    falls back to a client-side one, which is right for us: drop that one message."""
+    log = logging.getLogger("pymilvus.client.iterator.query_iterator")
+    if _drop_mvcc_warning not in log.filters:
+        log.addFilter(_drop_mvcc_warning)
+
+
+class VectorStore:
+    """The `movies` collection at `settings.milvus_uri`: create, ingest (batched upsert), get, search."""
+
+    def __init__(self, settings: Settings, collection: str = COLLECTION):
+        self.uri = settings.milvus_uri
+        self.lite = is_lite_uri(self.uri)
+        self.collection = collection
+        self.client = connect(self.uri, settings.milvus_token)
+        self._index: IndexChoice | None = None
+        if self.exists():  # a reopened collection must be loaded before get/search
+            self.load()
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.client.has_collection(self.collection)
+
+    def dim(self) -> int | None:
+        """The vector size of the existing collection, or None when there is none."""
+        if not self.exists():
+            return None
+        for field in self.client.describe_collection(self.collection)["fields"]:
+            if field["name"] == "embedding":
+                return int(field["params"]["dim"])
+        raise VectorStoreError(f"Collection {self.collection!r} at {self.uri} has no 'embedding' field: it was "
+                               "not made by this project. Drop it or use another RECSYS_MILVUS_URI.")
+
+    def create(self, dim: int, n_rows: int) -> IndexChoice:
+        """Create the collection with its index (a no-op when it exists with this `dim`) and load it."""
+        from pymilvus import DataType
+
+        index = choose_index(n_rows, self.lite)
+        existing = self.dim()
+        if existing is not None and existing != dim:
+            raise VectorStoreError(
+                f"Collection {self.collection!r} at {self.uri} holds {existing}-d vectors but the embeddings are "
+                f"{dim}-d (the model changed). Nothing was changed; to replace it call "
+                f"`VectorStore(settings).drop()` and ingest again.")
+        if existing is None:
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
+                                               description="MovieLens movies and their PinSage embeddings")
+            schema.add_field("movie_id", DataType.INT64, is_primary=True)
+            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+            schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
+            schema.add_field("year", DataType.INT64)
+            schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
+                             max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
+            params = self.client.prepare_index_params()
+            params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
+                             params=index.build_params)
+            self.client.create_collection(self.collection, schema=schema, index_params=params,
+                                          consistency_level="Strong")
+        self.load()
+        self._index = self.index()
+        return self._index
+
+    def index(self) -> IndexChoice:
+        """The index the existing collection was built with."""
+        info = self.client.describe_index(self.collection, "embedding")
+        build = {k: int(v) for k, v in info.items() if k in ("M", "efConstruction", "nlist")}
+        return IndexChoice(info["index_type"], info["metric_type"], build, "as built")
+
+    def load(self) -> None:
+        """Load the collection into memory for search (needed again after reopening)."""
+        self.client.load_collection(self.collection)
+
+    def drop(self) -> None:
+        if self.exists():
+            self.client.drop_collection(self.collection)
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def ingest(self, movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame,
+               batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> IngestReport:
+        """Upsert every movie (batched, with a progress bar), remove ids no longer embedded, flush, load and
+        check the count. All rows are validated before the first write, so bad input changes nothing."""
+        from tqdm.auto import tqdm
+
+        if batch_size < 1:
+            raise VectorStoreError(f"batch_size must be at least 1, got {batch_size}")
+        rows = movie_rows(movie_ids, vectors, movies)
+        start = time.perf_counter()
+        index = self.create(len(rows[0]["embedding"]), len(rows))
+        with tqdm(total=len(rows), desc=f"upsert into {self.collection}", unit="movie", disable=not progress) as bar:
+            for first in range(0, len(rows), batch_size):
+                batch = rows[first:first + batch_size]
+                self.client.upsert(self.collection, batch)
+                bar.update(len(batch))
+        stale = np.setdiff1d(self.ids(), np.asarray(movie_ids, dtype=np.int64))
+        if len(stale):
+            self.client.delete(self.collection, ids=stale.tolist())
+        self.client.flush(self.collection)
+        self.load()
+        count = self.count()
+        seconds = time.perf_counter() - start
+        if count != len(rows):
+            raise VectorStoreError(f"After ingesting {len(rows)} movies the collection at {self.uri} holds {count}: "
+                                   "run the ingestion again; if it persists, drop the collection and re-ingest.")
+        return IngestReport(rows=len(rows), removed=len(stale), count=count, seconds=seconds, index=index)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def _require(self) -> None:
+        if not self.exists():
+            raise VectorStoreError(f"No {self.collection!r} collection at {self.uri}: run "
+                                   "notebooks/04_vector_store.ipynb (with this RECSYS_MILVUS_URI) first.")
+
+    def count(self) -> int:
+        self._require()
+        result = self.client.query(self.collection, filter="", output_fields=["count(*)"],
+                                   consistency_level="Strong")
+        return int(result[0]["count(*)"])
+
+    def ids(self) -> np.ndarray:
+        """Every movie id in the collection, sorted."""
+        return self.metadata(fields=("movie_id",))["movie_id"].to_numpy(dtype=np.int64)
+
+    def metadata(self, fields: Sequence[str] = ("movie_id", "title", "year", "genres")) -> pd.DataFrame:
+        """Every row's `fields` (no vectors), ordered by movie id; `year` 0 comes back as missing."""
+        self._require()
+        _quiet_iterator_warning()
+        found: list[dict[str, Any]] = []
+        iterator = self.client.query_iterator(self.collection, batch_size=5_000, filter="movie_id >= 0",
+                                              output_fields=list(fields))
+        try:
+            while batch := iterator.next():
+                found.extend({f: row[f] for f in fields} for row in batch)
+        finally:
+            iterator.close()
+        frame = pd.DataFrame(found, columns=list(fields))
+        if "genres" in frame:
+            frame["genres"] = frame["genres"].map(list)
+        if "year" in frame:
+            frame["year"] = pd.array([None if y in (0, None) else int(y) for y in frame["year"]], dtype="Int64")
+        return frame.sort_values("movie_id", ignore_index=True).astype({"movie_id": np.int64})
+
+    def get(self, movie_ids: Sequence[int], with_vectors: bool = True) -> dict[int, dict[str, Any]]:
+        """The stored rows of `movie_ids` that exist, by id (`embedding` as float32 arrays when asked)."""
+        self._require()
+        if not movie_ids:
+            return {}
+        fields = ["movie_id", "title", "year", "genres"] + (["embedding"] if with_vectors else [])
+        rows = self.client.get(self.collection, ids=[int(i) for i in movie_ids], output_fields=fields)
+        out = {}
+        for row in rows:
+            row = dict(row)
+            if with_vectors:
+                row["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
+            row["genres"] = list(row["genres"])
+            row["year"] = int(row["year"]) or None
+            out[int(row["movie_id"])] = row
+        return out
+
+    def search(self, queries: np.ndarray, limit: int, genres: Sequence[str] | None = None,
+               years: tuple[int, int] | None = None, exclude_ids: Iterable[int] | None = None) -> list[list[Hit]]:
+        """For each query vector, the `limit` most similar movies (inner product) passing the filters."""
+        self._require()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self._index is None:
+            self._index = self.index()
+        expr = filter_expression(genres, years, exclude_ids)
+        result = self.client.search(self.collection, data=queries.tolist(), limit=int(limit), filter=expr,
+                                    output_fields=["movie_id"], search_params=self._index.search_params(limit),
+                                    consistency_level="Strong")
+        return [[Hit(int(hit.id), float(hit.distance)) for hit in hits] for hits in result]
+
+    def close(self) -> None:
+        """Release the client (and, for Milvus Lite, the file lock)."""
+        disconnect(self.uri)

@@ -1,0 +1,184 @@
+"""Shared fixtures: the sample dataset, test embeddings, ready-built stores, and the real servers.
+
+Real servers (tests marked `@pytest.mark.real_server`):
+* `milvus_server_uri`: `RECSYS_TEST_MILVUS_URI` when set (e.g. the docker-compose server), else a
+  `milvus-server` (PyPI package `milvus`) started for the session on free ports in a temporary folder
+  and stopped with SIGINT at the end.
+* `mysql_url`: a fresh database `recsys_test_<pid>_<n>` on the server of `RECSYS_TEST_MYSQL_URL`
+  (default `mysql+pymysql://root@127.0.0.1:3306/test`, the local MariaDB), dropped at the end.
+Each skips with the reason when its server is unavailable; with `RECSYS_REQUIRE_REAL_SERVERS=1` (CI) it fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers.config import Settings, get_settings
+
+MILVUS_PORT_OPTIONS = ("proxy-port", "proxy-internal-port", "etcd-port", "root-coord-port", "query-coord-port",
+                       "query-node-port", "index-coord-port", "index-node-port", "data-coord-port", "data-node-port")
+MILVUS_START_SECONDS = 120
+
+
+def _unavailable(reason: str) -> None:
+    """Skip (or fail, when CI says the real servers must be there)."""
+    if os.environ.get("RECSYS_REQUIRE_REAL_SERVERS") == "1":
+        pytest.fail(f"{reason} (RECSYS_REQUIRE_REAL_SERVERS=1)")
+    pytest.skip(reason)
+
+
+# -- data --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sample_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def sample_ml(sample_cache: Path):
+    """The synthetic `sample` MovieLens (helpers.data)."""
+    from helpers.data import load_movielens
+
+    return load_movielens("sample", cache_dir=sample_cache)
+
+
+def make_test_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stand-in embeddings for tests: a fixed random projection of each movie's genres and
+    year, plus a little per-movie noise (so similar movies are near, and no two vectors tie)."""
+    rng = np.random.default_rng(seed)
+    genres = sorted({g for gs in movies["genres"] for g in gs})
+    multi_hot = np.array([[g in set(gs) for g in genres] for gs in movies["genres"]], dtype=np.float32)
+    years = movies["year"].astype("Float64").fillna(1990.0).to_numpy(dtype=np.float32)
+    features = np.column_stack([multi_hot, (years - 1990.0) / 20.0])
+    projection = rng.normal(size=(features.shape[1], dim)).astype(np.float32)
+    vectors = features @ projection + 0.3 * rng.normal(size=(len(movies), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return movies["movie_id"].to_numpy(dtype=np.int64), vectors.astype(np.float32)
+
+
+def sample_settings(root: Path, **overrides: object) -> Settings:
+    """Settings for the sample dataset with every artifact (Lite file, SQLite file) under `root`."""
+    env = {"RECSYS_DATASET": "sample", "RECSYS_ARTIFACTS": str(root / "artifacts"),
+           "RECSYS_CACHE": str(root / "cache")}
+    return get_settings(env, **overrides)
+
+
+@pytest.fixture(scope="session")
+def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iterator[Settings]:
+    """Settings whose Milvus Lite file and SQLite catalog hold the sample with test embeddings (saved as the
+    real `movie_embeddings.npz` artifact and ingested by `helpers.recommend.build_stores`). Use it to build a
+    `RecommendationEngine(stores_settings)`; close the engine when done."""
+    from helpers.embeddings import save_movie_embeddings
+    from helpers.recommend import build_stores
+    from helpers.vectors import disconnect
+
+    settings = sample_settings(tmp_path_factory.mktemp("stores"))
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    build_stores(settings, ml=sample_ml, progress=False)
+    disconnect(settings.milvus_uri)
+    yield settings
+    disconnect(settings.milvus_uri)
+
+
+# -- real servers ------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_milvus(uri: str, process: subprocess.Popen, log: Path) -> str | None:
+    """None once the server answers, else why it did not."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    deadline = time.monotonic() + MILVUS_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"milvus-server exited with {process.returncode}: {log.read_text()[-800:]}"
+        try:
+            client = MilvusClient(uri=uri, timeout=3)
+            client.list_collections()
+            client.close()
+            return None
+        except MilvusException:
+            time.sleep(1)
+    return f"milvus-server did not answer on {uri} within {MILVUS_START_SECONDS} s"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: only the server and its child
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URI of a real Milvus server for this session (see the module docstring)."""
+    external = os.environ.get("RECSYS_TEST_MILVUS_URI", "").strip()
+    if external:
+        yield external
+        return
+    binary = Path(sys.executable).with_name("milvus-server")
+    if not binary.exists() and shutil.which("milvus-server") is None:
+        _unavailable("no Milvus server: milvus-server is not installed (pip install milvus==2.3.5) "
+                     "and RECSYS_TEST_MILVUS_URI is not set")
+    binary = binary if binary.exists() else Path(shutil.which("milvus-server"))
+    data = tmp_path_factory.mktemp("milvus-server")
+    ports = {option: _free_port() for option in MILVUS_PORT_OPTIONS}
+    command = [str(binary), "--data", str(data)]
+    for option, port in ports.items():
+        command += [f"--{option}", str(port)]
+    log = data / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{ports['proxy-port']}"
+    try:
+        problem = _wait_for_milvus(uri, process, log)
+        if problem:
+            _unavailable(problem)
+        yield uri
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    """A URL of a fresh, empty MySQL/MariaDB database for this session (dropped at the end)."""
+    import sqlalchemy as sa
+
+    base = os.environ.get("RECSYS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+    admin = sa.create_engine(base, pool_pre_ping=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable(f"no MySQL/MariaDB at {sa.make_url(base).render_as_string(hide_password=True)}: "
+                     f"{getattr(exc, 'orig', exc)}")
+    name = f"recsys_test_{os.getpid()}_{int(time.time() * 1000) % 1_000_000}"
+    with admin.begin() as conn:  # a name we made ourselves: safe to put in DDL
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    url = sa.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from helpers.catalog import dispose_engine
+
+        dispose_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()

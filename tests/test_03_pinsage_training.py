@@ -1,0 +1,58 @@
+"""Notebook 03's stage end to end on the sample: real loader, real graph, brief training, evaluation.
+
+The sample is built so that the next movie follows from the last one (users watch a series' parts in
+order, within their taste group); popularity cannot see that, a graph model can. On 600 users the standard
+error of an HR@10 is at most sqrt(0.25 / 600) = 0.02, so the margin of 0.15 asked below is more than five
+standard errors of the difference, and far below the gap measured when this test was written
+(popularity 0.22, PinSage about 0.6 after a few seconds of training).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.config import get_settings
+from helpers.data import load_dataset
+from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.evaluate import PopularityBaseline, embedding_scorer, evaluate_scores
+from helpers.graph import build_graph, graph_path, save_graph
+from helpers.train import TrainConfig, infer_movie_embeddings, train_pinsage
+
+MARGIN = 0.15
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stage03")
+    settings = get_settings(env={"RECSYS_DATASET": "sample", "RECSYS_ARTIFACTS": str(folder / "artifacts"),
+                                 "RECSYS_CACHE": str(folder / "cache")})
+    gd = build_graph(load_dataset(settings))
+    save_graph(gd, settings)
+    config = TrainConfig.for_dataset("sample", max_epochs=3)
+    result = train_pinsage(gd, settings, config, progress=False)
+    return settings, gd, result
+
+
+def test_pinsage_clearly_beats_popularity_on_the_sample(trained):
+    _, gd, result = trained
+    vectors = infer_movie_embeddings(result.model, gd, seed=0)
+    popularity = PopularityBaseline().fit(gd)
+    for split in ("val", "test"):
+        ours = evaluate_scores(embedding_scorer(vectors), gd, split, "latest")["hr@10"]
+        theirs = evaluate_scores(popularity, gd, split, "latest")["hr@10"]
+        assert ours >= theirs + MARGIN, f"{split}: PinSage HR@10 {ours:.3f} vs popularity {theirs:.3f}"
+
+
+def test_training_improves_validation_over_the_first_epoch(trained):
+    _, _, result = trained
+    assert result.best["val_hr@10"] >= result.history[0]["val_hr@10"]
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+
+
+def test_embeddings_artifact_round_trip(trained):
+    settings, gd, result = trained
+    vectors = infer_movie_embeddings(result.model, gd, seed=settings.seed)
+    save_movie_embeddings(settings, gd.movie_ids, vectors, inputs={"graph": graph_path(settings)})
+    stored = load_movie_embeddings(settings)
+    assert np.array_equal(stored.movie_ids, gd.movie_ids)
+    np.testing.assert_allclose(stored.vectors, vectors, atol=1e-6)

@@ -1,0 +1,204 @@
+"""The FastAPI service (helpers/api.py) through a REAL uvicorn server on 127.0.0.1 (a subprocess on a free
+port) over the sample stores, plus the OpenAPI schema in process."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers.catalog import Catalog
+from helpers.config import Settings
+from helpers.embeddings import load_movie_embeddings
+from helpers.recommend import MAX_LIKED, RecommendationEngine, numpy_recommend
+
+ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    env.update(RECSYS_DATASET=settings.dataset, RECSYS_ARTIFACTS=str(settings.artifacts_root),
+               RECSYS_CACHE=str(settings.cache_dir), OMP_NUM_THREADS="1")
+    return env
+
+
+def start_uvicorn(settings: Settings, port: int, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
+                                 "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=ROOT, env=server_env(settings), stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api(stores_settings, tmp_path_factory) -> Iterator[str]:
+    """Base URL of uvicorn serving helpers.api:create_app over the sample stores."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("api") / "uvicorn.log"
+    process = start_uvicorn(stores_settings, port, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the API did not answer within {START_SECONDS} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def client(api) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ids(client) -> dict[str, int]:
+    found = {}
+    for query in ("misérables", "golden", "midnight"):
+        found[query] = client.get("/movies", params={"q": query}).json()[0]["movie_id"]
+    return found
+
+
+def test_health_says_both_stores_answer(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True}}
+
+
+def test_openapi_docs_are_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/health", "/movies", "/movies/{movie_id}", "/recommend"} <= set(paths)
+
+
+def test_title_search_keeps_accents_and_years(client):
+    response = client.get("/movies", params={"q": "MISér", "limit": 5})
+    assert response.status_code == 200
+    movies = response.json()
+    assert movies and all("Misérables" in m["title"] and isinstance(m["year"], int) for m in movies)
+    assert len(client.get("/movies", params={"q": "golden", "limit": 3}).json()) == 3
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({}, "q"),
+    ({"q": ""}, "at least 1 character"),
+    ({"q": "   "}, "q is blank"),
+    ({"q": "x" * 201}, "at most 200 characters"),
+    ({"q": "golden", "limit": 0}, "greater than or equal to 1"),
+    ({"q": "golden", "limit": "ten"}, "valid integer"),
+])
+def test_bad_search_parameters_get_a_clear_422(client, params, fragment):
+    response = client.get("/movies", params=params)
+    assert response.status_code == 422
+    assert fragment in response.text
+
+
+def test_movie_by_id_and_unknown_ids(client, ids):
+    movie_id = ids["misérables"]
+    response = client.get(f"/movies/{movie_id}")
+    assert response.status_code == 200 and response.json()["title"].startswith("Misérables")
+    missing = client.get("/movies/987654321")
+    assert missing.status_code == 404 and "No movie with id 987654321" in missing.json()["detail"]
+    assert client.get("/movies/abc").status_code == 422
+    assert client.get("/movies/0").status_code == 422
+
+
+def test_recommend_matches_the_brute_force_ranking(client, ids, stores_settings):
+    liked = list(ids.values())
+    response = client.post("/recommend", json={"liked": liked, "k": 8})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dataset"] == "sample" and body["liked"] == liked
+    results = body["results"]
+    embeddings = load_movie_embeddings(stores_settings)
+    expected = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, k=8)
+    assert [r["movie_id"] for r in results] == [m for m, _, _ in expected]
+    assert [r["because_of"] for r in results] == [b for _, _, b in expected]
+    assert all(r["because_of_title"] and r["source"] == "pinsage" for r in results)
+
+
+def test_recommend_filters_and_the_cold_start(client, ids):
+    body = {"liked": [ids["golden"]], "k": 5, "genres": ["Drama", "Comedy"], "year_min": 1960, "year_max": 1990}
+    results = client.post("/recommend", json=body).json()["results"]
+    assert results and all(set(r["genres"]) & {"Drama", "Comedy"} and 1960 <= r["year"] <= 1990 for r in results)
+    popular = client.post("/recommend", json={"liked": [], "k": 4}).json()["results"]
+    assert len(popular) == 4 and {r["source"] for r in popular} == {"popular"}
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"liked": [1], "k": 0}, "greater than or equal to 1"),
+    ({"liked": [1], "k": 101}, "less than or equal to 100"),
+    ({"liked": list(range(1, 1001)), "k": 10}, f"at most {MAX_LIKED} items"),
+    ({"liked": [987654321], "k": 10}, "unknown movie id(s) [987654321]"),
+    ({"liked": "1, 2", "k": 10}, "valid list"),
+    ({"liked": [1, 1], "k": 10}, "repeat"),
+    ({"liked": [1], "genres": ["Western'); DROP TABLE movies; --"]}, "Unknown genre"),
+    ({"liked": [1], "year_min": 1999, "year_max": 1990}, "swap them"),
+    ({"liked": [1], "wat": True}, "Extra inputs are not permitted"),
+    ({"k": 10}, "Field required"),
+])
+def test_bad_recommend_requests_get_a_clear_422(client, body, fragment):
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 422, response.text
+    assert fragment in response.text
+
+
+def test_malformed_json_gets_a_422(client):
+    response = client.post("/recommend", content=b'{"liked": [1, 2', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "JSON decode error" in response.text
+
+
+def test_hostile_input_changes_nothing_stored(client, stores_settings):
+    catalog = Catalog(stores_settings)
+    before = catalog.counts()
+    for q in ["'; DROP TABLE movies; --", "%' OR '1'='1", "<script>alert(1)</script>", "_%_"]:
+        response = client.get("/movies", params={"q": q})
+        assert response.status_code == 200 and response.json() == []
+    client.post("/recommend", json={"liked": list(range(1, 1001))})
+    assert catalog.counts() == before
+    assert client.get("/health").json()["ok"]
+
+
+def test_second_process_on_the_lite_file_says_how_to_share_it(api, stores_settings, tmp_path):
+    with pytest.raises(Exception, match="docker compose up -d"):
+        RecommendationEngine(stores_settings)  # the running API holds the Milvus Lite file
+    log = tmp_path / "second.log"
+    second = start_uvicorn(stores_settings, free_port(), log)
+    try:
+        assert second.wait(timeout=START_SECONDS) != 0
+    finally:
+        stop(second)
+    text = log.read_text()
+    assert "one process per file" in text and "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in text

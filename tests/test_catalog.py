@@ -1,0 +1,155 @@
+"""helpers.catalog on the embedded SQLite default and on the real MariaDB/MySQL server."""
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.catalog import Catalog, CatalogError, get_engine
+
+TRICKY_TITLES = ['It\'s "Quoted"; DROP TABLE movies; --', "100% _Wild_ Card", "Amélie \u2013 Noël à Québec 🎬"]
+
+
+def small_ml():
+    """Three movies with hard titles, two users, four ratings."""
+    movies = pd.DataFrame({"movie_id": np.array([1, 2, 3], dtype=np.int64), "title": TRICKY_TITLES,
+                           "year": pd.array([1999, None, 2001], dtype="Int64"),
+                           "genres": [["Comedy", "Drama"], [], ["Drama"]]})
+    ratings = pd.DataFrame({"user_id": np.array([10, 10, 11, 11], dtype=np.int64),
+                            "movie_id": np.array([1, 3, 1, 2], dtype=np.int64),
+                            "rating": np.array([5, 3, 4, 2], dtype=np.float32),
+                            "timestamp": np.array([1, 2, 3, 4], dtype=np.int64)})
+    users = pd.DataFrame({"user_id": np.array([10, 11], dtype=np.int64), "gender": ["F", "M"],
+                          "age": np.array([25, 35], dtype=np.int64), "occupation": np.array([1, 2], dtype=np.int64),
+                          "zip": ["01234", "98765-4321"]})
+    return SimpleNamespace(name="tiny", movies=movies, ratings=ratings, users=users)
+
+
+@pytest.fixture
+def sqlite_catalog(tmp_path):
+    catalog = Catalog(url=f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def mysql_catalog(mysql_url):
+    catalog = Catalog(url=mysql_url)
+    catalog.drop()
+    yield catalog
+    catalog.drop()
+
+
+def check_round_trip_and_idempotence(catalog: Catalog) -> None:
+    ml = small_ml()
+    report = catalog.ingest(ml, progress=False)
+    assert (report.movies, report.users, report.ratings) == (3, 2, 4)
+    before = catalog.counts()
+    assert before == {"movies": 3, "movie_genres": 3, "users": 2, "ratings": 4}
+    catalog.ingest(ml, progress=False)
+    assert catalog.counts() == before
+    rows = catalog.movies([1, 2, 3, 4])
+    assert [rows[i]["title"] for i in (1, 2, 3)] == TRICKY_TITLES
+    assert rows[1] == {"movie_id": 1, "title": TRICKY_TITLES[0], "year": 1999, "genres": ["Comedy", "Drama"],
+                       "n_ratings": 2, "mean_rating": 4.5}
+    assert rows[2]["year"] is None and rows[2]["genres"] == []
+    assert catalog.genres() == ["Comedy", "Drama"]
+    assert [m["movie_id"] for m in catalog.search_titles("%")] == [2]  # % matches literally
+    assert [m["movie_id"] for m in catalog.search_titles("_wild_")] == [2]
+    assert [m["movie_id"] for m in catalog.search_titles("drop table")] == [1]
+    assert [m["movie_id"] for m in catalog.search_titles("Noël")] == [3]
+    assert [m["movie_id"] for m in catalog.popular(5)] == [1, 3, 2]  # 2 ratings, then mean 3.0 > 2.0
+    assert [m["movie_id"] for m in catalog.popular(5, genres=["Drama"], years=(2000, 2010))] == [3]
+    assert [m["movie_id"] for m in catalog.popular(5, exclude_ids=[1])] == [3, 2]
+
+
+def check_bad_input_keeps_rows(catalog: Catalog) -> None:
+    ml = small_ml()
+    catalog.ingest(ml, progress=False)
+    before = catalog.all_movies()
+    duplicate = replace_frame(ml, movies=pd.concat([ml.movies, ml.movies.iloc[:1]], ignore_index=True))
+    with pytest.raises(CatalogError, match=r"Duplicate movie ids.*\[1\]"):
+        catalog.ingest(duplicate, progress=False)
+    unknown = replace_frame(ml, ratings=pd.concat([ml.ratings, ml.ratings.iloc[:1].assign(movie_id=77, user_id=99)]))
+    with pytest.raises(CatalogError, match=r"not in the movies table.*77"):
+        catalog.ingest(unknown, progress=False)
+    twice = replace_frame(ml, ratings=pd.concat([ml.ratings, ml.ratings.iloc[:1]]))
+    with pytest.raises(CatalogError, match="duplicate .user, movie. ratings"):
+        catalog.ingest(twice, progress=False)
+    pd.testing.assert_frame_equal(catalog.all_movies(), before)
+    assert catalog.counts()["ratings"] == 4
+
+
+def replace_frame(ml: SimpleNamespace, **frames: pd.DataFrame) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(ml), **frames})
+
+
+def test_sqlite_round_trip_and_rerun(sqlite_catalog) -> None:
+    check_round_trip_and_idempotence(sqlite_catalog)
+
+
+def test_sqlite_bad_input_changes_nothing(sqlite_catalog) -> None:
+    check_bad_input_keeps_rows(sqlite_catalog)
+
+
+def test_sample_popularity_matches_pandas(sqlite_catalog, sample_ml) -> None:
+    sqlite_catalog.ingest(sample_ml, progress=False)
+    counts = sample_ml.ratings.groupby("movie_id").size()
+    top = [m["movie_id"] for m in sqlite_catalog.popular(5)]
+    assert [int(counts[m]) for m in top] == sorted(counts, reverse=True)[:5]
+    assert sqlite_catalog.counts()["ratings"] == len(sample_ml.ratings)
+    assert sqlite_catalog.genres() == sample_ml.genres
+
+
+def test_one_engine_per_process_and_url(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert get_engine(url) is get_engine(url)
+    assert Catalog(url=url).engine is Catalog(url=url).engine
+
+
+def test_missing_tables_name_notebook_04(sqlite_catalog) -> None:
+    with pytest.raises(CatalogError, match="04_vector_store"):
+        sqlite_catalog.movie_ids()
+
+
+def test_unreachable_mysql_names_url_without_password_and_the_fix() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    catalog = Catalog(url=f"mysql+pymysql://recsys:s3cret@127.0.0.1:{port}/movies")
+    with pytest.raises(CatalogError) as caught:
+        catalog.create()
+    message = str(caught.value)
+    assert f"mysql+pymysql://recsys:***@127.0.0.1:{port}/movies" in message
+    assert "s3cret" not in message and "docker compose up -d mysql" in message and "RECSYS_CATALOG_URL" in message
+    assert not catalog.ping()
+    catalog.close()
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(CatalogError, match="sqlite:///.*mysql\\+pymysql"):
+        Catalog(url="postgresql://u:p@localhost/db")
+
+
+@pytest.mark.real_server
+def test_mysql_round_trip_keeps_accents_and_rerun(mysql_catalog) -> None:
+    check_round_trip_and_idempotence(mysql_catalog)
+
+
+@pytest.mark.real_server
+def test_mysql_bad_input_changes_nothing(mysql_catalog) -> None:
+    check_bad_input_keeps_rows(mysql_catalog)
+
+
+@pytest.mark.real_server
+def test_mysql_unknown_database_says_how_to_create_it(mysql_url) -> None:
+    import sqlalchemy as sa
+
+    url = sa.make_url(mysql_url).set(database="recsys_no_such_db").render_as_string(hide_password=False)
+    catalog = Catalog(url=url)
+    with pytest.raises(CatalogError, match="CREATE DATABASE recsys_no_such_db CHARACTER SET utf8mb4"):
+        catalog.create()
+    catalog.close()

@@ -1,0 +1,116 @@
+"""helpers.sampling on small graphs built by hand with helpers.graph: positives, negatives, neighbourhoods."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers.data import MovieLens
+from helpers.dgl_import import dgl
+from helpers.graph import build_graph
+from helpers.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
+                              RandomWalkPositives, engagement_pairs, pair_batch)
+
+
+def movielens(ratings: list[tuple[int, int, int]], n_movies: int) -> MovieLens:
+    """Ratings (user, movie, timestamp) of movies 1..n_movies."""
+    frame = pd.DataFrame([(u, m, 4.0, t) for u, m, t in ratings], columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": np.arange(1, n_movies + 1), "title": [f"Film {i}" for i in range(1, n_movies + 1)],
+                           "year": pd.array([1990 + i for i in range(n_movies)], dtype="Int64"),
+                           "genres": [["Drama"] if i % 2 else ["Comedy"] for i in range(n_movies)]})
+    return MovieLens("sample", frame.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
+                                             "timestamp": "int64"}), movies, None, Path("/nonexistent"))
+
+
+def two_cliques():
+    """Users 1-4 watch movies 1-3, users 5-8 watch movies 4-6 (two ratings each, so all in training);
+    movie 7 is rated by nobody."""
+    ratings = []
+    for user in range(1, 9):
+        group = [1, 2, 3] if user <= 4 else [4, 5, 6]
+        first, second = group[user % 3], group[(user + 1) % 3]
+        ratings += [(user, first, 10 * user), (user, second, 10 * user + 1)]
+    return build_graph(movielens(ratings, 7))
+
+
+def test_engagement_pairs_follow_time_within_each_user():
+    train = pd.DataFrame({"user": [0, 0, 0, 1, 1], "movie": [5, 3, 4, 7, 8], "timestamp": [30, 10, 20, 1, 1]})
+    assert engagement_pairs(train).tolist() == [[3, 4], [4, 5], [7, 8]]  # ties keep the frame's order
+    assert sorted(engagement_pairs(train, window=2).tolist()) == [[3, 4], [3, 5], [4, 5], [7, 8]]
+
+
+def test_engagement_pairs_bad_input():
+    with pytest.raises(ValueError, match="window"):
+        engagement_pairs(pd.DataFrame({"user": [0], "movie": [1], "timestamp": [0]}), window=0)
+    with pytest.raises(ValueError, match="timestamp"):
+        engagement_pairs(pd.DataFrame({"user": [0], "movie": [1]}))
+    with pytest.raises(ValueError, match="No engagement pairs"):
+        EngagementPositives(pd.DataFrame({"user": [0, 1], "movie": [1, 2], "timestamp": [0, 0]}))
+
+
+def test_random_walk_positives_stay_among_co_watched_movies():
+    gd = two_cliques()
+    dgl.seed(0)
+    heads, tails = RandomWalkPositives(gd.graph).sample(200, torch.Generator().manual_seed(0))
+    assert len(heads) > 50 and (heads != tails).all()
+    assert ((heads < 3) == (tails < 3)).all()  # a walk never crosses between the two groups
+    assert not (heads == 6).any()  # the unrated movie is never a head
+
+
+def test_neighbourhood_is_seeds_first_without_self_loops_or_excluded_pairs():
+    gd = two_cliques()
+    dgl.seed(0)
+    sampler = NeighbourSampler(gd.graph, 2, NeighbourhoodSpec(neighbours=2, walks=20, walk_length=2))
+    seeds = torch.tensor([0, 4, 6])
+    hood = sampler.sample(seeds)
+    assert len(hood.hops) == 2 and torch.equal(hood.seeds, seeds)
+    last = hood.hops[-1]
+    assert last.num_dst == 3 and (last.weight > 0).all()
+    hop, inputs = sampler.hop(seeds)
+    assert torch.equal(inputs[:3], seeds)
+    src_movies, dst_movies = inputs[hop.src], seeds[hop.dst]
+    assert (src_movies != dst_movies).all()
+    assert ((src_movies < 3) == (dst_movies < 3)).all()
+    assert not (dst_movies == 6).any()  # the unrated movie has no neighbours...
+    hop, inputs = sampler.hop(torch.tensor([0, 1]), exclude=(torch.tensor([0]), torch.tensor([1])))
+    pairs = set(zip(inputs[hop.src].tolist(), torch.tensor([0, 1])[hop.dst].tolist()))
+    assert pairs and (0, 1) not in pairs and (1, 0) not in pairs  # ...and excluded pairs are gone both ways
+
+
+def test_neighbourhood_spec_rejects_bad_values():
+    with pytest.raises(ValueError, match="restart_prob"):
+        NeighbourhoodSpec(restart_prob=1.0)
+    with pytest.raises(ValueError, match="at least 1"):
+        NeighbourhoodSpec(neighbours=0)
+
+
+def test_hard_negatives_come_from_the_requested_ranks():
+    angles = torch.linspace(0, 3.0, 40)
+    vectors = torch.stack([torch.cos(angles), torch.sin(angles)], 1)  # neighbours by index distance
+    sampler = NegativeSampler(40, hard_ranks=(2, 4))
+    sampler.set_hard_bank(vectors)
+    assert sorted(sampler.bank[20].tolist()) == [18, 22]  # ranks 0-1 are 19 and 21, ranks 2-3 are 18 and 22
+    generator = torch.Generator().manual_seed(0)
+    heads = torch.full((500,), 20)
+    hard = sampler.sample(heads, 2, 1.0, generator)
+    assert set(hard.unique().tolist()) == {18, 22}
+    mixed = sampler.sample(heads, 2, 0.5, generator)
+    share = np.isin(mixed.numpy(), [18, 22]).mean()
+    assert 0.4 < share < 0.6
+    assert NegativeSampler(40).sample(heads, 3, 1.0, generator).shape == (500, 3)  # no bank yet: uniform
+    with pytest.raises(ValueError, match="hard_ranks"):
+        NegativeSampler(40, hard_ranks=(5, 5))
+
+
+def test_pair_batch_positions_point_back_to_the_movies():
+    gd = two_cliques()
+    dgl.seed(1)
+    sampler = NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(neighbours=2, walks=10))
+    heads, tails, negatives = torch.tensor([0, 3]), torch.tensor([1, 4]), torch.tensor([[5, 6], [2, 0]])
+    batch = pair_batch(sampler, heads, tails, negatives)
+    seeds = batch.neighbourhood.seeds
+    assert torch.equal(seeds[batch.heads], heads) and torch.equal(seeds[batch.tails], tails)
+    assert torch.equal(seeds[batch.negatives], negatives)

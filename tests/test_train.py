@@ -1,0 +1,161 @@
+"""helpers.train on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import helpers.train as train_module
+from helpers.artifacts import require
+from helpers.config import get_settings
+from helpers.data import MovieLens, load_movielens
+from helpers.dgl_import import dgl
+from helpers.graph import build_graph
+from helpers.sampling import NeighbourSampler
+from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, load_trained_model, train_pinsage)
+
+TINY = dict(batch_size=32, steps_per_epoch=6, max_epochs=3, time_budget_s=None, hard_start_epoch=1,
+            hard_ramp_epochs=1, hard_ranks=(5, 50))
+
+
+@pytest.fixture(scope="module")
+def sample_gd(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return build_graph(load_movielens("sample", cache_dir=cache))
+
+
+def settings_in(folder: Path):
+    return get_settings(env={"RECSYS_DATASET": "sample", "RECSYS_ARTIFACTS": str(folder), "RECSYS_SEED": "7"})
+
+
+def comparable(history: list[dict]) -> list[dict]:
+    """History without the wall-clock fields."""
+    return [{k: v for k, v in h.items() if k not in ("seconds", "val_seconds", "elapsed")} for h in history]
+
+
+def test_config_checks_and_curriculum():
+    with pytest.raises(ValueError, match="positives"):
+        TrainConfig(positives="clicks")
+    with pytest.raises(ValueError, match="hard_fraction"):
+        TrainConfig(hard_fraction=1.5)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        TrainConfig(time_budget_s=0)
+    with pytest.raises(ValueError, match="restart_prob"):
+        TrainConfig(restart_prob=0)
+    config = TrainConfig(hard_fraction=0.5, hard_start_epoch=2, hard_ramp_epochs=2)
+    assert [config.hard_share(e) for e in range(5)] == [0.0, 0.0, 0.25, 0.5, 0.5]
+    assert TrainConfig.for_dataset("sample").time_budget_s < TrainConfig.for_dataset("ml-1m").time_budget_s
+    assert TrainConfig.for_dataset("sample", lr=0.5).lr == 0.5
+    assert TrainConfig.from_dict(TrainConfig(hard_ranks=(3, 9)).to_dict()) == TrainConfig(hard_ranks=(3, 9))
+
+
+def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
+    settings = settings_in(tmp_path)
+    result = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert set(result.history[0]) >= {"epoch", "loss", "val_hr@10", "val_ndcg@10", "seconds"}
+    best = max(result.history, key=lambda h: h["val_hr@10"])
+    assert result.best_epoch == best["epoch"] and result.best == best
+    assert result.checkpoint_path == settings.artifacts_dir / "model.pt"
+    manifest = require(result.checkpoint_path, "model", settings)
+    assert manifest["settings"]["best_epoch"] == result.best_epoch
+    assert (settings.artifacts_dir / "history.json").exists()
+    assert not list(settings.artifacts_dir.glob("*.partial"))
+    loaded, config = load_trained_model(sample_gd, settings)
+    assert config == TrainConfig(**TINY)
+    for name, value in result.model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[name])
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path):
+    whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), TrainConfig(**TINY), progress=False)
+    settings = settings_in(tmp_path / "b")
+    first = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 2}), progress=False)
+    assert len(first.history) == 2
+    resumed = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    assert comparable(resumed.history) == comparable(whole.history)
+    again = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)  # finished: nothing to do
+    assert again.history == resumed.history
+
+
+def test_an_interrupted_epoch_leaves_the_last_checkpoint_usable(sample_gd, tmp_path, monkeypatch):
+    settings = settings_in(tmp_path)
+    real = train_module.validation_metrics
+    calls = []
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "validation_metrics", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    monkeypatch.setattr(train_module, "validation_metrics", real)
+    assert require(settings.artifacts_dir / "model.pt", "model", settings)["settings"]["best_epoch"] == 0
+    assert not list(settings.artifacts_dir.glob("*.partial"))
+    resumed = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    whole = train_pinsage(sample_gd, settings_in(tmp_path / "whole"), TrainConfig(**TINY), progress=False)
+    assert comparable(resumed.history) == comparable(whole.history)
+
+
+def test_a_damaged_or_foreign_state_starts_cleanly(sample_gd, tmp_path, capsys):
+    settings = settings_in(tmp_path)
+    settings.artifacts_dir.mkdir(parents=True)
+    (settings.artifacts_dir / "train_state.pt").write_bytes(b"not a checkpoint")
+    result = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 1}), progress=False)
+    assert len(result.history) == 1 and "unreadable" in capsys.readouterr().out
+    other = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 1, "lr": 0.5}), progress=False)
+    assert len(other.history) == 1 and "another run" in capsys.readouterr().out
+
+
+def test_time_budget_stops_training(sample_gd, tmp_path):
+    config = TrainConfig(**{**TINY, "time_budget_s": 1e-3, "max_epochs": 50})
+    result = train_pinsage(sample_gd, settings_in(tmp_path), config, progress=False)
+    assert len(result.history) == 1 and result.history[0]["steps"] == 1
+
+
+def test_random_walk_positives_train_too(sample_gd, tmp_path):
+    config = TrainConfig(**{**TINY, "positives": "random_walk", "max_epochs": 1})
+    result = train_pinsage(sample_gd, settings_in(tmp_path), config, progress=False)
+    assert np.isfinite(result.history[0]["loss"])
+
+
+def paired_movies(n_pairs: int = 5):
+    """User k rates exactly movies 2k+1 and 2k+2, so each movie's only neighbour is its partner: the sampled
+    neighbourhoods are the same on every draw, whatever the random walks do."""
+    ratings = pd.DataFrame([(k + 1, 2 * k + j, 4.0, j) for k in range(n_pairs) for j in (1, 2)],
+                           columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1), "title": [f"Film {i}" for i in range(2 * n_pairs)],
+                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"), "genres": [["Drama"]] * (2 * n_pairs)})
+    ml = MovieLens("sample", ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
+                                             "timestamp": "int64"}), movies, None, Path("/nonexistent"))
+    return build_graph(ml)
+
+
+def test_layerwise_inference_equals_the_sampled_forward_pass():
+    gd = paired_movies()
+    torch.manual_seed(0)
+    config = TrainConfig(hidden=8, layers=2, neighbours=3, walks=64)
+    model = build_model(gd, config).eval()
+    layerwise = infer_movie_embeddings(model, gd, batch_size=3, seed=0)
+    dgl.seed(1)
+    with torch.no_grad():
+        direct = model(NeighbourSampler(gd.graph, 2, config.spec).sample(torch.arange(gd.n_movies))).numpy()
+    assert layerwise.shape == (10, 8)
+    np.testing.assert_allclose(np.linalg.norm(layerwise, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(layerwise, direct, atol=1e-5)
+
+
+def test_inference_is_reproducible_with_a_seed_and_checks_the_graph(sample_gd):
+    torch.manual_seed(0)
+    model = build_model(sample_gd, TrainConfig(hidden=8))
+    a = infer_movie_embeddings(model, sample_gd, seed=3)
+    b = infer_movie_embeddings(model, sample_gd, seed=3)
+    assert np.array_equal(a, b) and a.dtype == np.float32
+    with pytest.raises(ValueError, match="movies"):
+        infer_movie_embeddings(model, paired_movies())

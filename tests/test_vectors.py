@@ -1,0 +1,197 @@
+"""helpers.vectors: the Milvus collection on Milvus Lite and on a real Milvus server.
+
+Search results are held to a brute-force NumPy search over the same normalised vectors."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_test_embeddings, sample_settings
+from helpers.vectors import (VectorStore, VectorStoreError, choose_index, connect, disconnect, filter_expression,
+                             quote)
+
+
+@pytest.fixture
+def lite_store(tmp_path):
+    store = VectorStore(sample_settings(tmp_path))
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def server_store(milvus_server_uri, tmp_path_factory):
+    settings = sample_settings(tmp_path_factory.mktemp("server-store"), milvus_uri=milvus_server_uri)
+    store = VectorStore(settings, collection=f"movies_test_{uuid.uuid4().hex[:8]}")
+    yield store
+    store.drop()
+
+
+def brute_force(ids, vectors, query, k, allowed=None):
+    scores = vectors @ query
+    order = [i for i in np.argsort(-scores, kind="stable") if allowed is None or allowed[i]]
+    return [int(ids[i]) for i in order[:k]]
+
+
+def check_search_matches_brute_force(store: VectorStore, movies: pd.DataFrame) -> None:
+    ids, vectors = make_test_embeddings(movies)
+    rng = np.random.default_rng(0)
+    queries = vectors[rng.choice(len(ids), size=5, replace=False)]
+    genre = movies["genres"].explode().value_counts().index[3]
+    has_genre = movies["genres"].map(lambda gs: genre in gs).to_numpy()
+    years = movies["year"].astype("Float64").fillna(0).to_numpy()
+    in_years = (years >= 1980) & (years <= 1995)
+    for query, hits in zip(queries, store.search(queries, limit=10), strict=True):
+        assert [h.movie_id for h in hits] == brute_force(ids, vectors, query, 10)
+        np.testing.assert_allclose([h.score for h in hits], np.sort(vectors @ query)[::-1][:10], atol=1e-5)
+    for query in queries:
+        got = store.search(query, limit=10, genres=[genre])[0]
+        assert [h.movie_id for h in got] == brute_force(ids, vectors, query, 10, has_genre)
+        got = store.search(query, limit=10, genres=[genre], years=(1980, 1995))[0]
+        assert [h.movie_id for h in got] == brute_force(ids, vectors, query, 10, has_genre & in_years)
+
+
+def test_filter_expression_quotes_and_combines() -> None:
+    assert filter_expression() == ""
+    assert filter_expression(["Comedy"], (1990, 1999), [3, 1]) == (
+        'array_contains_any(genres, ["Comedy"]) and (year >= 1990 and year <= 1999) and movie_id not in [1, 3]')
+    assert quote('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
+
+
+def test_index_choice_is_exact_for_movielens_sizes() -> None:
+    assert choose_index(3_883, lite=True).index_type == "FLAT"
+    assert choose_index(87_585, lite=False).index_type == "FLAT"
+    assert choose_index(5_000_000, lite=True).index_type == "FLAT"  # Lite: always exact
+    big = choose_index(5_000_000, lite=False)
+    assert (big.index_type, big.metric_type) == ("HNSW", "IP") and big.search_params(10)["params"]["ef"] >= 40
+
+
+def test_ingest_verifies_count_and_rerun_changes_nothing(lite_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    report = lite_store.ingest(ids, vectors, sample_ml.movies, batch_size=100, progress=False)
+    assert (report.rows, report.count, report.removed) == (len(ids), len(ids), 0)
+    assert (report.index.index_type, report.index.metric_type) == ("FLAT", "IP")
+    before = lite_store.metadata()
+    again = lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    assert again.count == len(ids)
+    pd.testing.assert_frame_equal(lite_store.metadata(), before)
+    np.testing.assert_array_equal(lite_store.ids(), np.sort(ids))
+    stored = lite_store.get([int(ids[0])])[int(ids[0])]
+    np.testing.assert_allclose(stored["embedding"], vectors[0], atol=1e-6)
+
+
+def test_lite_search_equals_brute_force(lite_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    check_search_matches_brute_force(lite_store, sample_ml.movies)
+
+
+def test_reopened_file_is_loaded_for_search(tmp_path, sample_ml) -> None:
+    settings = sample_settings(tmp_path)
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    store = VectorStore(settings)
+    store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    store.close()
+    reopened = VectorStore(settings)
+    try:
+        assert reopened.count() == len(ids)
+        assert reopened.search(vectors[0], limit=1)[0][0].movie_id == int(ids[0])
+    finally:
+        reopened.close()
+
+
+def test_titles_with_quotes_and_sql_round_trip(lite_store, sample_ml) -> None:
+    movies = sample_ml.movies.copy()
+    tricky = ['It\'s "Quoted"; DROP TABLE movies; --', "Back\\slash ] [ ) (", "Amélie \u2013 Noël 🎬"]
+    movies.loc[:2, "title"] = tricky
+    ids, vectors = make_test_embeddings(movies)
+    lite_store.ingest(ids, vectors, movies, progress=False)
+    got = lite_store.get([int(i) for i in ids[:3]], with_vectors=False)
+    assert [got[int(i)]["title"] for i in ids[:3]] == tricky
+
+
+def test_bad_input_raises_and_keeps_what_is_stored(lite_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    before = lite_store.metadata()
+    with pytest.raises(VectorStoreError, match="Duplicate movie ids"):
+        lite_store.ingest(np.r_[ids, ids[:1]], np.r_[vectors, vectors[:1]], sample_ml.movies, progress=False)
+    with pytest.raises(VectorStoreError, match="not in the movies table.*999999"):
+        lite_store.ingest(np.r_[ids, 999999], np.r_[vectors, vectors[:1]], sample_ml.movies, progress=False)
+    bad = vectors.copy()
+    bad[5, 0] = np.nan
+    with pytest.raises(VectorStoreError, match="NaN"):
+        lite_store.ingest(ids, bad, sample_ml.movies, progress=False)
+    with pytest.raises(VectorStoreError, match="holds 16-d vectors but the embeddings are 8-d"):
+        lite_store.ingest(ids, vectors[:, :8], sample_ml.movies, progress=False)
+    with pytest.raises(VectorStoreError, match="match one row per id"):
+        lite_store.ingest(ids[:-1], vectors, sample_ml.movies, progress=False)
+    pd.testing.assert_frame_equal(lite_store.metadata(), before)
+    assert lite_store.count() == len(ids)
+
+
+def test_reingesting_fewer_movies_removes_the_rest(lite_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    report = lite_store.ingest(ids[:-5], vectors[:-5], sample_ml.movies, progress=False)
+    assert (report.removed, report.count) == (5, len(ids) - 5)
+
+
+def test_missing_collection_names_notebook_04(lite_store) -> None:
+    with pytest.raises(VectorStoreError, match="04_vector_store"):
+        lite_store.search(np.ones(16, dtype=np.float32), limit=3)
+
+
+def test_second_process_on_the_lite_file_is_told_why(tmp_path) -> None:
+    settings = sample_settings(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from helpers.vectors import connect; connect(sys.argv[1]); "
+                               "print('ready', flush=True); sys.stdin.read()", settings.milvus_uri],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(VectorStoreError, match=r"Another process.*one process per file.*"
+                                                   r"RECSYS_MILVUS_URI=http://127.0.0.1:19530"):
+            connect(settings.milvus_uri)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    client = connect(settings.milvus_uri)  # released: now this process can open it
+    assert client.list_collections() == []
+    disconnect(settings.milvus_uri)
+
+
+def test_unreachable_server_names_the_uri_and_the_fix(tmp_path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    with pytest.raises(VectorStoreError, match=rf"{uri}.*docker compose up -d milvus.*unset RECSYS_MILVUS_URI"):
+        VectorStore(sample_settings(tmp_path, milvus_uri=uri))
+
+
+@pytest.mark.real_server
+def test_server_ingest_and_search_equal_brute_force(server_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    report = server_store.ingest(ids, vectors, sample_ml.movies, batch_size=150, progress=False)
+    assert report.count == len(ids) and report.index.index_type == "FLAT"
+    again = server_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    assert again.count == len(ids)
+    check_search_matches_brute_force(server_store, sample_ml.movies)
+    got = server_store.get([int(ids[0]), 10**9], with_vectors=True)
+    assert list(got) == [int(ids[0])]
+    np.testing.assert_allclose(got[int(ids[0])]["embedding"], vectors[0], atol=1e-6)
+
+
+@pytest.mark.real_server
+def test_server_keeps_data_on_bad_input(server_store, sample_ml) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    server_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    with pytest.raises(VectorStoreError, match="holds 16-d"):
+        server_store.ingest(ids, vectors[:, :4], sample_ml.movies, progress=False)
+    assert server_store.count() == len(ids)
