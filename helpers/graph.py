@@ -20,14 +20,10 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from helpers.artifacts import manifest_path, require, write_manifest
+from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
 
 if TYPE_CHECKING:
@@ -285,32 +281,6 @@ def graph_path(settings: Settings) -> Path:
     return settings.artifacts_dir / FOLDER_NAME
 
 
-@contextlib.contextmanager
-def _atomic_folder(path: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; swap it in for `path` only if the block finishes.
-
-    A folder cannot be replaced in one rename, so the old one is renamed aside first and deleted after
-    the new one is in place; on any error the temporary folder is removed and the old one put back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    old = path.with_name(f".{path.name}.old")
-    try:
-        yield tmp
-        if old.exists():
-            shutil.rmtree(old)
-        if path.exists():
-            os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old.exists() and not path.exists():
-                os.replace(old, path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def save_graph(gd: GraphData, settings: Settings) -> Path:
     """Write `gd` to `<artifacts>/<dataset>/graph` (atomically) and its manifest; return the folder."""
     from helpers.dgl_import import dgl
@@ -322,7 +292,7 @@ def save_graph(gd: GraphData, settings: Settings) -> Path:
     meta = {"format_version": FORMAT_VERSION, "dataset": gd.dataset, "genres": gd.genres,
             "title_vocab": gd.title_vocab, "user_vocab": gd.user_vocab,
             "tie_break": "equal timestamps: larger movie id is later"}
-    with _atomic_folder(path) as tmp:
+    with atomic_folder(path) as tmp:
         dgl.save_graphs(str(tmp / "graph.bin"), [gd.graph])
         for name in ("train", "val", "test"):
             gd.split(name).to_parquet(tmp / f"{name}.parquet", index=False)
