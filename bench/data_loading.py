@@ -37,7 +37,8 @@ def main(shared: Path) -> None:
         print(f"ML-1M, users 1-2999 (487,650 ratings): load_movielens {ours:.2f} s (parsed, typed, checked); "
               f"pandas sep='::' python engine {naive:.2f} s (raw) -> {naive / ours:.1f}x faster")
     if (shared / "ml-100k").is_dir():
-        print(f"ML-100K (100,000 ratings): load_movielens {best_of(lambda: load_movielens('ml-100k', shared / 'ml-100k')):.2f} s")
+        seconds = best_of(lambda: load_movielens("ml-100k", shared / "ml-100k"))
+        print(f"ML-100K (100,000 ratings): load_movielens {seconds:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         written = best_of(lambda: write_sample(Path(tmp) / "s", seed=42), repeat=1)
         loaded = best_of(lambda: load_movielens("sample", Path(tmp) / "s"))

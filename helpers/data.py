@@ -363,7 +363,8 @@ def _read_table(path: Path, layout: _Layout, dtypes: dict[str, object] | None = 
         frame = pd.read_csv(source, sep=sep, header=0 if layout.header else None, names=list(layout.names),
                             dtype=dtypes or str, encoding=encoding, keep_default_na=False, na_values=[""],
                             quoting=csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE, engine="c")
-        if dtypes and frame[[c for c in dtypes if dtypes[c] is not str]].isna().to_numpy().any():
+        required = [n for n, parse in zip(layout.names, layout.parsers, strict=True) if parse is not _any]
+        if frame[required].isna().to_numpy().any():
             raise ValueError("missing value")
         return frame
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -574,7 +575,8 @@ def _sample_titles(rng: np.random.Generator, count: int) -> list[str]:
 def _generate_sample(rng: np.random.Generator, shape: SampleShape):
     """Rows for ratings.dat, movies.dat and users.dat (see `write_sample`)."""
     n_genres = len(ML1M_GENRES)
-    taste_genres = [rng.choice(n_genres, size=int(rng.integers(2, 4)), replace=False) for _ in range(shape.taste_groups)]
+    taste_genres = [rng.choice(n_genres, size=int(rng.integers(2, 4)), replace=False)
+                    for _ in range(shape.taste_groups)]
 
     # series: lengths 1-6, a taste group, genres, a long-tailed popularity, a first year
     series: list[dict] = []

@@ -170,6 +170,12 @@ def test_malformed_line_names_file_and_line(tmp_path: Path, bad_line: str, probl
     assert "ratings.dat" in str(info.value) and problem in str(info.value)
 
 
+def test_empty_title_is_malformed(tmp_path: Path) -> None:
+    folder = write_ml1m(tmp_path / "ml-1m", movies="10::Heat (1995)::Action\n20::::Drama\n")
+    with pytest.raises(MalformedFileError, match=r"movies.dat: line 2: title ''"):
+        load_movielens("ml-1m", folder)
+
+
 def test_malformed_csv_and_bad_utf8(tmp_path: Path) -> None:
     folder = write_csv_dataset(tmp_path / "ml-25m")
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,x,4.5,1\n")
