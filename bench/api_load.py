@@ -4,9 +4,11 @@ Starts `uvicorn --factory helpers.api:create_app` on a free local port with the 
 (the stores must be filled: notebook 04), waits until /health answers, then sends `--requests` requests from
 `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies, k=10), GET /movies?q=
 and GET /movies/{id}. Prints requests per second, p50 and p99 latency per endpoint and overall, and the
-error count; exits 1 if any request failed or answered other than 200.
+error count; first the same mix one request at a time (`--baseline`), for the ratio. Exits 1 if any
+request failed or answered other than 200.
 
-    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=/work/shared/movielens/ml-1m .venv/bin/python bench/api_load.py
+    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=/work/shared/movielens/ml-1m .venv/bin/python bench/api_load.py \
+        --label "ML-1M, users 1-2999"
 """
 from __future__ import annotations
 
@@ -103,8 +105,9 @@ async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float,
 
 
 def report(results: list[tuple[str, float, int | str]], seconds: float, concurrency: int, dataset: str) -> int:
+    """Print the figures of one run; return the number of failed requests."""
     errors = [r for r in results if r[2] != 200]
-    print(f"API load on {dataset}: {len(results)} requests, {concurrency} concurrent, 127.0.0.1, one uvicorn worker")
+    print(f"\nAPI load on {dataset}: {len(results)} requests, {concurrency} concurrent, 127.0.0.1, one uvicorn worker")
     print(f"{'endpoint':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for label in sorted({r[0] for r in results}) + ["all"]:
         times = np.array([r[1] for r in results if label in ("all", r[0])]) * 1000
@@ -112,26 +115,38 @@ def report(results: list[tuple[str, float, int | str]], seconds: float, concurre
     print(f"throughput: {len(results) / seconds:.1f} requests/s over {seconds:.1f} s; errors: {len(errors)}")
     for label, _, outcome in errors[:5]:
         print(f"  error: {label} -> {outcome}")
-    return 1 if errors else 0
+    return len(errors)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--baseline", type=int, default=400,
+                        help="requests sent one at a time first, for comparison (0: skip)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--label", help="dataset label for the report (default: the dataset name)")
     args = parser.parse_args()
-    if args.requests < 1 or args.concurrency < 1:
-        parser.error("--requests and --concurrency must be at least 1")
+    if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
+        parser.error("--requests and --concurrency must be at least 1, --baseline at least 0")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(port)
     try:
         health = wait_healthy(base, server)
+        label = args.label or health["dataset"]
         plan = build_requests(base, args.requests, args.seed)
         asyncio.run(run_load(plan[: min(50, len(plan))], args.concurrency))  # warm-up, not counted
+        errors = 0
+        if args.baseline:
+            baseline, base_seconds = asyncio.run(run_load(plan[: args.baseline], 1))
+            errors += report(baseline, base_seconds, 1, label)
         results, seconds = asyncio.run(run_load(plan, args.concurrency))
-        return report(results, seconds, args.concurrency, health["dataset"])
+        errors += report(results, seconds, args.concurrency, label)
+        if args.baseline:
+            print(f"\nthroughput ratio, {args.concurrency} concurrent / one at a time: "
+                  f"{(len(results) / seconds) / (len(baseline) / base_seconds):.2f}x")
+        return 1 if errors else 0
     finally:
         server.terminate()
         try:

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
                 f"pinsage [max, {limit}/movie]": ev.embedding_scorer(vectors, "max", per_movie_limit=limit),
                 "item-knn [max]": ev.ItemKNNBaseline("max").fit(gd)}
     table.update(ev.evaluate_models(variants, data, protocols=("history",), k=args.k, history=history))
+    table.update(ev.evaluate_models({"transitions [after]": ev.TransitionsBaseline(direction="after").fit(gd)},
+                                    data, k=args.k, history=history))
     eval_s = time.perf_counter() - started
 
     info = {"dataset_label": label, "seed": settings.seed, "k": args.k, "history": history,
@@ -141,6 +143,7 @@ def report(outcome: dict[str, Any], command: str) -> str:
         f"PinSage: positives={config['positives']} hidden={config['hidden']} layers={config['layers']} "
         f"time budget {config['time_budget_s']} s; {info['epochs']} epochs in {info['train_seconds']} s, "
         f"best epoch {info['best_epoch']} (chosen on val HR@{k})",
+        f"TrainConfig: {config}",
         f"peak memory (ru_maxrss): {info['peak_rss_mib_before_training']} MiB before training, "
         f"{info['peak_rss_mib_after_training']} MiB after training, {info['peak_rss_mib']} MiB at the end",
         f"load + graph {info['load_graph_seconds']} s, baselines fit {info['baseline_fit_seconds']} s, "

@@ -424,7 +424,16 @@ class ItemKNNBaseline(_ItemItemScorer):
 
 class TransitionsBaseline(_ItemItemScorer):
     """How often each movie was rated right before or right after the query movie in the users'
-    time-ordered training histories (ties in time keep the training frame's order)."""
+    time-ordered training histories (ties in time keep the training frame's order). With
+    `direction="after"` only the movies rated right AFTER the query movie count (a "next movie" model)."""
+
+    DIRECTIONS = ("both", "after")
+
+    def __init__(self, combine: str = "sum", direction: str = "both"):
+        super().__init__(combine)
+        if direction not in self.DIRECTIONS:
+            raise EvaluationError(f"Unknown direction {direction!r}; use one of {', '.join(self.DIRECTIONS)}")
+        self.direction = direction
 
     def fit(self, gd: Any) -> TransitionsBaseline:
         _, self.n_movies = _train_matrix(gd)
@@ -436,7 +445,7 @@ class TransitionsBaseline(_ItemItemScorer):
         before, after = movies[:-1][same_user], movies[1:][same_user]
         ones = np.ones(len(before), dtype=np.float32)
         forward = sp.csr_matrix((ones, (before, after)), shape=(self.n_movies, self.n_movies))
-        transitions = (forward + forward.T).tocsr()
+        transitions = (forward + forward.T if self.direction == "both" else forward).tocsr()
         transitions.setdiag(0.0)
         transitions.eliminate_zeros()
         self.similarity = transitions

@@ -25,7 +25,8 @@ class MovieFeatures(nn.Module):
         super().__init__()
         self.register_buffer("genres", genres.float(), persistent=False)
         self.register_buffer("year_bucket", torch.bucketize(year.float(), YEAR_BUCKETS), persistent=False)
-        self.register_buffer("title", title.long(), persistent=False)
+        used = int((title > 0).any(0).nonzero().max()) + 1 if bool((title > 0).any()) else 1
+        self.register_buffer("title", title[:, :used].long(), persistent=False)  # drop all-padding columns
         self.genre_proj = nn.Linear(genres.shape[1], dim)
         self.year_emb = nn.Embedding(len(YEAR_BUCKETS) + 1, dim)
         vocab = int(title.max()) + 1 if title.numel() else 1
@@ -101,9 +102,10 @@ class PinSage(nn.Module):
 
     def forward(self, neighbourhood: Neighbourhood) -> torch.Tensor:
         h = self.features(neighbourhood.input_nodes)
+        projected = h[:len(neighbourhood.seeds)]  # every hop lists its output nodes first, so the seeds lead
         for conv, hop in zip(self.convs, neighbourhood.hops):
             h = conv(hop, h, h[:hop.num_dst])
-        return self.combine(self.features(neighbourhood.seeds), h)
+        return self.combine(projected, h)
 
     @staticmethod
     def combine(projected: torch.Tensor, convolved: torch.Tensor) -> torch.Tensor:
@@ -112,9 +114,16 @@ class PinSage(nn.Module):
 
 
 def max_margin_loss(h: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor,
-                    margin: float) -> torch.Tensor:
+                    margin: float, in_batch: bool = False) -> torch.Tensor:
     """Paper's loss: mean over pairs and negatives of max(0, s(head, neg) - s(head, tail) + margin), where s is
-    the inner product of unit embeddings. `heads`, `tails` [B] and `negatives` [B, N] index rows of `h`."""
-    positive = (h[heads] * h[tails]).sum(1)
+    the inner product of unit embeddings. `heads`, `tails` [B] and `negatives` [B, N] index rows of `h`.
+    With `in_batch`, the other pairs' tails count as negatives too (free: they are embedded anyway)."""
+    positive = (h[heads] * h[tails]).sum(1, keepdim=True)
     negative = (h[heads].unsqueeze(1) * h[negatives]).sum(2)
-    return F.relu(negative - positive.unsqueeze(1) + margin).mean()
+    losses = F.relu(negative - positive + margin)
+    if not in_batch:
+        return losses.mean()
+    others = h[heads] @ h[tails].T  # [B, B]; a tail equal to the pair's own tail is not a negative
+    valid = tails.unsqueeze(0) != tails.unsqueeze(1)
+    batch_losses = F.relu(others - positive + margin) * valid
+    return (losses.sum() + batch_losses.sum()) / (losses.numel() + valid.sum())

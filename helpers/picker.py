@@ -8,20 +8,28 @@ shows a friendly message in its message line instead.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import html
+import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
 
+from helpers.artifacts import ArtifactError
+from helpers.catalog import CatalogError
+from helpers.config import Settings
 from helpers.recommend import Recommendation, RecommendationEngine, RecommendError
+from helpers.vectors import VectorStoreError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+PAGE_WAIT_SECONDS = 60  # scripts/page.sh culls the kernel of a closed page within ~25 s
 MIN_QUERY_LETTERS = 2
 MAX_MATCHES = 20
 DEFAULT_K = 10
@@ -40,6 +48,45 @@ def running_in_voila() -> bool:
     """True when this kernel was started by Voila to serve a notebook as a page.
     Voila puts `VOILA_KERNEL_ID` (and `VOILA_SERVER_URL`) into the environment of the kernels it starts."""
     return bool(os.environ.get("VOILA_KERNEL_ID") or os.environ.get("VOILA_SERVER_URL"))
+
+
+class StoresUnavailableError(RuntimeError):
+    """The picker cannot open the stores; shown as its message alone (no stack) in notebooks and on the page."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython (and so Voila) shows these lines instead of a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+@contextlib.contextmanager
+def _quiet_milvus_lite() -> Iterator[None]:
+    """Milvus Lite logs a traceback to stderr for every failed open; our error says what to do instead."""
+    import pymilvus  # noqa: F401  (its first import runs logging.config, which would enable the logger again)
+
+    logger = logging.getLogger("milvus_lite.server_manager")
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
+
+
+def open_engine(settings: Settings, wait_seconds: float = 0.0, poll_seconds: float = 1.0) -> RecommendationEngine:
+    """The engine for `settings`. A Milvus Lite file opens in one process at a time, and the kernel of a page
+    that was just closed or reloaded keeps it until Voila culls that kernel; so retry for up to `wait_seconds`
+    (the page passes `PAGE_WAIT_SECONDS`), then raise `StoresUnavailableError` saying what to do."""
+    deadline = time.monotonic() + wait_seconds
+    with _quiet_milvus_lite():
+        while True:
+            try:
+                return RecommendationEngine(settings)
+            except VectorStoreError as error:
+                could_not_open = error.__cause__ is not None  # the client failed to connect (e.g. the file is held)
+                if could_not_open and settings.milvus_is_lite and time.monotonic() + poll_seconds <= deadline:
+                    time.sleep(poll_seconds)
+                    continue
+                raise StoresUnavailableError(str(error)) from error
+            except (ArtifactError, CatalogError) as error:
+                raise StoresUnavailableError(str(error)) from error
 
 
 def movie_label(movie: dict[str, Any]) -> str:

@@ -254,7 +254,8 @@ def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> S
     catalog = Catalog(settings)
     catalog_report = catalog.ingest(ml, progress=progress)
     store = VectorStore(settings)
-    vector_report = store.ingest(embeddings.movie_ids, embeddings.vectors, ml.movies, progress=progress)
+    vector_report = store.ingest(embeddings.movie_ids, embeddings.vectors, ml.movies, progress=progress,
+                                 replace_other_dim=True)
     check = verify_stores(store, catalog)
     check.raise_if_out_of_step()
     write_stores_record(settings, vector_report, check)
@@ -308,11 +309,9 @@ class RecommendationEngine:
         query = np.stack([stored[m]["embedding"] for m in liked])
         if self.combine == "mean":
             centre = normalise(query.mean(axis=0, keepdims=True))
-            hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years)[0]
+            hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
             exclude = set(liked)
-            top = [(h.movie_id, h.score, -1) for h in hits if h.movie_id not in exclude][:k]
-            found = self.store.get([m for m, _, _ in top], with_vectors=True)
-            top = [(m, s, int(np.argmax(query @ found[m]["embedding"]))) for m, s, _ in top]
+            top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector))) for h in hits if h.movie_id not in exclude][:k]
         else:
             limit = k + len(liked) if self.combine == "max" else max(self.per_movie_limit, k + len(liked))
             per_query = self.store.search(query, limit=limit, genres=genres, years=years)

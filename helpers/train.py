@@ -46,11 +46,13 @@ class TrainConfig:
     dropout: float = 0.0
     use_id_embedding: bool = True          # learn a free vector per movie besides its features
     neighbours: int = 5                    # top-visited movies kept as a movie's neighbourhood
-    walks: int = 10                        # random walks per movie to find them
+    walks: int = 30                        # random walks per movie to find them
     walk_length: int = 2                   # movie -> user -> movie hops per walk before a restart
     restart_prob: float = 0.5
+    neighbour_pool: int = 8                # >0: draw this many neighbourhoods per movie each epoch and pick from them
     batch_size: int = 256                  # positive pairs per step
     negatives: int = 2                     # negatives per positive pair
+    in_batch_negatives: bool = False       # also use the other pairs' tails as negatives
     margin: float = 0.2                    # max-margin loss on cosine similarities
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -247,7 +249,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     positives = (EngagementPositives(gd.train, config.engagement_window) if config.positives == "engagement"
                  else RandomWalkPositives(gd.graph))
     negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.hard_ranks)
-    sampler = NeighbourSampler(gd.graph, config.layers, config.spec)
+    sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
     eval_data = prepare_evaluation(gd)
     start_epoch = len(history)
     last_val_s = history[-1]["val_seconds"] if history else 0.0
@@ -267,6 +269,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         dgl.seed(seed)
+        sampler.refresh()
         hard = config.hard_share(epoch)
         model.train()
         losses: list[float] = []
@@ -276,7 +279,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
             negs = negatives.sample(heads, config.negatives, hard, generator)
             batch = pair_batch(sampler, heads, tails, negs).to(device)
             h = model(batch.neighbourhood)
-            loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin)
+            loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin,
+                                   config.in_batch_negatives)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

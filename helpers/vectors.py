@@ -20,6 +20,12 @@ Metric and index, and why:
 * Above `FLAT_MAX_ROWS` on a server: `HNSW` (M=16, efConstruction=200, ef at search >= 4 x limit), the
   usual in-memory choice when exact scans get slow. None of the MovieLens datasets reaches it.
 
+Consistency: the collection is created with `consistency_level="Strong"`, and the ingestion checks (count,
+ids, verify) read with Strong. On a server a Strong read waits for the next time tick: ~200 ms per call
+measured on milvus-server 2.3.5, which would make one recommendation cost 0.4-0.6 s. So the serving reads
+(`get`, `search`) use `"Session"`: a process sees its own writes at once (tests, notebook 04), and every
+process sees data that was flushed, as notebook 04 does before it finishes.
+
 Milvus Lite allows ONE process per `.db` folder (it takes a lock): close the client (`VectorStore.close`)
 before another notebook kernel opens the file, or point every process at a server.
 """
@@ -91,10 +97,14 @@ class IngestReport:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
+SERVING_CONSISTENCY = "Session"
+
+
 @dataclass(frozen=True)
 class Hit:
     movie_id: int
     score: float
+    vector: np.ndarray | None = None  # only when asked for (`search(..., with_vectors=True)`)
 
 
 def _lock_holder_message(db_path: Path) -> str | None:
@@ -262,17 +272,21 @@ class VectorStore:
         raise VectorStoreError(f"Collection {self.collection!r} at {self.uri} has no 'embedding' field: it was "
                                "not made by this project. Drop it or use another RECSYS_MILVUS_URI.")
 
-    def create(self, dim: int, n_rows: int) -> IndexChoice:
-        """Create the collection with its index (a no-op when it exists with this `dim`) and load it."""
+    def create(self, dim: int, n_rows: int, replace_other_dim: bool = False) -> IndexChoice:
+        """Create the collection with its index (a no-op when it exists with this `dim`) and load it.
+        An existing collection of another vector size is an error, or dropped first with `replace_other_dim`."""
         from pymilvus import DataType
 
         index = choose_index(n_rows, self.lite)
         existing = self.dim()
+        if existing is not None and existing != dim and replace_other_dim:
+            self.drop()
+            existing = None
         if existing is not None and existing != dim:
             raise VectorStoreError(
                 f"Collection {self.collection!r} at {self.uri} holds {existing}-d vectors but the embeddings are "
-                f"{dim}-d (the model changed). Nothing was changed; to replace it call "
-                f"`VectorStore(settings).drop()` and ingest again.")
+                f"{dim}-d (the model changed). Nothing was changed; to replace it ingest with "
+                f"replace_other_dim=True (notebook 04 does) or call `VectorStore(settings).drop()` first.")
         if existing is None:
             schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
                                                description="MovieLens movies and their PinSage embeddings")
@@ -307,16 +321,18 @@ class VectorStore:
 
     # -- writing ------------------------------------------------------------------------------------------
     def ingest(self, movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame,
-               batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> IngestReport:
+               batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+               replace_other_dim: bool = False) -> IngestReport:
         """Upsert every movie (batched, with a progress bar), remove ids no longer embedded, flush, load and
-        check the count. All rows are validated before the first write, so bad input changes nothing."""
+        check the count. All rows are validated before the first write, so bad input changes nothing.
+        `replace_other_dim`: a collection holding vectors of another size (an older model) is rebuilt."""
         from tqdm.auto import tqdm
 
         if batch_size < 1:
             raise VectorStoreError(f"batch_size must be at least 1, got {batch_size}")
         rows = movie_rows(movie_ids, vectors, movies)
         start = time.perf_counter()
-        index = self.create(len(rows[0]["embedding"]), len(rows))
+        index = self.create(len(rows[0]["embedding"]), len(rows), replace_other_dim=replace_other_dim)
         with tqdm(total=len(rows), desc=f"upsert into {self.collection}", unit="movie", disable=not progress) as bar:
             for first in range(0, len(rows), batch_size):
                 batch = rows[first:first + batch_size]
@@ -375,7 +391,8 @@ class VectorStore:
         if not movie_ids:
             return {}
         fields = ["movie_id", "title", "year", "genres"] + (["embedding"] if with_vectors else [])
-        rows = self.client.get(self.collection, ids=[int(i) for i in movie_ids], output_fields=fields)
+        rows = self.client.get(self.collection, ids=[int(i) for i in movie_ids], output_fields=fields,
+                               consistency_level=SERVING_CONSISTENCY)
         out = {}
         for row in rows:
             row = dict(row)
@@ -387,7 +404,8 @@ class VectorStore:
         return out
 
     def search(self, queries: np.ndarray, limit: int, genres: Sequence[str] | None = None,
-               years: tuple[int, int] | None = None, exclude_ids: Iterable[int] | None = None) -> list[list[Hit]]:
+               years: tuple[int, int] | None = None, exclude_ids: Iterable[int] | None = None,
+               with_vectors: bool = False) -> list[list[Hit]]:
         """For each query vector, the `limit` most similar movies (inner product) passing the filters."""
         self._require()
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
@@ -395,9 +413,12 @@ class VectorStore:
             self._index = self.index()
         expr = filter_expression(genres, years, exclude_ids)
         result = self.client.search(self.collection, data=queries.tolist(), limit=int(limit), filter=expr,
-                                    output_fields=["movie_id"], search_params=self._index.search_params(limit),
-                                    consistency_level="Strong")
-        return [[Hit(int(hit.id), float(hit.distance)) for hit in hits] for hits in result]
+                                    output_fields=["embedding"] if with_vectors else ["movie_id"],
+                                    search_params=self._index.search_params(limit),
+                                    consistency_level=SERVING_CONSISTENCY)
+        return [[Hit(int(hit.id), float(hit.distance),
+                     np.asarray(hit["entity"]["embedding"], dtype=np.float32) if with_vectors else None)
+                 for hit in hits] for hits in result]
 
     def close(self) -> None:
         """Release the client (and, for Milvus Lite, the file lock)."""

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# the browser tests drive Debian chromium (never a browser that Playwright downloads)
+command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 export OMP_NUM_THREADS=1 DGLBACKEND=pytorch RECSYS_DATASET=sample
 export RECSYS_ARTIFACTS="${RECSYS_TEST_ARTIFACTS:-$PWD/.test-artifacts}"
 export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"

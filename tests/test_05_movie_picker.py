@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from helpers.picker import StoresUnavailableError, open_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "05_movie_picker.ipynb"
@@ -67,3 +72,58 @@ def test_served_as_a_page_it_shows_only_an_empty_picker(stores_settings, monkeyp
     widgets = [o for cell in cells for o in cell.outputs if WIDGET_VIEW in o.get("data", {})]
     others = [o for cell in cells[1:] for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     assert len(widgets) == 1 and others == []  # besides init_notebook's settings line: the picker, nothing else
+
+
+HOLD_FILE = """
+import sys, time
+from helpers.config import get_settings
+from helpers.recommend import RecommendationEngine
+engine = RecommendationEngine(get_settings())
+print("holding", flush=True)
+time.sleep(float(sys.argv[1]))
+engine.close()
+"""
+
+
+def hold_lite_file(stores_settings, seconds: float) -> subprocess.Popen:
+    """Another process (as a notebook kernel or a closed page's kernel would) holding the Milvus Lite file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    env.update(RECSYS_DATASET="sample", RECSYS_ARTIFACTS=str(stores_settings.artifacts_root),
+               RECSYS_CACHE=str(stores_settings.cache_dir))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(seconds)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_held_lite_file_gives_a_short_clear_error(stores_settings):
+    holder = hold_lite_file(stores_settings, 60)
+    try:
+        with pytest.raises(StoresUnavailableError, match="one process per file") as caught:
+            open_engine(stores_settings)
+        assert "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in str(caught.value)
+        assert caught.value._render_traceback_() == [f"StoresUnavailableError: {caught.value}"]  # no stack shown
+    finally:
+        holder.terminate()
+        holder.wait(timeout=30)
+
+
+def test_the_page_waits_for_a_lite_file_that_is_released_soon(stores_settings):
+    holder = hold_lite_file(stores_settings, 4)
+    try:
+        engine = open_engine(stores_settings, wait_seconds=60, poll_seconds=0.5)
+        try:
+            assert all(engine.health().values())
+        finally:
+            engine.close()
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_missing_stores_fail_at_once_and_name_notebook_04(tmp_path):
+    from conftest import sample_settings
+
+    start = time.monotonic()
+    with pytest.raises(StoresUnavailableError, match="04_vector_store"):
+        open_engine(sample_settings(tmp_path), wait_seconds=60)
+    assert time.monotonic() - start < 30  # no waiting: the file opened, it is just empty

@@ -162,6 +162,14 @@ def test_transitions_count_neighbours_in_time(gd):
     assert trans[0, 2] == 0 and trans.sum() == 2 * 6
 
 
+def test_transitions_after_only_counts_the_next_movie(gd):
+    after = ev.TransitionsBaseline(direction="after").fit(gd).similarity.toarray()
+    assert after[0, 1] == 2 and after[1, 0] == 0 and after[2, 4] == 1 and after[4, 2] == 0
+    assert after.sum() == 6
+    with pytest.raises(ev.EvaluationError, match="'sideways'"):
+        ev.TransitionsBaseline(direction="sideways")
+
+
 def test_baselines_must_be_fitted():
     with pytest.raises(ev.EvaluationError, match="fit"):
         ev.ItemKNNBaseline()(np.array([[0]]))

@@ -87,6 +87,12 @@ def test_max_margin_loss():
     assert max_margin_loss(h, heads, tails, torch.tensor([[2, 3]]), margin=0.1).item() == 0.0
     close = max_margin_loss(h, heads, tails, torch.tensor([[1]]), margin=0.1).item()
     assert close == pytest.approx(0.1)  # a negative as similar as the positive costs exactly the margin
+    # in-batch: pair (0 -> 1) also gets pair (2 -> 3)'s tail as a negative, and (2 -> 3) gets 1
+    two = max_margin_loss(h, torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([[3], [0]]), 0.1, in_batch=True)
+    s = h @ h.T
+    expected = [max(0.0, float(s[0, 3] - s[0, 1] + 0.1)), max(0.0, float(s[2, 0] - s[2, 3] + 0.1)),
+                max(0.0, float(s[0, 3] - s[0, 1] + 0.1)), max(0.0, float(s[2, 1] - s[2, 3] + 0.1))]
+    assert two.item() == pytest.approx(sum(expected) / 4)
 
 
 def test_from_graph_needs_movie_features():

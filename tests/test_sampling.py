@@ -60,10 +60,12 @@ def test_random_walk_positives_stay_among_co_watched_movies():
     assert not (heads == 6).any()  # the unrated movie is never a head
 
 
-def test_neighbourhood_is_seeds_first_without_self_loops_or_excluded_pairs():
+@pytest.mark.parametrize("draws", [0, 3])
+def test_neighbourhood_is_seeds_first_without_self_loops_or_excluded_pairs(draws):
     gd = two_cliques()
     dgl.seed(0)
-    sampler = NeighbourSampler(gd.graph, 2, NeighbourhoodSpec(neighbours=2, walks=20, walk_length=2))
+    torch.manual_seed(0)
+    sampler = NeighbourSampler(gd.graph, 2, NeighbourhoodSpec(neighbours=2, walks=20, walk_length=2), draws=draws)
     seeds = torch.tensor([0, 4, 6])
     hood = sampler.sample(seeds)
     assert len(hood.hops) == 2 and torch.equal(hood.seeds, seeds)
@@ -114,3 +116,21 @@ def test_pair_batch_positions_point_back_to_the_movies():
     seeds = batch.neighbourhood.seeds
     assert torch.equal(seeds[batch.heads], heads) and torch.equal(seeds[batch.tails], tails)
     assert torch.equal(seeds[batch.negatives], negatives)
+
+
+def test_a_neighbourhood_pool_draws_like_fresh_walks():
+    """Movie 0 (users 1-4 watch movies 0-2) has neighbours 1 and 2; the pool gives both, with visit counts."""
+    gd = two_cliques()
+    dgl.seed(0)
+    torch.manual_seed(0)
+    sampler = NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(neighbours=2, walks=50), draws=4)
+    seen = set()
+    for _ in range(8):
+        hop, inputs = sampler.hop(torch.tensor([0]))
+        seen |= set(inputs[hop.src].tolist())
+        assert (hop.weight >= 1).all() and (hop.dst == 0).all()
+    assert seen == {1, 2}
+    indptr, _, _ = sampler.pool
+    assert len(indptr) == 4 * gd.n_movies + 1
+    with pytest.raises(ValueError, match="draws"):
+        NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(), draws=-1)

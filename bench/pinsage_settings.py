@@ -1,0 +1,80 @@
+"""PinSage settings side by side: the same number of training steps for each variant of `TrainConfig`.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.pinsage_settings --dataset ml-1m \
+        --data-dir /work/shared/movielens/ml-1m --epochs 6 --steps 500 \
+        --variant 'default={}' --variant 'random-walk positives={"positives": "random_walk"}'
+
+Each variant is `name=JSON` with `TrainConfig` fields that differ from the dataset's defaults. A fixed number of
+steps (not a time budget) makes the variants comparable on a shared, noisy machine; the wall time of each is
+printed as well. Figures: validation and test HR@10 / NDCG@10 (protocol a: the user's latest training movie)
+of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed.
+Artifacts go to a temporary folder that is deleted afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, overrides = text.partition("=")
+    if not name or not overrides:
+        raise SystemExit(f"--variant {text!r}: write it as name=JSON, e.g. 'bigger={{\"hidden\": 128}}'")
+    try:
+        return name, json.loads(overrides)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--variant {text!r}: the JSON part does not parse ({error})") from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=500, help="steps per epoch")
+    parser.add_argument("--variant", action="append", default=[], help="name=JSON overrides (repeatable)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variant] or [("default", {})]
+
+    from helpers.config import get_settings
+    from helpers.data import load_movielens
+    from helpers.graph import build_graph
+    from helpers.notebook import seed_everything, set_threads
+    from helpers.plots import dataset_label
+    from helpers.train import TrainConfig, infer_movie_embeddings, train_pinsage, validation_metrics
+
+    with tempfile.TemporaryDirectory(prefix="pinsage-settings-") as folder:
+        settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=Path(folder))
+        set_threads(settings.threads)
+        ml = load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=args.seed)
+        gd = build_graph(ml)
+        print(f"{dataset_label(ml)}: {args.epochs} epochs x {args.steps} steps per variant, seed {args.seed}, "
+              f"threads {settings.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+        header = f"{'variant':<28} {'val HR@10':>9} {'val NDCG':>8} {'test HR@10':>10} {'test NDCG':>9} " \
+                 f"{'best ep':>7} {'seconds':>7} {'ms/step':>7} {'load':>5}"
+        rows = []
+        for name, overrides in variants:
+            seed_everything(args.seed)
+            config = TrainConfig.for_dataset(args.dataset, **{**overrides, "max_epochs": args.epochs,
+                                                               "steps_per_epoch": args.steps, "time_budget_s": None})
+            started = time.perf_counter()
+            result = train_pinsage(gd, settings, config, resume=False, progress=False)
+            seconds = time.perf_counter() - started
+            vectors = infer_movie_embeddings(result.model, gd, seed=args.seed)
+            val, test = validation_metrics(vectors, gd, "val"), validation_metrics(vectors, gd, "test")
+            steps = sum(h["steps"] for h in result.history)
+            rows.append(f"{name:<28} {val['hr@10']:>9.4f} {val['ndcg@10']:>8.4f} {test['hr@10']:>10.4f} "
+                        f"{test['ndcg@10']:>9.4f} {result.best_epoch:>7} {seconds:>7.0f} "
+                        f"{1000 * seconds / steps:>7.1f} {os.getloadavg()[0]:>5.1f}")
+            print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
+        print("\n" + header + "\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
