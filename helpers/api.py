@@ -19,15 +19,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from helpers.catalog import CatalogError
 from helpers.config import Settings, get_settings
-from helpers.recommend import MAX_K, MAX_LIKED, RecommendationEngine, RecommendError
+from helpers.recommend import MAX_K, MAX_LIKED, RecommendationEngine, RecommendError, StoresOutOfStepError
+from helpers.vectors import VectorStoreError
 
 MAX_QUERY_CHARS = 200
-SERVER_HINT = ("Milvus Lite serves one process per file, so a notebook kernel, the Voila page and the API cannot "
-               "share {uri}. Shut the other one down, or run all of them against the docker-compose servers: "
-               "`docker compose up -d`, `export RECSYS_MILVUS_URI=http://127.0.0.1:19530` (and RECSYS_CATALOG_URL "
-               "for MySQL, see docker-compose.yml), run notebooks/04_vector_store.ipynb once to fill them, then start "
-               "Jupyter, scripts/page.sh and scripts/api.sh from that shell.")
+SHARING_HINT = ("To run the API next to notebooks or the page, put the stores on the docker-compose servers: "
+                "see 'Running the notebooks, the page and the API at the same time' in README.md.")
 
 
 class Movie(BaseModel):
@@ -85,11 +84,11 @@ class Health(BaseModel):
 
 
 def open_engine(settings: Settings) -> RecommendationEngine:
-    """Create the engine, or fail with what to do (for a Milvus Lite file: how to share the stores)."""
+    """Create the engine, or fail with what to do."""
     try:
         return RecommendationEngine(settings)
     except Exception as error:
-        hint = f" {SERVER_HINT.format(uri=settings.milvus_uri)}" if settings.milvus_is_lite else ""
+        hint = f" {SHARING_HINT}" if settings.milvus_is_lite else ""
         raise RuntimeError(f"The API cannot open the {settings.dataset} stores: {error}{hint}") from error
 
 
@@ -112,7 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _bad_input(request: Request, error: RecommendError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
-    def engine(request: Request) -> Any:
+    async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"A store is unavailable: {error}"})
+
+    for store_error in (VectorStoreError, CatalogError, StoresOutOfStepError):
+        app.add_exception_handler(store_error, _store_unavailable)
+
+    def engine(request: Request) -> RecommendationEngine:
         return request.app.state.engine
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -139,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """One movie of the catalog."""
         try:
             return engine(request).movie(movie_id)
-        except (RecommendError, KeyError, LookupError) as error:
+        except RecommendError as error:
             raise HTTPException(status_code=404, detail=f"No movie with id {movie_id}: search with /movies?q=") from error
 
     @app.post("/recommend", response_model=RecommendResponse)

@@ -201,4 +201,5 @@ def test_second_process_on_the_lite_file_says_how_to_share_it(api, stores_settin
     finally:
         stop(second)
     text = log.read_text()
-    assert "one process per file" in text and "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in text
+    assert "The API cannot open the sample stores" in text and "one process per file" in text
+    assert "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in text and "docker-compose servers" in text

@@ -1,0 +1,68 @@
+"""Stage 04 (vector store): what notebook 04 leaves behind, its re-runs, and the notebook's shape.
+(scripts/test.sh executes the notebook itself with nbval on the sample.)"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from conftest import make_test_embeddings, sample_settings
+from helpers.artifacts import read_manifest
+from helpers.catalog import Catalog
+from helpers.config import PROJECT_ROOT
+from helpers.embeddings import embeddings_path, save_movie_embeddings
+from helpers.recommend import build_stores, stores_record_path
+from helpers.vectors import VectorStore, disconnect
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_vector_store.ipynb"
+
+
+@pytest.fixture
+def settings(tmp_path, sample_ml):
+    settings = sample_settings(tmp_path)
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    yield settings
+    disconnect(settings.milvus_uri)
+
+
+def test_build_stores_records_what_it_ingested(settings, sample_ml) -> None:
+    report = build_stores(settings, ml=sample_ml, progress=False)
+    assert report.check.ok and report.vectors.count == report.catalog.movies == len(sample_ml.movies)
+    record = json.loads(stores_record_path(settings).read_text())
+    assert record["milvus_uri"] == settings.milvus_uri and record["movies"] == len(sample_ml.movies)
+    assert (record["index_type"], record["metric"]) == ("FLAT", "IP")
+    manifest = read_manifest(stores_record_path(settings))
+    assert manifest["stage"] == "vectors"
+    assert manifest["inputs"]["embeddings"] == read_manifest(embeddings_path(settings))["fingerprint"]
+
+
+def test_rerun_changes_nothing(settings, sample_ml) -> None:
+    build_stores(settings, ml=sample_ml, progress=False)
+    store, catalog = VectorStore(settings), Catalog(settings)
+    vectors_before, catalog_before = store.metadata(), catalog.counts()
+    again = build_stores(settings, ml=sample_ml, progress=False)
+    assert again.vectors.removed == 0 and again.check.ok
+    assert store.metadata().equals(vectors_before) and catalog.counts() == catalog_before
+
+
+def test_a_retrained_model_with_another_size_replaces_the_collection(settings, sample_ml) -> None:
+    build_stores(settings, ml=sample_ml, progress=False)
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies, dim=8))
+    report = build_stores(settings, ml=sample_ml, progress=False)
+    assert report.check.ok and VectorStore(settings).dim() == 8
+
+
+def test_missing_embeddings_name_notebook_03(tmp_path, sample_ml) -> None:
+    with pytest.raises(FileNotFoundError, match="03_pinsage_training"):
+        build_stores(sample_settings(tmp_path), ml=sample_ml, progress=False)
+
+
+def test_notebook_shape() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.cells[0].cell_type == "markdown" and "Learning objectives" in nb.cells[0].source
+    assert code[0].source.strip() == "from helpers.notebook import init_notebook\n\nsettings = init_notebook()"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
+    assert "store.close()" in code[-1].source and "engine.close()" in code[-1].source  # frees the Lite file
+    assert "Recap" in nb.cells[-1].source and "05_movie_picker" in nb.cells[-1].source
