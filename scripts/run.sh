@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up, then execute the notebook series headless on the embedded defaults
-# (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies.
+# (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies, then serve the picker page.
 # Settings come from the environment (see README): RECSYS_DATASET (default ml-1m), RECSYS_DATA_DIR, ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +15,6 @@ for nb in notebooks/[0-9][0-9]_*.ipynb; do
 done
 echo
 echo "Done. Executed notebooks are in $out."
-echo "Open the series interactively with:  .venv/bin/jupyter lab notebooks/"
+echo "Open the series interactively later with:  .venv/bin/jupyter lab notebooks/"
+echo "Now serving the movie picker page on http://127.0.0.1:8866/  (Ctrl+C stops it)"
+exec bash scripts/page.sh
