@@ -17,6 +17,7 @@ deleted afterwards, so the project's own artifacts are never overwritten.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shlex
 import sys
@@ -164,7 +165,8 @@ def report(outcome: dict[str, Any], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = ".venv/bin/python -m bench.quality " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
+    command = f"{threads}.venv/bin/python -m bench.quality " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if args.artifacts:
         outcome = run(args, Path(args.artifacts).expanduser().resolve())
     else:

@@ -36,6 +36,11 @@ class Movie(BaseModel):
     genres: list[str]
 
 
+class MovieDetail(Movie):
+    n_ratings: int = Field(description="ratings in the dataset")
+    mean_rating: float | None = Field(description="mean rating, None when unrated")
+
+
 class RecommendRequest(BaseModel):
     """Liked movie ids, how many recommendations and optional filters."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"liked": [1, 260, 1196], "k": 10}]})
@@ -57,7 +62,7 @@ class RecommendRequest(BaseModel):
     def years(self) -> tuple[int, int] | None:
         if self.year_min is None and self.year_max is None:
             return None
-        return (self.year_min if self.year_min is not None else 1800, self.year_max if self.year_max is not None else 2100)
+        return (1800 if self.year_min is None else self.year_min, 2100 if self.year_max is None else self.year_max)
 
 
 class RecommendationOut(BaseModel):
@@ -139,13 +144,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=422, detail="q is blank: give part of a title, e.g. q=toy")
         return engine(request).search_titles(q.strip(), limit=limit)
 
-    @app.get("/movies/{movie_id}", response_model=Movie, responses={404: {"description": "no such movie"}})
+    @app.get("/movies/{movie_id}", response_model=MovieDetail, responses={404: {"description": "no such movie"}})
     def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1)]) -> Any:
         """One movie of the catalog."""
         try:
             return engine(request).movie(movie_id)
         except RecommendError as error:
-            raise HTTPException(status_code=404, detail=f"No movie with id {movie_id}: search with /movies?q=") from error
+            detail = f"No movie with id {movie_id}: find ids with /movies?q=part-of-a-title"
+            raise HTTPException(status_code=404, detail=detail) from error
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(request: Request, body: RecommendRequest) -> Any:

@@ -38,8 +38,8 @@ RESULT_COLUMNS = ["title", "year", "genres", "score", "because you liked"]
 
 _TABLE_STYLE = """<style>
 .picker-table {border-collapse: collapse; font-size: 14px; margin-top: 6px}
-.picker-table th {text-align: left; border-bottom: 2px solid #888; padding: 4px 10px}
-.picker-table td {border-bottom: 1px solid #ddd; padding: 4px 10px}
+.picker-table th {text-align: left; border-bottom: 2px solid #888; padding: 3px 10px}
+.picker-table td {border-bottom: 1px solid #ddd; padding: 3px 10px; line-height: 1.3}
 .picker-table tr:nth-child(even) td {background: #f6f6f6}
 </style>"""
 
@@ -120,22 +120,29 @@ def results_html(results: Sequence[Recommendation]) -> str:
     return _TABLE_STYLE + frame.to_html(escape=True, classes="picker-table", border=0, index_names=False)
 
 
-def plot_recommendations(results: Sequence[Recommendation], dataset: str) -> Figure:
-    """Horizontal bars of the scores, one colour per liked movie the recommendation came from."""
+def plot_recommendations(results: Sequence[Recommendation], dataset_label: str) -> Figure:
+    """The scores in rank order (best at the top), one colour per liked movie the recommendation came from."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     frame = results_frame(results)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(frame), 4) + 1.2))
     sources = list(dict.fromkeys(frame["because you liked"]))
-    colours = plt.get_cmap("tab10")
-    for i, source in enumerate(sources):
-        part = frame[frame["because you liked"] == source]
-        labels = [f"{t} ({y})" if not pd.isna(y) else t for t, y in zip(part["title"], part["year"])]
-        ax.barh(labels, part["score"], color=colours(i % 10), label=f"because you liked {source}" if source else "")
+    colours = {source: plt.get_cmap("tab10")(i % 10) for i, source in enumerate(sources)}
+    labels = [f"{t} ({y})" if not pd.isna(y) else t for t, y in zip(frame["title"], frame["year"], strict=True)]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(frame), 4) + 1.8))
+    ranks = range(len(frame))
+    ax.hlines(ranks, frame["score"].min() - 0.02, frame["score"], color="#ccc", linewidth=1)
+    ax.scatter(frame["score"], ranks, c=[colours[s] for s in frame["because you liked"]], s=60, zorder=3)
+    ax.set_yticks(list(ranks), labels)
     ax.invert_yaxis()
-    ax.set_xlabel("score (cosine similarity of PinSage embeddings)")
-    ax.set_title(f"Recommendations for the picked movies ({dataset})")
-    ax.legend(loc="lower right", fontsize=8)
+    popular = all(r.source == "popular" for r in results)
+    ax.set_xlabel("number of ratings (nothing liked: most rated movies)" if popular
+                  else "score (cosine similarity of the PinSage embeddings)")
+    ax.set_title(f"Recommendations for the picked movies ({dataset_label})")
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[s], label=f"because you liked {s}")
+               for s in sources]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(len(frame), 4) - 0.1),
+              ncol=1, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -144,8 +151,9 @@ class MoviePicker:
     """The picker widget bound to one `RecommendationEngine`. Display it as the last expression of a cell."""
 
     def __init__(self, engine: RecommendationEngine, k: int = DEFAULT_K,
-                 year_range: tuple[int, int] = (1900, datetime.date.today().year)) -> None:
+                 year_range: tuple[int, int] | None = None) -> None:
         self.engine = engine
+        year_range = year_range or (1900, datetime.date.today().year)
         self.liked: list[int] = []
         self.matches_found: list[dict[str, Any]] = []
         self.last_results: list[Recommendation] = []
@@ -155,7 +163,8 @@ class MoviePicker:
         self.search_box = widgets.Text(placeholder="type part of a title, e.g. toy story", description="Search",
                                        continuous_update=True, layout=widgets.Layout(width="420px"))
         self.matches = widgets.Select(options=[], rows=7, description="Matches", layout=widgets.Layout(width="420px"))
-        self.add_button = widgets.Button(description="Add to liked", icon="plus", tooltip="add the selected match")
+        self.add_button = widgets.Button(description="Add to liked", icon="plus", tooltip="add the selected match",
+                                         layout=widgets.Layout(margin="2px 0 0 92px"))
         self.liked_box = widgets.Select(options=[], rows=7, description="Liked", layout=widgets.Layout(width="420px"))
         self.remove_button = widgets.Button(description="Remove", icon="minus", tooltip="remove the selected movie")
         self.clear_button = widgets.Button(description="Clear list", icon="trash")
@@ -191,7 +200,8 @@ class MoviePicker:
                          "<b>1.</b> Find movies you like and add them. <b>2.</b> Optionally narrow the genres or "
                          "years. <b>3.</b> Press Recommend."),
             widgets.HBox([widgets.VBox([self.search_box, self.matches, self.add_button]),
-                          widgets.VBox([self.liked_box, widgets.HBox([self.remove_button, self.clear_button])])]),
+                          widgets.VBox([self.liked_box, widgets.HBox([self.remove_button, self.clear_button],
+                                                                     layout=widgets.Layout(margin="0 0 0 92px"))])]),
             widgets.HBox([self.genre_filter,
                           widgets.VBox([widgets.HBox([self.year_toggle, self.year_filter]), self.k_slider,
                                         self.recommend_button])]),
@@ -209,6 +219,11 @@ class MoviePicker:
         self.message_text = text
         colour = {"info": "#333", "warn": "#a15c00", "error": "#b00020"}[kind]
         self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>' if text else ""
+
+    @staticmethod
+    def _unreachable(what: str, error: Exception) -> str:
+        return (f"The {what} did not answer ({type(error).__name__}: {error}). Check that notebook 04 ran for this "
+                "dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.")
 
     def _genre_options(self) -> list[str]:
         try:
@@ -233,8 +248,7 @@ class MoviePicker:
             return []
         except Exception as error:
             self.matches.options = []
-            self._say(f"The movie catalog is not reachable ({type(error).__name__}: {error}). "
-                      "Run notebook 04 for this dataset, or check RECSYS_CATALOG_URL.", "error")
+            self._say(self._unreachable("movie catalog", error), "error")
             return []
         self.matches_found = list(found)
         for movie in self.matches_found:
@@ -257,8 +271,11 @@ class MoviePicker:
         if label is None:
             try:
                 label = movie_label(self.engine.movie(movie_id))
-            except Exception:
+            except RecommendError:
                 self._say(f"There is no movie with id {movie_id} in the catalog; search for it by title.", "warn")
+                return False
+            except Exception as error:
+                self._say(self._unreachable("movie catalog", error), "error")
                 return False
             self._labels[movie_id] = label
         if movie_id in self.liked:
@@ -307,8 +324,7 @@ class MoviePicker:
             self._say(str(error), "warn")
             return []
         except Exception as error:
-            self._say(f"The recommendation stores are not reachable ({type(error).__name__}: {error}). "
-                      "Run notebook 04 for this dataset, or check RECSYS_MILVUS_URI / RECSYS_CATALOG_URL.", "error")
+            self._say(self._unreachable("recommendation stores", error), "error")
             return []
         self.last_results = list(results)
         self.results.value = results_html(self.last_results)

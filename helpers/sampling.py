@@ -162,13 +162,19 @@ class NeighbourhoodSpec:
 class NeighbourSampler:
     """PinSage neighbourhoods for `layers` layers (`dgl.sampling.PinSAGESampler`, see `NeighbourhoodSpec`).
 
+    PinSAGESampler keeps the `neighbours` most visited movies and breaks ties in the visit counts by node id,
+    larger first. With few walks from a popular movie most counts are 1, so the neighbourhood would be the
+    movies with the largest ids, which in MovieLens are the most recent ones. The walks therefore run on a copy
+    of the graph whose movie ids are shuffled (a new shuffle at every `refresh()`), so ties are broken at random.
+
     With `draws` > 0 the sampler first draws `draws` neighbourhoods of every movie (one PinSAGESampler call over
     all movies per draw) and each `hop` then picks one of them per movie at random: the same distribution as
     walking afresh, at a fraction of the cost when a batch's neighbourhoods cover much of the catalogue (on
     ML-1M a 2-layer batch touches over half of the 3,883 movies). The pool is drawn on first use;
-    `refresh()` draws a new one."""
+    `refresh()` draws a new one. `generator` drives the shuffles and picks (default: torch's global RNG)."""
 
-    def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec, draws: int = 0):
+    def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec, draws: int = 0,
+                 generator: torch.Generator | None = None):
         if layers < 1:
             raise ValueError(f"layers={layers}: it must be at least 1")
         if draws < 0:
@@ -176,13 +182,40 @@ class NeighbourSampler:
         self.layers = layers
         self.spec = spec
         self.draws = draws
+        self.generator = generator
         self.num_movies = graph.num_nodes(MOVIE)
-        self.sampler = dgl.sampling.PinSAGESampler(graph, MOVIE, USER, spec.walk_length, spec.restart_prob,
-                                                   spec.walks, spec.neighbours)
+        self.num_users = graph.num_nodes(USER)
+        self._edges = graph.edges(etype=WATCHED)
         self.pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # indptr, neighbour, weight
+        self._shuffle()
+
+    def _shuffle(self) -> None:
+        users, movies = self._edges
+        self.to_walk = torch.randperm(self.num_movies, generator=self.generator)  # movie m is node to_walk[m]
+        self.from_walk = torch.argsort(self.to_walk)
+        walk_graph = dgl.heterograph(
+            {(USER, WATCHED, MOVIE): (users, self.to_walk[movies]), (MOVIE, WATCHED_BY, USER): (self.to_walk[movies], users)},
+            num_nodes_dict={USER: self.num_users, MOVIE: self.num_movies})
+        spec = self.spec
+        self.sampler = dgl.sampling.PinSAGESampler(walk_graph, MOVIE, USER, spec.walk_length, spec.restart_prob,
+                                                   spec.walks, spec.neighbours)
+
+    def _walk(self, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fresh neighbourhoods of `seeds`: (neighbour movie, position of its seed in `seeds`, visit count),
+        without self-loops."""
+        frontier = self.sampler(self.to_walk[seeds])
+        src, dst = frontier.edges()
+        src, dst = self.from_walk[src], self.from_walk[dst]
+        weight = frontier.edata["weights"].float()
+        keep = src != dst
+        position = torch.full((self.num_movies,), -1, dtype=torch.int64)
+        position[seeds] = torch.arange(len(seeds))
+        return src[keep], position[dst[keep]], weight[keep]
 
     def refresh(self, chunk: int = 4096) -> None:
-        """Draw a new pool (no-op without one). Row `d * num_movies + m` of the CSR pool holds draw d of movie m."""
+        """Shuffle the tie-breaking ids again and, with a pool, draw a new one. Row `d * num_movies + m` of the
+        CSR pool holds draw d of movie m."""
+        self._shuffle()
         if not self.draws:
             return
         counts, neighbours, weights = [], [], []
@@ -190,56 +223,36 @@ class NeighbourSampler:
         for _ in range(self.draws):
             for start in range(0, self.num_movies, chunk):
                 seeds = movies[start:start + chunk]
-                frontier = self.sampler(seeds)
-                src, dst = frontier.edges()
-                weight = frontier.edata["weights"]
-                keep = src != dst
-                src, dst, weight = src[keep], dst[keep], weight[keep]
+                src, dst, weight = self._walk(seeds)
                 order = torch.argsort(dst, stable=True)
                 neighbours.append(src[order])
-                weights.append(weight[order].float())
-                counts.append(torch.bincount(dst - start, minlength=len(seeds)))
+                weights.append(weight[order])
+                counts.append(torch.bincount(dst, minlength=len(seeds)))
         indptr = torch.zeros(self.draws * self.num_movies + 1, dtype=torch.int64)
         indptr[1:] = torch.cumsum(torch.cat(counts), 0)
         self.pool = (indptr, torch.cat(neighbours), torch.cat(weights))
 
-    def hop(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
-            ) -> tuple[Hop, torch.Tensor]:
-        """One layer for `seeds` (unique movie indices): the hop and its input nodes (seeds first).
-        Edges `exclude` (pairs of movie indices, both directions) and self-loops are left out."""
-        if self.draws:
-            if self.pool is None:
-                self.refresh()
-            return self._hop_from_pool(seeds, exclude)
-        frontier = self.sampler(seeds)
-        src, dst = frontier.edges()
-        drop = (src == dst) | self._excluded(src, dst, exclude)
-        if bool(drop.any()):
-            frontier = dgl.remove_edges(frontier, torch.nonzero(drop).squeeze(1))
-        block = dgl.to_block(frontier, seeds)
-        bsrc, bdst = block.edges()
-        hop = Hop(bsrc, bdst, block.edata["weights"].float(), block.num_dst_nodes())
-        return hop, block.srcdata[dgl.NID]
-
-    def _excluded(self, src: torch.Tensor, dst: torch.Tensor,
-                  exclude: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        if exclude is None or not len(exclude[0]):
-            return torch.zeros(len(src), dtype=torch.bool)
-        a, b = exclude
-        n = self.num_movies
-        return torch.isin(src * n + dst, torch.cat([a * n + b, b * n + a]))
-
-    def _hop_from_pool(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None
-                       ) -> tuple[Hop, torch.Tensor]:
+    def _from_pool(self, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.pool is None:
+            self.refresh()
         indptr, pool_neighbours, pool_weights = self.pool
-        rows = torch.randint(self.draws, (len(seeds),)) * self.num_movies + seeds
+        rows = torch.randint(self.draws, (len(seeds),), generator=self.generator) * self.num_movies + seeds
         starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]
         dst = torch.repeat_interleave(torch.arange(len(seeds)), counts)
         first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
         positions = torch.arange(len(dst)) + first
-        neighbours, weight = pool_neighbours[positions], pool_weights[positions]
-        keep = ~self._excluded(neighbours, seeds[dst], exclude)
-        neighbours, weight, dst = neighbours[keep], weight[keep], dst[keep]
+        return pool_neighbours[positions], dst, pool_weights[positions]
+
+    def hop(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[Hop, torch.Tensor]:
+        """One layer for `seeds` (unique movie indices): the hop and its input nodes (seeds first, then the
+        other neighbours). Edges `exclude` (pairs of movie indices, both directions) are left out."""
+        neighbours, dst, weight = self._from_pool(seeds) if self.draws else self._walk(seeds)
+        if exclude is not None and len(exclude[0]):
+            a, b = exclude
+            n = self.num_movies
+            keep = ~torch.isin(neighbours * n + seeds[dst], torch.cat([a * n + b, b * n + a]))
+            neighbours, dst, weight = neighbours[keep], dst[keep], weight[keep]
         local = torch.full((self.num_movies,), -1, dtype=torch.int64)  # movie -> position among the inputs
         local[seeds] = torch.arange(len(seeds))
         extra = torch.unique(neighbours[local[neighbours] < 0])
@@ -290,9 +303,11 @@ def neighbourhood_table(graph: dgl.DGLGraph, movie: int, spec: NeighbourhoodSpec
     if not 0 <= movie < graph.num_nodes(MOVIE):
         raise ValueError(f"movie node index {movie} is outside 0..{graph.num_nodes(MOVIE) - 1}; map MovieLens ids "
                          "with GraphData.movie_index")
+    generator = None
     if seed is not None:
         dgl.seed(seed)
-    hop, inputs = NeighbourSampler(graph, 1, spec).hop(torch.tensor([movie]))
+        generator = torch.Generator().manual_seed(seed)
+    hop, inputs = NeighbourSampler(graph, 1, spec, generator=generator).hop(torch.tensor([movie]))
     table = pd.DataFrame({"movie": inputs[hop.src].numpy(), "visits": hop.weight.numpy().astype(np.int64)})
     table = table.sort_values(["visits", "movie"], ascending=[False, True], ignore_index=True)
     table["importance"] = table["visits"] / max(int(table["visits"].sum()), 1)

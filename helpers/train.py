@@ -55,6 +55,7 @@ class TrainConfig:
     in_batch_negatives: bool = False       # also use the other pairs' tails as negatives
     margin: float = 0.2                    # max-margin loss on cosine similarities
     lr: float = 3e-3
+    lr_decay: float = 0.95                 # the learning rate is lr * lr_decay ** epoch
     weight_decay: float = 0.0
     hard_fraction: float = 0.5             # share of negatives taken from the model's own ranks `hard_ranks`
     hard_ranks: tuple[int, int] = (50, 500)
@@ -68,6 +69,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.positives not in POSITIVES:
             raise ValueError(f"positives={self.positives!r}: use one of {', '.join(POSITIVES)}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
         if not 0.0 <= self.hard_fraction <= 1.0:
             raise ValueError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
         for name in ("hidden", "layers", "batch_size", "negatives", "steps_per_epoch", "max_epochs"):
@@ -139,8 +142,10 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
     movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
     `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
+    generator = None
     if seed is not None:
         dgl.seed(seed)
+        generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
     device = model.device
@@ -151,7 +156,7 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     movies = torch.arange(n)
     batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]
     projected = torch.cat([model.features(b.to(device)) for b in batches])
-    sampler = NeighbourSampler(gd.graph, 1, model.spec)
+    sampler = NeighbourSampler(gd.graph, 1, model.spec, generator=generator)
     h = projected
     for conv in model.convs:
         parts = []
@@ -270,6 +275,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         torch.manual_seed(seed)
         dgl.seed(seed)
         sampler.refresh()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay ** epoch
         hard = config.hard_share(epoch)
         model.train()
         losses: list[float] = []
@@ -298,7 +305,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         elapsed += time.perf_counter() - started
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "val_hr@10": metrics["hr@10"],
                   "val_ndcg@10": metrics["ndcg@10"], "seconds": round(train_s + last_val_s, 2),
-                  "val_seconds": round(last_val_s, 2), "steps": len(losses), "hard_share": hard,
+                  "val_seconds": round(last_val_s, 2), "steps": len(losses), "hard_share": hard, "lr": optimizer.param_groups[0]["lr"],
                   "elapsed": round(elapsed, 2)}
         history.append(record)
         if progress:

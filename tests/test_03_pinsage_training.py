@@ -56,3 +56,34 @@ def test_embeddings_artifact_round_trip(trained):
     stored = load_movie_embeddings(settings)
     assert np.array_equal(stored.movie_ids, gd.movie_ids)
     np.testing.assert_allclose(stored.vectors, vectors, atol=1e-6)
+
+
+def test_nearest_movies_and_showcase(trained):
+    settings, gd, result = trained
+    from helpers.train import nearest_movies, showcase_movie_ids
+
+    movies = load_dataset(settings).movies
+    vectors = infer_movie_embeddings(result.model, gd, seed=0)
+    chosen = showcase_movie_ids(movies, gd, count=3)
+    assert len(chosen) == 3 and chosen[0] == int(gd.movie_ids[gd.train["movie"].value_counts().index[0]])
+    table = nearest_movies(vectors, gd, movies, chosen[:1], k=4)
+    assert len(table) == 4 and table["similarity"].is_monotonic_decreasing
+    assert movies.set_index("movie_id").at[chosen[0], "title"] not in set(table["title"])  # not itself
+    with pytest.raises(ValueError, match="Unknown movie id"):
+        nearest_movies(vectors, gd, movies, [chosen[0], -5])
+
+
+def test_training_plots_name_the_dataset(trained):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import plot_embedding_map, plot_training_history
+
+    _, gd, result = trained
+    fig = plot_training_history(result.history, "synthetic sample", {"popularity": 0.2})
+    assert "synthetic sample" in fig._suptitle.get_text()
+    vectors = infer_movie_embeddings(result.model, gd, seed=0)
+    fig = plot_embedding_map(vectors, gd, "synthetic sample")
+    assert "synthetic sample" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="method"):
+        plot_embedding_map(vectors, gd, "synthetic sample", method="umap")

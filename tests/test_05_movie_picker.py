@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import sample_settings
 from nbclient import NotebookClient
 
 from helpers.picker import StoresUnavailableError, open_engine
@@ -122,8 +123,6 @@ def test_the_page_waits_for_a_lite_file_that_is_released_soon(stores_settings):
 
 
 def test_missing_stores_fail_at_once_and_name_notebook_04(tmp_path):
-    from conftest import sample_settings
-
     start = time.monotonic()
     with pytest.raises(StoresUnavailableError, match="04_vector_store"):
         open_engine(sample_settings(tmp_path), wait_seconds=60)

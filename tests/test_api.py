@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from conftest import make_test_embeddings, sample_settings
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
-from helpers.embeddings import load_movie_embeddings
-from helpers.recommend import MAX_LIKED, RecommendationEngine, numpy_recommend
+from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.recommend import MAX_LIKED, RecommendationEngine, build_stores, numpy_recommend
+from helpers.vectors import disconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 90
@@ -129,6 +132,7 @@ def test_movie_by_id_and_unknown_ids(client, ids):
     movie_id = ids["misérables"]
     response = client.get(f"/movies/{movie_id}")
     assert response.status_code == 200 and response.json()["title"].startswith("Misérables")
+    assert response.json()["n_ratings"] > 0 and 1 <= response.json()["mean_rating"] <= 5
     missing = client.get("/movies/987654321")
     assert missing.status_code == 404 and "No movie with id 987654321" in missing.json()["detail"]
     assert client.get("/movies/abc").status_code == 422
@@ -203,3 +207,31 @@ def test_second_process_on_the_lite_file_says_how_to_share_it(api, stores_settin
     text = log.read_text()
     assert "The API cannot open the sample stores" in text and "one process per file" in text
     assert "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in text and "docker-compose servers" in text
+
+
+def test_a_store_that_stops_answering_gives_a_503(sample_ml, tmp_path):
+    """Its own stores, since the test breaks the catalog while the API runs."""
+    settings = sample_settings(tmp_path)
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    build_stores(settings, ml=sample_ml, progress=False)
+    disconnect(settings.milvus_uri)
+    port = free_port()
+    server = start_uvicorn(settings, port, tmp_path / "uvicorn.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert httpx.get(f"{base}/movies", params={"q": "golden"}).status_code == 200
+        engine = sa.create_engine(settings.catalog_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE movies"))
+        engine.dispose()
+        response = httpx.get(f"{base}/movies", params={"q": "golden"})
+        assert response.status_code == 503 and "04_vector_store" in response.json()["detail"]
+    finally:
+        stop(server)

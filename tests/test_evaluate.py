@@ -316,3 +316,17 @@ def test_baselines_on_the_sample_graph_beat_chance(tmp_path):
             assert 0.0 <= metrics["ndcg@10"] <= metrics["hr@10"] <= 1.0
             if model != "popularity":
                 assert metrics["hr@10"] > chance, (model, protocol, metrics)
+
+
+@pytest.mark.slow
+def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
+    from bench import quality
+
+    monkeypatch.setenv("RECSYS_CACHE", str(tmp_path / "cache"))
+    assert quality.main(["--dataset", "sample", "--time-budget", "3", "--no-progress",
+                         "--artifacts", str(tmp_path / "artifacts")]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: synthetic sample" in out and "PinSage / item-kNN" in out
+    saved = json.loads((tmp_path / "artifacts" / "sample" / "metrics.json").read_text())
+    assert {"pinsage", "popularity", "item-knn", "transitions", "pinsage [max]"} <= set(saved["models"])
+    assert saved["benchmark"]["train_seconds"] > 0 and saved["dataset_label"].startswith("synthetic sample")

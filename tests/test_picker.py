@@ -6,10 +6,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from conftest import make_test_embeddings, sample_settings
 
 from helpers.catalog import Catalog
+from helpers.embeddings import save_movie_embeddings
 from helpers.picker import MoviePicker, movie_label, results_frame, results_html, running_in_voila
-from helpers.recommend import Recommendation, RecommendationEngine
+from helpers.recommend import Recommendation, RecommendationEngine, build_stores
 
 QUERIES = ["misérables", "golden", "midnight"]
 
@@ -135,3 +137,16 @@ def test_running_in_voila_follows_voilas_kernel_environment(monkeypatch):
     assert not running_in_voila()
     monkeypatch.setenv("VOILA_KERNEL_ID", "0c1d")
     assert running_in_voila()
+
+
+def test_stores_that_stop_answering_get_a_message_not_a_traceback(sample_ml, tmp_path):
+    """Its own stores and engine, since the test closes the engine under the picker."""
+    settings = sample_settings(tmp_path)
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    build_stores(settings, ml=sample_ml, progress=False)
+    engine = RecommendationEngine(settings)
+    picker = MoviePicker(engine)
+    add_by_typing(picker, QUERIES[0])
+    engine.close()  # the Milvus client is gone, as when the server goes away
+    assert picker.recommend() == [] and picker.results.value == ""
+    assert "did not answer" in picker.message_text and "RECSYS_MILVUS_URI" in picker.message_text

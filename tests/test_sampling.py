@@ -134,3 +134,29 @@ def test_a_neighbourhood_pool_draws_like_fresh_walks():
     assert len(indptr) == 4 * gd.n_movies + 1
     with pytest.raises(ValueError, match="draws"):
         NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(), draws=-1)
+
+
+def test_neighbourhood_table_shares_add_up():
+    from helpers.sampling import neighbourhood_table
+
+    gd = two_cliques()
+    table = neighbourhood_table(gd.graph, 0, NeighbourhoodSpec(neighbours=5, walks=40), seed=0)
+    assert set(table["movie"]) == {1, 2} and table["visits"].is_monotonic_decreasing
+    assert table["importance"].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="outside"):
+        neighbourhood_table(gd.graph, 99, NeighbourhoodSpec())
+
+
+def test_ties_in_visit_counts_are_broken_at_random_not_by_id():
+    """One user rated movies 1..40: from movie 0 every other movie is equally likely, each reached about once.
+    DGL alone keeps the largest ids among the tied; the shuffled walk graph keeps a uniform choice."""
+    gd = build_graph(movielens([(1, m, m) for m in range(1, 41)], 40))
+    dgl.seed(0)
+    sampler = NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(neighbours=2, walks=6, walk_length=1),
+                               generator=torch.Generator().manual_seed(0))
+    chosen = []
+    for _ in range(300):
+        sampler.refresh()
+        hop, inputs = sampler.hop(torch.tensor([0]))
+        chosen += inputs[hop.src].tolist()
+    assert 16 < np.mean(chosen) < 23  # uniform over 1..39 has mean 20; largest-id ties give about 27
