@@ -1,8 +1,8 @@
 """Shared fixtures: the sample dataset, test embeddings, ready-built stores, and the real servers.
 
 Real servers (tests marked `@pytest.mark.real_server`):
-* `milvus_server_uri`: `RECSYS_TEST_MILVUS_URI` when set (e.g. the docker-compose server), else a
-  `milvus-server` (PyPI package `milvus`) started for the session on free ports in a temporary folder
+* `milvus_server_uri`: `RECSYS_TEST_MILVUS_URI` when set (e.g. the docker-compose server), else one
+  `milvus-server` (PyPI package `milvus`) for the whole run, shared by the xdist workers, on free ports
   and stopped with SIGINT at the end.
 * `mysql_url`: a fresh database `recsys_test_<pid>_<n>` on the server of `RECSYS_TEST_MYSQL_URL`
   (default `mysql+pymysql://root@127.0.0.1:3306/test`, the local MariaDB), dropped at the end.
@@ -125,34 +125,90 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
+def _start_milvus_server(folder: Path) -> tuple[str, int, str | None]:
+    """Start `milvus-server` in `folder` on free ports; return (uri, pid, problem or None)."""
+    binary = Path(sys.executable).with_name("milvus-server")
+    if not binary.exists() and shutil.which("milvus-server") is None:
+        return "", 0, ("no Milvus server: milvus-server is not installed (pip install milvus==2.3.5) "
+                       "and RECSYS_TEST_MILVUS_URI is not set")
+    binary = binary if binary.exists() else Path(shutil.which("milvus-server"))
+    ports = {option: _free_port() for option in MILVUS_PORT_OPTIONS}
+    command = [str(binary), "--data", str(folder)]
+    for option, port in ports.items():
+        command += [f"--{option}", str(port)]
+    log = folder / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{ports['proxy-port']}"
+    problem = _wait_for_milvus(uri, process, log)
+    if problem:
+        _stop(process)
+    return uri, process.pid, problem
+
+
+def _stop_pid(pid: int) -> None:
+    """SIGINT the server (its own session), SIGKILL its process group if it is still there after 30 s."""
+    try:
+        os.kill(pid, signal.SIGINT)
+        for _ in range(300):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URI of a real Milvus server for this session (see the module docstring)."""
+    """The URI of a real Milvus server for this run (see the module docstring).
+
+    The server's embedded etcd always takes peer port 2380, so only one can run on a machine: with
+    pytest-xdist the first worker that needs it starts it (under a file lock) and the others reuse it; the
+    controller stops it when the whole run ends (`pytest_sessionfinish`)."""
     external = os.environ.get("RECSYS_TEST_MILVUS_URI", "").strip()
     if external:
         yield external
         return
-    binary = Path(sys.executable).with_name("milvus-server")
-    if not binary.exists() and shutil.which("milvus-server") is None:
-        _unavailable("no Milvus server: milvus-server is not installed (pip install milvus==2.3.5) "
-                     "and RECSYS_TEST_MILVUS_URI is not set")
-    binary = binary if binary.exists() else Path(shutil.which("milvus-server"))
-    data = tmp_path_factory.mktemp("milvus-server")
-    ports = {option: _free_port() for option in MILVUS_PORT_OPTIONS}
-    command = [str(binary), "--data", str(data)]
-    for option, port in ports.items():
-        command += [f"--{option}", str(port)]
-    log = data / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{ports['proxy-port']}"
-    try:
-        problem = _wait_for_milvus(uri, process, log)
-        if problem:
-            _unavailable(problem)
-        yield uri
-    finally:
-        _stop(process)
+    import fcntl
+    import json
+
+    shared = _run_root(tmp_path_factory)
+    with open(shared / "milvus-server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = shared / "milvus-server.json"
+        if record.exists():
+            state = json.loads(record.read_text())
+        else:
+            folder = shared / "milvus-server"
+            folder.mkdir()
+            uri, pid, problem = _start_milvus_server(folder)
+            state = {"uri": uri, "pid": pid, "problem": problem}
+            record.write_text(json.dumps(state))
+    if state["problem"]:
+        _unavailable(state["problem"])
+    yield state["uri"]
+
+
+def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of the whole run (xdist workers get sub-folders `popen-gwN` of it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the controller (or a run without xdist), stop the Milvus server this run started, if any."""
+    import json
+
+    if hasattr(session.config, "workerinput"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    record = _run_root(factory) / "milvus-server.json"
+    if record.exists():
+        pid = json.loads(record.read_text()).get("pid")
+        if pid:
+            _stop_pid(pid)
 
 
 @pytest.fixture(scope="session")
