@@ -11,5 +11,5 @@ export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
 unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL
 rm -rf "$RECSYS_ARTIFACTS"
 # unit tests in parallel, then the notebooks in order (each one builds on the artifacts of the one before)
-.venv/bin/python -m pytest -n 2 --dist loadfile tests "$@"
+.venv/bin/python -m pytest -n 2 --dist loadfile -rs tests "$@"
 .venv/bin/python -m pytest --nbval-lax -p no:randomly notebooks
