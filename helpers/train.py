@@ -37,7 +37,7 @@ POSITIVES = ("engagement", "random_walk")
 @dataclass
 class TrainConfig:
     """Everything that shapes a training run. The defaults are the best setting measured on ML-1M
-    (users 1-2999) within 10 minutes on 2 CPU cores (docs/benchmarks.md, section "PinSage")."""
+    (users 1-2999) within 10 minutes on 2 CPU cores (docs/benchmarks.md, section "PinSage training (stage 03)")."""
 
     positives: str = "engagement"          # "engagement" (paper: next movie rated) or "random_walk" (DGL example)
     engagement_window: int = 1             # engagement: pair a movie with the next `window` movies rated
@@ -46,10 +46,10 @@ class TrainConfig:
     dropout: float = 0.0
     use_id_embedding: bool = True          # learn a free vector per movie besides its features
     neighbours: int = 5                    # top-visited movies kept as a movie's neighbourhood
-    walks: int = 30                        # random walks per movie to find them
+    walks: int = 100                       # random walks per movie to find them
     walk_length: int = 2                   # movie -> user -> movie hops per walk before a restart
     restart_prob: float = 0.5
-    neighbour_pool: int = 8                # >0: draw this many neighbourhoods per movie each epoch and pick from them
+    neighbour_pool: int = 4                # >0: draw this many neighbourhoods per movie each epoch and pick from them
     batch_size: int = 256                  # positive pairs per step
     negatives: int = 2                     # negatives per positive pair
     in_batch_negatives: bool = False       # also use the other pairs' tails as negatives
