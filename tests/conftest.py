@@ -90,7 +90,7 @@ def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iter
 
 
 # -- real servers ------------------------------------------------------------------------------------------
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -132,7 +132,7 @@ def _start_milvus_server(folder: Path) -> tuple[str, int, str | None]:
         return "", 0, ("no Milvus server: milvus-server is not installed (pip install milvus==2.3.5) "
                        "and RECSYS_TEST_MILVUS_URI is not set")
     binary = binary if binary.exists() else Path(shutil.which("milvus-server"))
-    ports = {option: _free_port() for option in MILVUS_PORT_OPTIONS}
+    ports = {option: free_port() for option in MILVUS_PORT_OPTIONS}
     command = [str(binary), "--data", str(folder)]
     for option, port in ports.items():
         command += [f"--{option}", str(port)]

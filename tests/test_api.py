@@ -3,7 +3,6 @@ port) over the sample stores, plus the OpenAPI schema in process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import make_test_embeddings, sample_settings
+from conftest import free_port, make_test_embeddings, sample_settings
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
@@ -23,12 +22,6 @@ from helpers.vectors import disconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(settings: Settings) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -26,12 +27,6 @@ FIRST_MATCH_CONTAINS = ("q => { const o = document.querySelector('.picker-matche
                         "  return o !== null && o.textContent.replace(/\\u00a0/g, ' ').toLowerCase().includes(q); }")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
