@@ -117,6 +117,7 @@ def get_engine(url: str) -> Engine:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(parsed)
+            sa.event.listen(engine, "connect", _unicode_lower)
         elif backend in ("mysql", "mariadb"):
             engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
         else:
@@ -124,6 +125,13 @@ def get_engine(url: str) -> Engine:
                                "mysql+pymysql://user:password@host:3306/database (RECSYS_CATALOG_URL).")
         _ENGINES[key] = engine
     return _ENGINES[key]
+
+
+def _unicode_lower(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite's built-in lower() folds only ASCII letters, so "MISÉR" would not find "Misérables"; replace it
+    with Python's (case-insensitive title search then matches MySQL's utf8mb4 collation)."""
+    dbapi_connection.create_function("lower", 1, lambda text: text.lower() if isinstance(text, str) else text,
+                                     deterministic=True)
 
 
 def dispose_engine(url: str) -> None:

@@ -61,6 +61,7 @@ def check_round_trip_and_idempotence(catalog: Catalog) -> None:
     assert [m["movie_id"] for m in catalog.search_titles("_wild_")] == [2]
     assert [m["movie_id"] for m in catalog.search_titles("drop table")] == [1]
     assert [m["movie_id"] for m in catalog.search_titles("Noël")] == [3]
+    assert [m["movie_id"] for m in catalog.search_titles("NOËL")] == [3]  # case folds beyond ASCII, on both backends
     assert [m["movie_id"] for m in catalog.popular(5)] == [1, 3, 2]  # 2 ratings, then mean 3.0 > 2.0
     assert [m["movie_id"] for m in catalog.popular(5, genres=["Drama"], years=(2000, 2010))] == [3]
     assert [m["movie_id"] for m in catalog.popular(5, exclude_ids=[1])] == [3, 2]
