@@ -8,15 +8,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat requirements.txt requirements-test.txt pyproject.toml | sha256sum | cut -c1-16)${1:+-test}"
-if [ ! -e "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
+base=".venv/.installed-$(cat requirements.txt requirements-test.txt pyproject.toml | sha256sum | cut -c1-16)"
+stamp="$base${1:+-test}"
+# a test install includes the runtime one
+if [ ! -e "$stamp" ] && [ ! -e "$base-test" ]; then
   if [ "${1:-}" = "--test" ]; then
     .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
   else
     .venv/bin/python -m pip install --quiet -r requirements.txt
   fi
-  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install --quiet --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
