@@ -1,6 +1,7 @@
 """`init_notebook()`: the one set-up call at the top of every notebook (settings, seeds, threads, display)."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -28,6 +29,12 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def running_in_voila() -> bool:
+    """True when this kernel was started by Voila to serve a notebook as a page.
+    Voila puts `VOILA_KERNEL_ID` (and `VOILA_SERVER_URL`) into the environment of the kernels it starts."""
+    return bool(os.environ.get("VOILA_KERNEL_ID") or os.environ.get("VOILA_SERVER_URL"))
+
+
 def init_notebook(**overrides: object) -> Settings:
     """Read settings, seed everything, set threads and plotting/display defaults; return the settings."""
     import matplotlib
@@ -41,5 +48,7 @@ def init_notebook(**overrides: object) -> Settings:
     matplotlib.rcParams.update({"figure.figsize": (8, 4), "figure.dpi": 100, "axes.grid": True,
                                 "axes.spines.top": False, "axes.spines.right": False})
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    print(f"dataset={settings.dataset} seed={settings.seed} threads={settings.threads} artifacts={settings.artifacts_dir}")
+    if not running_in_voila():  # a page shows only the picker
+        print(f"dataset={settings.dataset} seed={settings.seed} threads={settings.threads} "
+              f"artifacts={settings.artifacts_dir}")
     return settings

@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import html
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,12 +41,6 @@ _TABLE_STYLE = """<style>
 .picker-table td {border-bottom: 1px solid #ddd; padding: 3px 10px; line-height: 1.3}
 .picker-table tr:nth-child(even) td {background: #f6f6f6}
 </style>"""
-
-
-def running_in_voila() -> bool:
-    """True when this kernel was started by Voila to serve a notebook as a page.
-    Voila puts `VOILA_KERNEL_ID` (and `VOILA_SERVER_URL`) into the environment of the kernels it starts."""
-    return bool(os.environ.get("VOILA_KERNEL_ID") or os.environ.get("VOILA_SERVER_URL"))
 
 
 class StoresUnavailableError(RuntimeError):

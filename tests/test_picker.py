@@ -10,7 +10,8 @@ from conftest import make_test_embeddings, sample_settings
 
 from helpers.catalog import Catalog
 from helpers.embeddings import save_movie_embeddings
-from helpers.picker import MoviePicker, movie_label, results_frame, results_html, running_in_voila
+from helpers.notebook import init_notebook, running_in_voila
+from helpers.picker import MoviePicker, movie_label, results_frame, results_html
 from helpers.recommend import Recommendation, RecommendationEngine, build_stores
 
 QUERIES = ["misérables", "golden", "midnight"]
@@ -137,6 +138,17 @@ def test_running_in_voila_follows_voilas_kernel_environment(monkeypatch):
     assert not running_in_voila()
     monkeypatch.setenv("VOILA_KERNEL_ID", "0c1d")
     assert running_in_voila()
+
+
+def test_init_notebook_prints_nothing_on_a_page(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))
+    monkeypatch.delenv("VOILA_SERVER_URL", raising=False)
+    monkeypatch.delenv("VOILA_KERNEL_ID", raising=False)
+    init_notebook(dataset="sample")
+    assert "dataset=sample" in capsys.readouterr().out
+    monkeypatch.setenv("VOILA_KERNEL_ID", "0c1d")
+    init_notebook(dataset="sample")
+    assert capsys.readouterr().out == ""
 
 
 def test_stores_that_stop_answering_get_a_message_not_a_traceback(sample_ml, tmp_path):
