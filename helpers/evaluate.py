@@ -573,14 +573,6 @@ def write_metrics(settings: Settings, table: MetricsTable, *, k: int = K_DEFAULT
     return path
 
 
-def read_metrics(settings: Settings) -> dict[str, Any]:
-    """The metrics.json of `settings`' dataset (as written by `write_metrics`)."""
-    path = metrics_path(settings)
-    if not path.exists():
-        raise FileNotFoundError(f"No {path}: run notebooks/03_pinsage_training.ipynb first.")
-    return json.loads(path.read_text())
-
-
 def metrics_frame(table: MetricsTable | Mapping[str, Any], k: int = K_DEFAULT, numeric: bool = False,
                   digits: int = 3) -> pd.DataFrame:
     """A readable DataFrame: rows (model, protocol), columns (split, metric), cells "0.154 ± 0.007"
