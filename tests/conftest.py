@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,6 +95,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 90,
+                  ready: Callable[[Any], bool] = lambda response: True) -> None:
+    """Poll `url` until a response passes `ready`; fail the test with the server's log if `process` exits
+    or `seconds` pass first."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if ready(httpx.get(url, timeout=5)):
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
 
 
 def _wait_for_milvus(uri: str, process: subprocess.Popen, log: Path) -> str | None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, make_test_embeddings, sample_settings
+from conftest import free_port, make_test_embeddings, sample_settings, wait_for_http
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
@@ -56,18 +55,7 @@ def api(stores_settings, tmp_path_factory) -> Iterator[str]:
     process = start_uvicorn(stores_settings, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the API did not answer within {START_SECONDS} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_for_http(f"{base}/health", process, log, START_SECONDS, ready=lambda r: r.status_code == 200)
         yield base
     finally:
         stop(process)
@@ -212,13 +200,8 @@ def test_a_store_that_stops_answering_gives_a_503(sample_ml, tmp_path):
     server = start_uvicorn(settings, port, tmp_path / "uvicorn.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        wait_for_http(f"{base}/health", server, tmp_path / "uvicorn.log", START_SECONDS,
+                      ready=lambda r: r.status_code == 200)
         assert httpx.get(f"{base}/movies", params={"q": "golden"}).status_code == 200
         engine = sa.create_engine(settings.catalog_url)
         with engine.begin() as conn:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -53,17 +51,7 @@ def page_url(stores_settings, tmp_path_factory) -> Iterator[str]:
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Voila exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                httpx.get(f"{url}api/status", timeout=5)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Voila did not listen within {START_SECONDS} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_for_http(f"{url}api/status", process, log, START_SECONDS)
         yield url
     finally:
         if process.poll() is None:

@@ -323,21 +323,25 @@ class _Server:
         self.thread.join()
 
 
-@pytest.fixture
-def served_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """An ml-1m zip (files under `ml-1m/`, as GroupLens packs them) served from 127.0.0.1."""
+def zip_release(files: Path, root: Path, name: str) -> str:
+    """Pack the files of `files` under `name/` into `root/name.zip`, as GroupLens packs them; return its MD5."""
     import hashlib
     import zipfile
 
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(root / f"{name}.zip", "w") as archive:
+        for f in sorted(files.iterdir()):
+            archive.write(f, f"{name}/{f.name}")
+    return hashlib.md5((root / f"{name}.zip").read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def served_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An ml-1m zip (files under `ml-1m/`, as GroupLens packs them) served from 127.0.0.1."""
     import helpers.data as data
 
-    files = write_ml1m(tmp_path / "src" / "ml-1m")
     root = tmp_path / "www"
-    root.mkdir()
-    with zipfile.ZipFile(root / "ml-1m.zip", "w") as archive:
-        for f in sorted(files.iterdir()):
-            archive.write(f, f"ml-1m/{f.name}")
-    md5 = hashlib.md5((root / "ml-1m.zip").read_bytes()).hexdigest()
+    md5 = zip_release(write_ml1m(tmp_path / "src" / "ml-1m"), root, "ml-1m")
     server = _Server(root)
     monkeypatch.setitem(data.DOWNLOADS, "ml-1m", (f"{server.url}/ml-1m.zip", md5))
     yield server, md5, tmp_path / "cache"
@@ -386,18 +390,10 @@ def test_corrupt_cached_zip_is_reverified_and_replaced(served_zip) -> None:
 
 
 def test_md5_from_published_md5_file_when_not_in_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hashlib
-    import zipfile
-
     import helpers.data as data
 
-    files = write_csv_dataset(tmp_path / "src" / "ml-latest-small")
     root = tmp_path / "www"
-    root.mkdir()
-    with zipfile.ZipFile(root / "ml-latest-small.zip", "w") as archive:
-        for f in sorted(files.iterdir()):
-            archive.write(f, f"ml-latest-small/{f.name}")
-    md5 = hashlib.md5((root / "ml-latest-small.zip").read_bytes()).hexdigest()
+    md5 = zip_release(write_csv_dataset(tmp_path / "src" / "ml-latest-small"), root, "ml-latest-small")
     (root / "ml-latest-small.zip.md5").write_text(f"MD5 (ml-latest-small.zip) = {md5}\n")
     server = _Server(root)
     try:
