@@ -75,10 +75,13 @@ def ids(client) -> dict[str, int]:
     return found
 
 
-def test_health_says_both_stores_answer(client):
+def test_health_says_both_stores_answer(client, sample_ml):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True}}
+    n = len(sample_ml.movies)
+    assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True},
+                               "movies": {"milvus": n, "catalog": n, "record": n}, "building": False,
+                               "problems": []}
 
 
 def test_openapi_docs_are_served(client):
