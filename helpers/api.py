@@ -43,7 +43,7 @@ MAX_BODY_BYTES = 64 * 1024
 ECHO_CHARS = 60  # at most this much of a bad input is echoed back in a 422
 MAX_ERRORS_SHOWN = 10
 FAULT_LOG_SECONDS = 10.0
-MovieId = Annotated[int, Field(ge=1, le=MAX_ID)]
+MovieId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # strict: true and "1" are not ids
 log = logging.getLogger(__name__)
 SHARING_HINT = ("To run the API next to notebooks or the page, put the stores on the docker-compose servers: "
                 "see 'Running the notebooks, the page and the API at the same time' in README.md.")
@@ -67,7 +67,7 @@ class RecommendRequest(BaseModel):
 
     liked: Annotated[list[MovieId], Field(max_length=MAX_LIKED,
                                            description="MovieLens ids of liked movies (none: the most rated movies)")]
-    k: Annotated[int, Field(ge=1, le=MAX_K, description="how many recommendations")] = 10
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K, description="how many recommendations")] = 10
     genres: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
                       Field(max_length=30, description="keep only movies with at least one of these genres")] = None
     year_min: Annotated[int | None, Field(ge=1800, le=2100)] = None
