@@ -247,6 +247,23 @@ def store_fault(error: BaseException) -> tuple[str, str]:
             f"The {store} store failed ({reason}). Check /health, which says which store is wrong and what to do.")
 
 
+# loggers that write a traceback for EVERY failed store call (pymilvus' RPC decorator, Milvus Lite's embedded
+# gRPC servicer); in the API each such failure is already a 503 plus a rate-limited line of `FaultLog`
+CLIENT_ERROR_LOGGERS = ("pymilvus.decorators", "milvus_lite.adapter.grpc.servicer", "grpc._server")
+
+
+def _not_a_client_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+def quiet_store_client_logs() -> None:
+    """Drop the store clients' per-call error tracebacks (see CLIENT_ERROR_LOGGERS); warnings still pass."""
+    for name in CLIENT_ERROR_LOGGERS:
+        logger = logging.getLogger(name)
+        if _not_a_client_error not in logger.filters:
+            logger.addFilter(_not_a_client_error)
+
+
 def _store_fault_types() -> tuple[type[BaseException], ...]:
     import sqlalchemy as sa
     from pymilvus.exceptions import MilvusException
@@ -274,6 +291,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_store_client_logs()
         app.state.engine = await run_in_threadpool(open_engine, settings)
         try:
             yield
