@@ -303,7 +303,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
     faults = FaultLog(log)
-    app.state.faults = faults
 
     @app.exception_handler(RecommendError)
     async def _bad_input(request: Request, error: RecommendError) -> JSONResponse:
@@ -347,7 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def search_movies(request: Request,
                       q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title")],
                       limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
-        """Movies whose title contains `q` (case-insensitive)."""
+        """Movies whose title contains `q`, ignoring case and accents ("miserables" finds "Misérables")."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q is blank: give part of a title, e.g. q=toy")
         if control_characters(q):
