@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpers.catalog import CatalogError, control_characters
 from helpers.config import Settings, get_settings
+from helpers.errors import RecsysError
 from helpers.recommend import (MAX_ID, MAX_K, MAX_LIKED, RecommendationEngine, RecommendError,
                                StoresOutOfStepError)
 from helpers.vectors import VectorStoreError
@@ -136,8 +137,8 @@ class FaultLog:
         return True
 
 
-class _NonFinite(ValueError):
-    pass
+class _NonFinite(RecsysError, ValueError):
+    """A JSON number that is NaN or infinite (answered with a 422 before validation)."""
 
 
 def _finite(text: str) -> float:
