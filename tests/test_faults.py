@@ -5,8 +5,8 @@ Marked `faults`: they break files, stop servers and kill processes, so scripts/t
 phase of their own after the parallel one (and the parallel phase leaves them out). They start their own
 milvus-server (ports of their own; etcd's fixed port 2380 means no other may run) and their own private mariadbd
 (own port and data folder) to stop; the shared MariaDB is only used for the missing-table cell.
-Cost: about 4 minutes in all on 2 cores (Milvus Lite and SQLite cells ~60 s; the milvus-server cells ~120 s,
-mostly the server's two starts; the private MariaDB cell ~25 s).
+Cost: about 3 minutes in all on 2 cores (173 s in a full `.ci/run`: Milvus Lite and SQLite cells ~60 s; the
+milvus-server cells ~100 s, mostly the server's start and the 15 s outage; the private MariaDB cell ~30 s).
 
 The README's reliability section lists each cell and its outcome.
 """
