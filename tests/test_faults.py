@@ -4,7 +4,7 @@ missing, and the stores build killed with SIGKILL, each against a real uvicorn A
 Marked `faults`: they break files, stop servers and kill processes, so scripts/test.sh runs them in a serial
 phase of their own after the parallel one (and the parallel phase leaves them out). They start their own
 milvus-server (ports of their own; etcd's fixed port 2380 means no other may run) and their own private mariadbd
-(own port and data folder) to stop; the shared MariaDB is only used for the missing-table cell.
+(own port and data folder) to stop; on the shared MariaDB they only use a database of their own (never stopped).
 Cost: about 3 minutes in all on 2 cores (173 s in a full `.ci/run`: Milvus Lite and SQLite cells ~60 s; the
 milvus-server cells ~100 s, mostly the server's start and the 15 s outage; the private MariaDB cell ~30 s).
 
