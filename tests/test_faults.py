@@ -29,8 +29,8 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import (MILVUS_PORT_OPTIONS, _stop, _wait_for_milvus, free_port, make_test_embeddings, sample_settings,
-                      wait_for_http)
+from conftest import (MILVUS_PORT_OPTIONS, _stop, _unavailable, _wait_for_milvus, free_port, make_test_embeddings,
+                      sample_settings, wait_for_http)
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
@@ -345,7 +345,7 @@ class MilvusServer:
     def start(self) -> None:
         binary = Path(sys.executable).with_name("milvus-server")
         if not binary.exists():
-            pytest.skip("milvus-server is not installed (pip install milvus==2.3.5)")
+            _unavailable("milvus-server is not installed (pip install milvus==2.3.5)")
         command = [str(binary), "--data", str(self.folder)]
         for option, port in self.ports.items():
             command += [f"--{option}", str(port)]
@@ -390,7 +390,7 @@ class MariaDB:
     def install(self) -> None:
         installer = shutil.which("mariadb-install-db")
         if installer is None or shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
-            pytest.skip("no mariadbd / mariadb-install-db on this machine")
+            _unavailable("no mariadbd / mariadb-install-db on this machine (apt-get install mariadb-server)")
         subprocess.run([installer, "--no-defaults", f"--datadir={self.folder / 'data'}", "--user=root",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True, timeout=120)
