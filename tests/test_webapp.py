@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -51,7 +50,7 @@ def visitor_filters(i: int) -> dict[str, Any]:
 
 # -- the server ------------------------------------------------------------------------------------------------
 class Server:
-    """uvicorn serving helpers.api:create_app over the sample stores on a fixed port; can be stopped and started
+    """`scripts/api.sh PORT` (uvicorn, helpers.api:create_app) over the sample stores; can be stopped and started
     again on the same port (the restart test)."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
@@ -64,9 +63,8 @@ class Server:
         env.update(RECSYS_DATASET=self.settings.dataset, RECSYS_ARTIFACTS=str(self.settings.artifacts_root),
                    RECSYS_CACHE=str(self.settings.cache_dir), OMP_NUM_THREADS="1")
         with open(self.log, "a") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
-                                             "--host", "127.0.0.1", "--port", str(self.port)],
-                                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(["bash", "scripts/api.sh", str(self.port)], cwd=ROOT, env=env, stdout=out,
+                                            stderr=subprocess.STDOUT)  # the script execs uvicorn: one process
         wait_for_http(f"{self.url}health", self.process, self.log, START_SECONDS, ready=lambda r: r.status_code == 200)
 
     def stop(self) -> None:
