@@ -420,7 +420,7 @@ def test_every_control_has_an_accessible_name_and_the_keyboard_alone_works(serve
         assert not nameless, nameless
         assert len(controls) == await page.evaluate(DOM_CONTROLS)  # every control is in the tree
         names = {n["name"]["value"] for n in controls}
-        assert {"Search titles", "From year", "To year", "How many", "Recommend", "Clear list", "Drama"} <= names
+        assert {"Search titles", "From year", "To year", "How many (1 to 50)", "Recommend", "Clear list", "Drama"} <= names
         assert not page.errors, page.errors
 
     in_browser(scenario)

@@ -363,7 +363,7 @@ function cell(text, label) {
 function showResults(results, nLiked = 0) {
   $("results-section").hidden = results.length === 0;
   $("results-caption").textContent =
-    `${results.length} movies for your ${nLiked} liked movie(s), best first; score: cosine similarity of PinSage vectors`;
+    `${results.length} movies for your ${nLiked} liked movie(s), best first; score: cosine similarity in PinSage vector space (1 at most)`;
   $("results").tBodies[0].replaceChildren(...results.map((r, i) => {
     const row = document.createElement("tr");
     row.dataset.movieId = String(r.movie_id);
