@@ -316,6 +316,17 @@ def test_every_empty_or_bad_input_gets_a_friendly_message(server):
         await page.click("#clear")
         assert await page.locator("#liked li").count() == 0 and await page.locator("#results-section").is_hidden()
         assert "liked list is empty" in await message(page)
+
+        # a list kept from an older catalog (the tab's session storage) holds an id the server does not know:
+        # the API's 422 detail is shown, and the list stays as it was
+        await page.evaluate("""() => sessionStorage.setItem('movie-picker:' + document.title,
+                                   JSON.stringify([{movie_id: 987654321, label: 'Gone (1990)'}]))""")
+        await page.reload()
+        await page.wait_for_selector("#genre-list input", timeout=WAIT_MS)
+        assert await page.locator("#liked .title").all_inner_texts() == ["Gone (1990)"]
+        await recommend(page)
+        assert "987654321" in await message(page), await message(page)  # the detail names the id
+        assert await page.locator("#message").get_attribute("data-kind") == "warn"
         assert not page.errors, page.errors
 
     in_browser(scenario)

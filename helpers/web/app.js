@@ -3,7 +3,6 @@
 "use strict";
 
 const MIN_LETTERS = 2;
-const MAX_QUERY_CHARS = 200;
 const MAX_MATCHES = 20;
 const MAX_LIKED = 200;
 const MAX_K = 50;
@@ -106,11 +105,6 @@ function onSearchInput() {
   if (query.length < MIN_LETTERS) {
     showMatches([], "");
     searchStatus(query ? `Type at least ${MIN_LETTERS} letters of a title.` : "");
-    return;
-  }
-  if (query.length > MAX_QUERY_CHARS) {
-    showMatches([], "");
-    searchStatus(`That is ${query.length} characters; titles are found from at most ${MAX_QUERY_CHARS}. Type a shorter part.`, "warn");
     return;
   }
   searchStatus("Searching…");
