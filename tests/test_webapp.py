@@ -4,8 +4,9 @@ headless Debian Chromium through Playwright (never a downloaded browser): ten vi
 text; rapid typing (a late answer never wins); a server restarted under an open page; an accessible name on every
 control and the keyboard alone; a phone-width screen; /docs offline.
 
-Cost: about 45 s on 2 cores (uvicorn started twice, Chromium launched once per browser test; the ten visitors
-take ~10 s of it). Screenshots go to test-output/ (gitignored).
+Cost: about 60 s on 2 cores (55 s alone, 80 s with the rest of the suite beside it): uvicorn started twice,
+Chromium once per browser test; the ten visitors take 13-18 s of it, the restart 19 s. Screenshots go to
+test-output/ (gitignored).
 """
 from __future__ import annotations
 
