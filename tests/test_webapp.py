@@ -4,7 +4,7 @@ headless Debian Chromium through Playwright (never a downloaded browser): ten vi
 text; rapid typing (a late answer never wins); a server restarted under an open page; an accessible name on every
 control and the keyboard alone; a phone-width screen; /docs offline.
 
-Cost: about 60 s on 2 cores (55 s alone, 80 s with the rest of the suite beside it): uvicorn started twice,
+Cost: about 60 s on 2 cores (55-62 s measured alone on a shared machine): uvicorn started twice,
 Chromium once per browser test; the ten visitors take 13-18 s of it, the restart 19 s. Screenshots go to
 test-output/ (gitignored).
 """
