@@ -1,7 +1,7 @@
 """Bounded load test of the FastAPI service (helpers/api.py) on 127.0.0.1.
 
-Starts `uvicorn --factory helpers.api:create_app` on a free local port with the current RECSYS_* settings
-(the stores must be filled: notebook 04), waits until every worker has started and /health answers, then sends
+Starts the API with `scripts/api.sh` (uvicorn, helpers.api:create_app) on a free local port with the current
+RECSYS_* settings (the stores must be filled: notebook 04), waits until every worker has started and /health answers, then sends
 `--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies,
 k=10), GET /movies?q= and GET /movies/{id}. Prints requests per second, p50 and p99 latency per endpoint and
 overall, and the error count; first the same mix one request at a time (`--baseline`), for the ratio.
@@ -44,10 +44,8 @@ STARTED = "Application startup complete."  # uvicorn logs it once per worker, af
 def start_server(port: int, workers: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-                                 "--log-level", "info", "--no-access-log"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(["bash", "scripts/api.sh", str(port), "--workers", str(workers), "--log-level", "info",
+                                 "--no-access-log"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(base: str, server: subprocess.Popen, workers: int, log: Path, timeout: float = 180.0) -> dict:

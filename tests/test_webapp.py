@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -196,6 +197,42 @@ def test_docs_load_swagger_ui_from_this_server(server):
     assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
     for url in urls:
         assert httpx.get(server.url.rstrip("/") + url, timeout=10).status_code == 200, url
+
+
+def test_connections_get_tcp_nodelay_even_on_a_listener_bound_like_uvicorns_workers():
+    """uvicorn --workers binds the listener with proto 0, so asyncio leaves Nagle on (Kludex/uvicorn#3149):
+    scripts/api.sh's protocol switches it off itself."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from helpers.serving import NoDelayH11Protocol
+
+    async def accepted_nodelay(protocol_class) -> int:
+        listener = socket.socket(socket.AF_INET)  # proto 0, as uvicorn.Config.bind_socket() makes it
+        listener.bind(("127.0.0.1", 0))
+        config = Config(app=None)
+        config.load_app = lambda: None  # only the protocol is exercised
+        made: list = []
+
+        def factory():
+            protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+            made.append(protocol)
+            return protocol
+
+        server = await asyncio.get_running_loop().create_server(factory, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        while not made:
+            await asyncio.sleep(0.01)
+        nodelay = made[0].transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.close()
+        return nodelay
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    # the bug worked around; when this fails, uvicorn fixed #3149 and helpers.serving can go
+    assert asyncio.run(accepted_nodelay(H11Protocol)) == 0
+    assert asyncio.run(accepted_nodelay(NoDelayH11Protocol)) != 0
 
 
 # -- the browser --------------------------------------------------------------------------------------------------
