@@ -1,13 +1,16 @@
 """Bounded load test of the FastAPI service (helpers/api.py) on 127.0.0.1.
 
-Starts `uvicorn --factory helpers.api:create_app` on a free local port with the current RECSYS_* settings
-(the stores must be filled: notebook 04), waits until /health answers, then sends `--requests` requests from
-`--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies, k=10), GET /movies?q=
-and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per second, p50 and p99 latency per endpoint and overall, and the
-error count; first the same mix one request at a time (`--baseline`), for the ratio. Exits 1 if any
-request failed or answered other than 200.
+Starts the API with `scripts/api.sh` (uvicorn, helpers.api:create_app) on a free local port with the current
+RECSYS_* settings (the stores must be filled: notebook 04), waits until every worker has started and /health answers, then sends
+`--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies,
+k=10), GET /movies?q= and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per
+second, p50 and p99 latency per endpoint and overall, and the error count; first the same mix one request at a time (`--baseline`), for the ratio.
+`--workers 1,2,4` repeats all of it with 1, 2 and 4 uvicorn worker processes, one after the other in the same run,
+and ends with a table side by side (several workers need the stores on servers: Milvus Lite opens its file in one
+process). The load generator runs on the same machine as the server. Exits 1 if any request failed or answered
+other than 200.
 
-    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=/work/shared/movielens/ml-1m .venv/bin/python bench/api_load.py \
+    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m .venv/bin/python bench/api_load.py \
         --label "ML-1M, users 1-2999"
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,26 +38,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+STARTED = "Application startup complete."  # uvicorn logs it once per worker, after the engine opened
+
+
+def start_server(port: int, workers: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log"], cwd=ROOT, env=env)
+    with open(log, "w") as out:
+        return subprocess.Popen(["bash", "scripts/api.sh", str(port), "--workers", str(workers), "--log-level", "info",
+                                 "--no-access-log"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120.0) -> dict:
+def wait_healthy(base: str, server: subprocess.Popen, workers: int, log: Path, timeout: float = 180.0) -> dict:
+    """Wait until all `workers` opened their engine and /health answers; return its body."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the API exited with code {server.returncode} before answering (see its log above)")
-        try:
-            response = httpx.get(f"{base}/health", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.TransportError:
-            pass
+            raise SystemExit(f"the API exited with code {server.returncode} before answering:\n{log.read_text()[-3000:]}")
+        if log.read_text().count(STARTED) >= workers:
+            try:
+                response = httpx.get(f"{base}/health", timeout=5)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.TransportError:
+                pass
         time.sleep(0.3)
-    raise SystemExit(f"the API did not answer /health within {timeout:.0f} s")
+    raise SystemExit(f"{workers} worker(s) did not all start and answer /health within {timeout:.0f} s:\n"
+                     f"{log.read_text()[-3000:]}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
 
 
 def build_requests(base: str, total: int, seed: int,
@@ -106,10 +125,12 @@ async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float,
         return results, time.perf_counter() - start
 
 
-def report(results: list[tuple[str, float, int | str]], seconds: float, concurrency: int, dataset: str) -> int:
-    """Print the figures of one run; return the number of failed requests."""
+def report(results: list[tuple[str, float, int | str]], seconds: float, concurrency: int, dataset: str,
+           workers: int = 1) -> dict:
+    """Print the figures of one run; return them (requests/s, p50, p99 in ms, errors)."""
     errors = [r for r in results if r[2] != 200]
-    print(f"\nAPI load on {dataset}: {len(results)} requests, {concurrency} concurrent, 127.0.0.1, one uvicorn worker")
+    print(f"\nAPI load on {dataset}: {len(results)} requests, {concurrency} concurrent, 127.0.0.1, "
+          f"{workers} uvicorn worker(s)")
     print(f"{'endpoint':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for label in sorted({r[0] for r in results}) + ["all"]:
         times = np.array([r[1] for r in results if label in ("all", r[0])]) * 1000
@@ -117,7 +138,31 @@ def report(results: list[tuple[str, float, int | str]], seconds: float, concurre
     print(f"throughput: {len(results) / seconds:.1f} requests/s over {seconds:.1f} s; errors: {len(errors)}")
     for label, _, outcome in errors[:5]:
         print(f"  error: {label} -> {outcome}")
-    return len(errors)
+    times = np.array([r[1] for r in results]) * 1000
+    return {"rps": len(results) / seconds, "p50": float(np.percentile(times, 50)),
+            "p99": float(np.percentile(times, 99)), "errors": len(errors)}
+
+
+def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | None, dict]:
+    """Start the API with `workers` processes, run the baseline and the concurrent load, stop it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(port, workers, log)
+    try:
+        health = wait_healthy(base, server, workers, log)
+        label = args.label or health["dataset"]
+        plan = build_requests(base, args.requests, args.seed, args.only)
+        asyncio.run(run_load(plan[: min(50 * workers, len(plan))], args.concurrency))  # warm-up, not counted
+        baseline = None
+        if args.baseline:
+            baseline = report(*asyncio.run(run_load(plan[: args.baseline], 1)), 1, label, workers)
+        loaded = report(*asyncio.run(run_load(plan, args.concurrency)), args.concurrency, label, workers)
+        if baseline:
+            print(f"\nthroughput ratio, {args.concurrency} concurrent / one at a time: "
+                  f"{loaded['rps'] / baseline['rps']:.2f}x")
+        return baseline, loaded
+    finally:
+        stop_server(server)
 
 
 def main() -> int:
@@ -126,6 +171,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--baseline", type=int, default=400,
                         help="requests sent one at a time first, for comparison (0: skip)")
+    parser.add_argument("--workers", default="1",
+                        help="uvicorn worker processes, or a comma-separated list measured one after the other")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label", help="dataset label for the report (default: the dataset name)")
     parser.add_argument("--only", choices=("recommend", "search", "movie"),
@@ -133,30 +180,29 @@ def main() -> int:
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
         parser.error("--requests and --concurrency must be at least 1, --baseline at least 0")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(port)
     try:
-        health = wait_healthy(base, server)
-        label = args.label or health["dataset"]
-        plan = build_requests(base, args.requests, args.seed, args.only)
-        asyncio.run(run_load(plan[: min(50, len(plan))], args.concurrency))  # warm-up, not counted
-        errors = 0
-        if args.baseline:
-            baseline, base_seconds = asyncio.run(run_load(plan[: args.baseline], 1))
-            errors += report(baseline, base_seconds, 1, label)
-        results, seconds = asyncio.run(run_load(plan, args.concurrency))
-        errors += report(results, seconds, args.concurrency, label)
-        if args.baseline:
-            print(f"\nthroughput ratio, {args.concurrency} concurrent / one at a time: "
-                  f"{(len(results) / seconds) / (len(baseline) / base_seconds):.2f}x")
-        return 1 if errors else 0
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers takes whole numbers separated by commas, e.g. 1,2,4; got {args.workers!r}")
+    if any(w < 1 for w in worker_counts):
+        parser.error("--workers: each count must be at least 1")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for workers in worker_counts:
+            baseline, loaded = measure(workers, args, Path(folder) / f"uvicorn-{workers}.log")
+            rows.append((workers, baseline, loaded))
+    if len(rows) > 1:
+        first = rows[0][2]["rps"]
+        print(f"\nside by side ({args.requests} requests, {args.concurrency} concurrent; load generator on the same "
+              f"machine, {os.cpu_count()} CPU cores):")
+        print(f"{'workers':>7}{'requests/s':>12}{'vs ' + str(rows[0][0]):>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'alone req/s':>13}")
+        for workers, baseline, loaded in rows:
+            alone = f"{baseline['rps']:.1f}" if baseline else "-"
+            print(f"{workers:>7}{loaded['rps']:>12.1f}{loaded['rps'] / first:>7.2f}x{loaded['p50']:>9.1f}"
+                  f"{loaded['p99']:>9.1f}{loaded['errors']:>8}{alone:>13}")
+    failed = sum(loaded["errors"] + (baseline["errors"] if baseline else 0) for _, baseline, loaded in rows)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run it with `bash scripts/api.sh` (uvicorn with the `create_app` factory). One `RecommendationEngine`, and
 with it one Milvus client and one SQL engine, is created per process when the app starts (lifespan) and
-closed when it stops. OpenAPI docs are served at `/docs`.
+closed when it stops. OpenAPI docs are served at `/docs` (Swagger UI's files from the package, no CDN);
+the web page at `/` (helpers/webapp.py).
 
 Milvus Lite serves one process per file: while a notebook holds `<artifacts>/<dataset>/milvus.db`, the API
 cannot open it (and the other way round). To run both, point both at the docker-compose Milvus server.
@@ -28,6 +29,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +40,7 @@ from helpers.errors import RecsysError
 from helpers.recommend import (MAX_ID, MAX_K, MAX_LIKED, RecommendationEngine, RecommendError,
                                StoresOutOfStepError)
 from helpers.vectors import VectorStoreError
+from helpers.webapp import add_webapp
 
 MAX_QUERY_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
@@ -299,8 +302,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(app.state.engine.close)
 
-    app = FastAPI(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
-                  description=f"PinSage movie recommendations over the {settings.dataset} catalog.")
+    app = FastAPIOffline(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
+                         description=f"PinSage movie recommendations over the {settings.dataset} catalog.")
+    add_webapp(app, settings)  # the page at / (helpers/webapp.py)
 
     app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
     faults = FaultLog(log)

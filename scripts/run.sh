@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up, then execute the notebook series headless on the embedded defaults
-# (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies, then serve the picker page.
+# (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies, then serve the web app (the
+# movie picker page and the API on one port, any number of visitors: scripts/api.sh).
 # Settings come from the environment (see README): RECSYS_DATASET (default ml-1m), RECSYS_DATA_DIR, ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,6 @@ done
 echo
 echo "Done. Executed notebooks are in $out."
 echo "Open the series interactively later with:  .venv/bin/jupyter lab notebooks/"
-echo "Now serving the movie picker page on http://127.0.0.1:8866/  (Ctrl+C stops it)"
-exec bash scripts/page.sh
+echo "The notebook itself as a page (Voila, one visitor at a time on the default stores): bash scripts/page.sh"
+echo
+exec bash scripts/api.sh
