@@ -2,7 +2,7 @@
 
 | variable              | default                                   | meaning                                        |
 | --------------------- | ----------------------------------------- | ---------------------------------------------- |
-| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens (or `sample`) to use           |
+| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens, `sample` or `synthetic-<size>`|
 | `RECSYS_DATA_DIR`     | unset: download from GroupLens            | a folder that already holds the dataset files  |
 | `RECSYS_ARTIFACTS`    | `<project>/artifacts`                     | graphs, models, embeddings, metrics, databases |
 | `RECSYS_CACHE`        | `~/.cache/movie-graph-recsys`             | downloaded zips and the generated sample       |
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
 DEFAULT_DATASET = "ml-1m"
+SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.synthetic
 
 
 class ConfigError(ValueError):
@@ -30,9 +32,10 @@ class ConfigError(ValueError):
 
 def check_dataset_name(name: str) -> str:
     """Return `name` if it is a known dataset, else raise a `ConfigError` listing the valid ones."""
-    if name not in DATASETS:
+    if name not in DATASETS and not SYNTHETIC_PATTERN.match(name):
         raise ConfigError(
-            f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}. "
+            f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}, or synthetic-<size> "
+            "(generated, e.g. synthetic-32m for 32 million ratings). "
             "Set RECSYS_DATASET to one of them."
         )
     return name

@@ -407,19 +407,60 @@ class PopularityBaseline:
         return np.broadcast_to(self.counts, (len(queries), self.n_movies))
 
 
+KNN_EXACT_UP_TO = 20_000  # movies: up to this many, ItemKNNBaseline keeps every similarity (exact)
+KNN_NEIGHBOURS = 200  # above it, each movie keeps its 200 most similar movies (ML-25M/32M size)
+
+
 class ItemKNNBaseline(_ItemItemScorer):
-    """Cosine similarity between movies' sets of training users: |U_i & U_j| / sqrt(|U_i| |U_j|)."""
+    """Cosine similarity between movies' sets of training users: |U_i & U_j| / sqrt(|U_i| |U_j|).
+
+    Computed `chunk` movies at a time with sparse products (never a dense movies x movies matrix), each
+    movie keeping its `neighbours` most similar movies. `neighbours="auto"` keeps all of them (exact) up to
+    `KNN_EXACT_UP_TO` movies and `KNN_NEIGHBOURS` above; None always keeps all."""
+
+    def __init__(self, combine: str = "sum", neighbours: int | str | None = "auto", chunk: int = 512):
+        super().__init__(combine)
+        if neighbours not in ("auto", None) and not (isinstance(neighbours, int) and neighbours >= 1):
+            raise EvaluationError(f"neighbours={neighbours!r}: give a whole number >= 1, 'auto' or None (all)")
+        if chunk < 1:
+            raise EvaluationError(f"chunk={chunk} must be at least 1")
+        self.neighbours, self.chunk = neighbours, chunk
+        self.kept: int | None = None  # neighbours kept per movie after fit (None: all)
 
     def fit(self, gd: Any) -> ItemKNNBaseline:
         matrix, self.n_movies = _train_matrix(gd)
-        co = (matrix.T @ matrix).tocsr()
-        norms = np.sqrt(co.diagonal()).astype(np.float32)
-        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        similarity = sp.diags(inverse) @ co @ sp.diags(inverse)
-        similarity.setdiag(0.0)
-        similarity.eliminate_zeros()
-        self.similarity = similarity.tocsr().astype(np.float32)
+        keep = self.neighbours
+        if keep == "auto":
+            keep = None if self.n_movies <= KNN_EXACT_UP_TO else KNN_NEIGHBOURS
+        self.kept = keep
+        counts = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
+        inverse = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0).astype(np.float32)
+        by_movie = matrix.T.tocsr()
+        pieces = []
+        for start in range(0, self.n_movies, self.chunk):
+            stop = min(start + self.chunk, self.n_movies)
+            co = (by_movie[start:stop] @ matrix).tocsr()  # [chunk, n_movies] co-occurrence counts
+            co.data *= np.repeat(inverse[start:stop], np.diff(co.indptr))
+            co.data *= inverse[co.indices]
+            rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
+            co.data[co.indices == rows] = 0.0  # a movie is not its own neighbour
+            co.eliminate_zeros()
+            pieces.append(co if keep is None else _top_per_row(co, keep))
+        similarity = sp.vstack(pieces, format="csr") if pieces else sp.csr_matrix((0, self.n_movies))
+        self.similarity = similarity.astype(np.float32)
         return self
+
+
+def _top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The `k` largest entries of each row of `matrix` (ties: the lower column index first)."""
+    lengths = np.diff(matrix.indptr)
+    if lengths.max(initial=0) <= k:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))  # by row, value descending, column
+    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], lengths)
+    chosen = order[rank < k]
+    return sp.csr_matrix((matrix.data[chosen], (rows[chosen], matrix.indices[chosen])), shape=matrix.shape)
 
 
 class TransitionsBaseline(_ItemItemScorer):
