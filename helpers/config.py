@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.errors import RecsysError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
@@ -26,7 +28,7 @@ DEFAULT_DATASET = "ml-1m"
 SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.synthetic
 
 
-class ConfigError(ValueError):
+class ConfigError(RecsysError, ValueError):
     """A setting has a value the project cannot use; the message says how to fix it."""
 
 
