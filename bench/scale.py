@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -219,21 +220,20 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
         env = {"RECSYS_DATASET": name, "RECSYS_CACHE": str(cache), "RECSYS_ARTIFACTS": str(work / "artifacts")}
         settings = get_settings(env)
         save_movie_embeddings(settings, gd.movie_ids, vectors)
-        backends = [("milvus_lite", "catalog_sqlite", settings)]
-        server = contextlib.ExitStack()
+        _ingest(stages, "milvus_lite", "catalog_sqlite", settings, gd, vectors, ml)
         if args.server:
-            server_dir = work / "milvus-server"
-            server_dir.mkdir()
-            uri = server.enter_context(milvus_server(server_dir))
-            database = f"bench_scale_{ratings}"
-            _create_mysql_database(args.mysql_url, database)
-            backends.append(("milvus_server", "catalog_mariadb",
-                             get_settings({**env, "RECSYS_MILVUS_URI": uri,
-                                           "RECSYS_CATALOG_URL": f"{args.mysql_url.rstrip('/')}/{database}"})))
-        with server:
-            for vector_stage, catalog_stage, backend in backends:
-                _ingest(stages, vector_stage, catalog_stage, backend, gd, vectors, ml)
-            if args.server:
+            with contextlib.ExitStack() as server:
+                if args.server_lock:  # the server's etcd takes a fixed port: one server per machine
+                    lock = server.enter_context(open(args.server_lock, "a"))
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                server_dir = work / "milvus-server"
+                server_dir.mkdir()
+                uri = server.enter_context(milvus_server(server_dir))
+                database = f"bench_scale_{ratings}"
+                _create_mysql_database(args.mysql_url, database)
+                backend = get_settings({**env, "RECSYS_MILVUS_URI": uri,
+                                        "RECSYS_CATALOG_URL": f"{args.mysql_url.rstrip('/')}/{database}"})
+                _ingest(stages, "milvus_server", "catalog_mariadb", backend, gd, vectors, ml)
                 _drop_mysql_database(args.mysql_url, database)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -255,7 +255,7 @@ def _ingest(stages: Stages, vector_stage: str, catalog_stage: str, settings: Any
     with stages(catalog_stage) as rec:
         catalog = Catalog(settings)
         report = catalog.ingest(ml, progress=False)
-        rec.update(ratings_rows=report.ratings if hasattr(report, "ratings") else None)
+        rec.update(ratings_rows=report.ratings, rows_per_s=round(report.rows_per_second))
         catalog.close()
 
 
@@ -360,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", action="store_true",
                         help="also ingest into a milvus-server started here and MariaDB (--mysql-url)")
     parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
+    parser.add_argument("--server-lock", default=None,
+                        help="a file to flock around the server stages only (e.g. /work/notes/milvus.lock)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the results are merged into")
     parser.add_argument("--plot", action="store_true", help="print the table and write docs/scale.png, run nothing")
     args = parser.parse_args(argv)
@@ -379,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, "-m", "bench.scale", "--one", str(ratings), "--train-seconds",
                    str(args.train_seconds), "--seed", str(args.seed), "--cache", args.cache,
                    "--mysql-url", args.mysql_url] + (["--server"] if args.server else []) + (
+                   ["--server-lock", args.server_lock] if args.server_lock else []) + (
                    ["--workdir", args.workdir] if args.workdir else [])
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=PROJECT)
         result, partial = None, {}

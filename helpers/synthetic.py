@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.artifacts import atomic_path
+from helpers.errors import RecsysError
 
 PREFIX = "synthetic-"
 MARKER = "synthetic.json"
@@ -68,7 +69,7 @@ _SEQUELS = ("", " II", " III", " IV", " V", " VI")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([km]?)$")
 
 
-class SyntheticError(ValueError):
+class SyntheticError(RecsysError, ValueError):
     """A synthetic dataset name or size that cannot be generated; the message says what to use."""
 
 
