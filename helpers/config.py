@@ -10,6 +10,7 @@
 | `RECSYS_THREADS`      | `1`                                       | CPU threads for PyTorch and DGL                |
 | `RECSYS_MILVUS_URI`   | `<artifacts>/<dataset>/milvus.db` (Lite)  | or `http://host:19530` for a server            |
 | `RECSYS_MILVUS_TOKEN` | empty                                     | `user:password` or an API key for a server     |
+| `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings:
     threads: int = 1
     milvus_uri: str = ""
     milvus_token: str = field(default="", repr=False)
+    milvus_index: str = "auto"
     catalog_url: str = field(default="", repr=False)
 
     @property
@@ -76,6 +78,15 @@ def _int_env(env: dict[str, str], key: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{key}={value} must be at least {minimum}")
     return value
+
+
+def _index_env(env: dict[str, str]) -> str:
+    from helpers.milvus_index import check_index_setting
+
+    try:
+        return check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -103,5 +114,6 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         threads=_int_env(env, "RECSYS_THREADS", 1, 1),
         milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
+        milvus_index=_index_env(env),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
     )

@@ -87,3 +87,22 @@ def test_sampled_evaluation_is_the_full_one_on_the_chosen_users() -> None:
     assert sampled["hr@10_stderr"] > full["hr@10_stderr"]  # fewer users, a wider interval
     with pytest.raises(ev.EvaluationError, match="at least 2"):
         ev.evaluate_scores(scorer, data, "test", "history", sample=1)
+
+
+def test_index_choice_by_size_and_override() -> None:
+    from helpers.config import ConfigError, get_settings
+    from helpers.milvus_index import EXACT_UP_TO, choose_index
+
+    for lite in (True, False):
+        assert choose_index(87_585, lite).index_type == "FLAT"  # ML-32M's catalogue: exact
+        assert choose_index(EXACT_UP_TO, lite).index_type == "FLAT"
+        above = choose_index(EXACT_UP_TO + 1, lite)
+        assert above.index_type == "HNSW" and above.build_params == {"M": 16, "efConstruction": 200}
+        assert above.search_params(10) == {"metric_type": "IP", "params": {"ef": 64}}
+    forced = choose_index(1_000, lite=False, setting="ivf_flat")
+    assert forced.index_type == "IVF_FLAT" and forced.build_params == {"nlist": 126}
+    assert forced.search_params(10)["params"] == {"nprobe": 32} and "RECSYS_MILVUS_INDEX" in forced.reason
+    assert get_settings({"RECSYS_MILVUS_INDEX": "hnsw"}).milvus_index == "HNSW"
+    assert get_settings({}).milvus_index == "auto"
+    with pytest.raises(ConfigError, match="FLAT, IVF_FLAT, HNSW"):
+        get_settings({"RECSYS_MILVUS_INDEX": "DISKANN"})
