@@ -469,15 +469,17 @@ class ItemKNNBaseline(_ItemItemScorer):
 
 
 def _top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """The `k` largest entries of each row of `matrix` (ties: the lower column index first)."""
+    """The `k` largest entries of each row of a row block (ties broken arbitrarily), selected with
+    `np.argpartition` on the block made dense: [rows, n_movies] float32, e.g. 512 x 87,585 = 180 MB."""
     lengths = np.diff(matrix.indptr)
     if lengths.max(initial=0) <= k:
         return matrix
-    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))  # by row, value descending, column
-    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], lengths)
-    chosen = order[rank < k]
-    return sp.csr_matrix((matrix.data[chosen], (rows[chosen], matrix.indices[chosen])), shape=matrix.shape)
+    dense = matrix.toarray()
+    top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(dense, top, axis=1)
+    keep = values > 0
+    rows = np.broadcast_to(np.arange(len(dense))[:, None], top.shape)
+    return sp.csr_matrix((values[keep], (rows[keep], top[keep])), shape=matrix.shape)
 
 
 class TransitionsBaseline(_ItemItemScorer):
