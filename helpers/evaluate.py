@@ -424,7 +424,7 @@ class PopularityBaseline:
         return np.broadcast_to(self.counts, (len(queries), self.n_movies))
 
 
-KNN_EXACT_UP_TO = 20_000  # movies: up to this many, ItemKNNBaseline keeps every similarity (exact)
+KNN_EXACT_UP_TO = 10_000  # movies: up to this many, ItemKNNBaseline keeps every similarity (exact)
 KNN_NEIGHBOURS = 200  # above it, each movie keeps its 200 most similar movies (ML-25M/32M size)
 
 
