@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--filtered-queries", type=int, default=50,
                         help="queries per filter (the first of --queries): filtered searches on Lite are slow")
+    parser.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS), metavar="FILTER",
+                        help="which filters to run, by name as in FILTERS (the genre filters take seconds per query on Lite)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--server", action="store_true", help="also on a milvus-server started here")
     parser.add_argument("--no-lite", action="store_true", help="skip Milvus Lite")
@@ -149,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     from bench.scale import milvus_server
+
+    for name in list(FILTERS):
+        if name not in args.filters:
+            del FILTERS[name]
 
     saved = json.loads(args.results.read_text()) if args.results.exists() else {"rows": []}
     for n in args.rows:
