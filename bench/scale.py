@@ -70,9 +70,10 @@ class Stages:
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the stage's own peak
         record: dict[str, Any] = dict(extra)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield record
         record["seconds"] = round(time.perf_counter() - start, 2)
+        record["cpu_s"] = round(time.process_time() - cpu, 2)  # this process's CPU time: robust to sharing
         record["stage_peak_mb"] = round(_kb("VmHWM") / 1024, 1)
         self.peak_kb = max(self.peak_kb, _kb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         record["maxrss_mb"] = round(self.peak_kb / 1024, 1)
