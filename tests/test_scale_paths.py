@@ -1,7 +1,7 @@
 """The paths that keep ML-32M size within memory, on small data: item-kNN in chunks with top-k pruning,
 evaluation on a fixed random subset of users, and the Milvus index choice.
 
-Cost: about 5 s (NumPy/SciPy on a few hundred users; no Milvus).
+Cost: about 5 s (NumPy/SciPy on a few hundred users; two small Milvus Lite collections).
 """
 from __future__ import annotations
 
@@ -106,3 +106,22 @@ def test_index_choice_by_size_and_override() -> None:
     assert get_settings({}).milvus_index == "auto"
     with pytest.raises(ConfigError, match="FLAT, IVF_FLAT, HNSW"):
         get_settings({"RECSYS_MILVUS_INDEX": "DISKANN"})
+
+
+def test_the_store_builds_the_index_the_setting_asks_for(tmp_path, sample_ml) -> None:
+    """RECSYS_MILVUS_INDEX reaches the collection (Milvus Lite); the default stays exact for a catalogue."""
+    from conftest import make_test_embeddings, sample_settings
+
+    from helpers.vectors import VectorStore, disconnect
+
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    for setting, expected in (("auto", "FLAT"), ("HNSW", "HNSW")):
+        settings = sample_settings(tmp_path / setting, milvus_index=setting)
+        store = VectorStore(settings)
+        try:
+            report = store.ingest(ids, vectors, sample_ml.movies, progress=False)
+            assert report.index.index_type == expected == store.index().index_type
+            assert len(store.search(vectors[:1], limit=5)[0]) == 5
+        finally:
+            store.close()
+            disconnect(settings.milvus_uri)
