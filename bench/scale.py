@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import math
 import os
 import resource
 import shutil
@@ -293,8 +294,9 @@ def table(saved: dict[str, Any]) -> str:
     """Markdown: one row per stage, per size seconds / stage peak MB, and the log-log slopes."""
     runs = sorted(saved["runs"].values(), key=lambda r: r["ratings"])
     sizes = [r["ratings"] for r in runs]
-    head = "| stage | " + " | ".join(f"{s / 1e6:g}M: s / peak MB" for s in sizes) + " | slope s | slope MB |"
-    lines = [head, "|" + "---|" * (len(sizes) + 3)]
+    head = ("| stage | " + " | ".join(f"{s / 1e6:g}M: s / peak MB" for s in sizes)
+            + " | slope s | slope MB | slope s, two largest |")
+    lines = [head, "|" + "---|" * (len(sizes) + 4)]
     for stage in STAGE_ORDER:
         cells, xs, ts, ms = [], [], [], []
         for run in runs:
@@ -309,11 +311,12 @@ def table(saved: dict[str, Any]) -> str:
         if not xs:
             continue
         slope = (lambda ys: f"{np.polyfit(np.log(xs), np.log(ys), 1)[0]:.2f}" if len(xs) > 1 else "-")
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slope(ts)} | {slope(ms)} |")
+        last = f"{math.log(ts[-1] / ts[-2]) / math.log(xs[-1] / xs[-2]):.2f}" if len(xs) > 1 else "-"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slope(ts)} | {slope(ms)} | {last} |")
     peak = " | ".join(f"{max(r['stages'][s]['maxrss_mb'] for s in r['stages']):,.0f}" for r in runs)
-    lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | |")
+    lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | | |")
     steps = " | ".join(f"{r['stages'].get('train', {}).get('ms_per_step', float('nan')):,.0f}" for r in runs)
-    lines.append(f"| **training ms/step** | {steps} | | |")
+    lines.append(f"| **training ms/step** | {steps} | | | |")
     return "\n".join(lines)
 
 
@@ -344,6 +347,8 @@ def plot(saved: dict[str, Any], path: Path) -> None:
         axis.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7, ncol=2)
     right.legend(fontsize=7, ncol=2)
+    fig.suptitle("bench.scale, 2 CPU cores; up to 5M under a benchmark lock, 10M and 32M shared the machine "
+                 "(nice 15, 1 thread): their seconds are upper bounds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
