@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="queries per filter (the first of --queries): filtered searches on Lite are slow")
     parser.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS), metavar="FILTER",
                         help="which filters to run, by name as in FILTERS (the genre filters take seconds per query on Lite)")
+    parser.add_argument("--indexes", nargs="+", default=list(INDEXES), choices=list(INDEXES))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--server", action="store_true", help="also on a milvus-server started here")
     parser.add_argument("--no-lite", action="store_true", help="skip Milvus Lite")
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from bench.scale import milvus_server
 
+    for name in list(INDEXES):
+        if name not in args.indexes:
+            del INDEXES[name]
     for name in list(FILTERS):
         if name not in args.filters:
             del FILTERS[name]
