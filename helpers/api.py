@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpers.catalog import CatalogError, control_characters
 from helpers.config import Settings, get_settings
+from helpers.errors import RecsysError
 from helpers.recommend import (MAX_ID, MAX_K, MAX_LIKED, RecommendationEngine, RecommendError,
                                StoresOutOfStepError)
 from helpers.vectors import VectorStoreError
@@ -136,8 +137,8 @@ class FaultLog:
         return True
 
 
-class _NonFinite(ValueError):
-    pass
+class _NonFinite(RecsysError, ValueError):
+    """A JSON number that is NaN or infinite (answered with a 422 before validation)."""
 
 
 def _finite(text: str) -> float:
@@ -247,6 +248,23 @@ def store_fault(error: BaseException) -> tuple[str, str]:
             f"The {store} store failed ({reason}). Check /health, which says which store is wrong and what to do.")
 
 
+# loggers that write a traceback for EVERY failed store call (pymilvus' RPC decorator, Milvus Lite's embedded
+# gRPC servicer); in the API each such failure is already a 503 plus a rate-limited line of `FaultLog`
+CLIENT_ERROR_LOGGERS = ("pymilvus.decorators", "milvus_lite.adapter.grpc.servicer", "grpc._server")
+
+
+def _not_a_client_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+def quiet_store_client_logs() -> None:
+    """Drop the store clients' per-call error tracebacks (see CLIENT_ERROR_LOGGERS); warnings still pass."""
+    for name in CLIENT_ERROR_LOGGERS:
+        logger = logging.getLogger(name)
+        if _not_a_client_error not in logger.filters:
+            logger.addFilter(_not_a_client_error)
+
+
 def _store_fault_types() -> tuple[type[BaseException], ...]:
     import sqlalchemy as sa
     from pymilvus.exceptions import MilvusException
@@ -274,6 +292,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_store_client_logs()
         app.state.engine = await run_in_threadpool(open_engine, settings)
         try:
             yield
@@ -285,7 +304,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
     faults = FaultLog(log)
-    app.state.faults = faults
 
     @app.exception_handler(RecommendError)
     async def _bad_input(request: Request, error: RecommendError) -> JSONResponse:
@@ -329,7 +347,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def search_movies(request: Request,
                       q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title")],
                       limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
-        """Movies whose title contains `q` (case-insensitive)."""
+        """Movies whose title contains `q`, ignoring case and accents ("miserables" finds "Misérables")."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q is blank: give part of a title, e.g. q=toy")
         if control_characters(q):

@@ -493,9 +493,11 @@ class Catalog:
     def search_titles(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
         """Movies whose title contains `query`, ignoring case and accents (both sides `fold`ed; % and _ match
         literally), most rated first."""
+        # `n_ratings + 0`: scan the folded titles and sort the matches, rather than walk the popularity index row
+        # by row (SQLite at 87k titles: ~15 ms for any word, against ~45 ms for a rare one; docs/benchmarks.md)
         stmt = (sa.select(movies_table)
                 .where(movies_table.c.title_folded.contains(fold(query), autoescape=True))
-                .order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id).limit(int(limit)))
+                .order_by((movies_table.c.n_ratings + 0).desc(), movies_table.c.movie_id).limit(int(limit)))
         return [_movie_dict(r) for r in self._read(stmt)]
 
     def movie_count(self) -> int:

@@ -4,7 +4,7 @@ Where: `RECSYS_MILVUS_URI` (`settings.milvus_uri`). By default a Milvus Lite fil
 `<artifacts>/<dataset>/milvus.db`, embedded in this process; or a server such as the docker-compose one,
 `http://127.0.0.1:19530` (with `RECSYS_MILVUS_TOKEN` when it has authentication on).
 
-Collection `movies`: `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
+Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
 (0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter never matches 0),
 `genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
 
@@ -23,6 +23,13 @@ ids, verify) read with Strong. On a server a Strong read waits for the next time
 measured on milvus-server 2.3.5, which would make one recommendation cost 0.4-0.6 s. So the serving reads
 (`get`, `search`) use `"Session"`: a process sees its own writes at once (tests, notebook 04), and every
 process sees data that was flushed, as notebook 04 does before it finishes.
+
+Crash safety: readers use the alias `movies`. `VectorStore.ingest` builds a new physical collection
+`movies__<time>`, flushes, loads and verifies its count, and only then switches the alias to it and drops the old
+one; a kill or a failure before the switch leaves the old collection serving (the next ingestion drops the
+unfinished build). Milvus Lite and the server both support aliases. Every Milvus failure while serving becomes a
+`VectorStoreError` that says what to do (the API answers it with a 503); a collection that a restarted server has
+not loaded yet is loaded and the call retried once.
 
 Milvus Lite allows ONE process per `.db` folder (it takes a lock): close the client (`VectorStore.close`)
 before another notebook kernel opens the file, or point every process at a server.
@@ -52,6 +59,7 @@ MAX_TITLE_BYTES = 1024
 MAX_GENRES = 32
 MAX_GENRE_BYTES = 64
 DEFAULT_BATCH_SIZE = 1_000
+CALL_TIMEOUT_SECONDS = 5.0  # a serving call to a server that stopped answering fails (a 503) instead of hanging
 SERVER_HINT = (
     "Start one with `docker compose up -d milvus` (docker-compose.yml) or `.venv/bin/milvus-server --data DIR`, "
     "or unset RECSYS_MILVUS_URI to use the embedded Milvus Lite file."
@@ -269,10 +277,11 @@ class VectorStore:
                                 f"is running; {SERVER_HINT}")
 
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`self.client.<method>(...)`, with a collection that is not loaded (a restarted server) loaded and the
-        call retried once, and every other Milvus failure turned into a `VectorStoreError`."""
+        """`self.client.<method>(...)` within `CALL_TIMEOUT_SECONDS`, with a collection that is not loaded (a
+        restarted server) loaded and the call retried once, and every other failure a `VectorStoreError`."""
         from pymilvus.exceptions import MilvusException
 
+        kwargs.setdefault("timeout", CALL_TIMEOUT_SECONDS)
         for attempt in (1, 2):
             try:
                 return getattr(self.client, method)(*args, **kwargs)

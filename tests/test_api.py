@@ -269,3 +269,23 @@ def test_hostile_input_table(client, case, method, path, kwargs, status, fragmen
     assert len(response.content) < 4_000, f"{case}: a {len(response.content):,}-byte answer echoes the input"
     assert client.get("/health").status_code == 200  # the server is still up and answering
 
+
+
+def test_fault_log_writes_one_line_per_kind_per_10_s(caplog):
+    """The rate limit on store-fault log lines, on a fake clock (< 1 s)."""
+    import logging
+
+    from helpers.api import FaultLog
+
+    now = [0.0]
+    faults = FaultLog(logging.getLogger("test.faults"), every=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.ERROR, logger="test.faults"):
+        for second in range(30):  # 100 faults a second of one kind, one of another, for 30 s
+            now[0] = float(second)
+            for _ in range(100):
+                faults.record("milvus:VectorStoreError", "down")
+            faults.record("catalog:CatalogError", "gone")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if line.startswith("milvus:")]) == 3  # at 0, 10 and 20 s
+    assert len([line for line in lines if line.startswith("catalog:")]) == 3
+    assert "(and 999 more like it in the last 10 s)" in lines[2]

@@ -199,7 +199,7 @@ def test_malformed_csv_and_bad_utf8(tmp_path: Path) -> None:
     ("userId,movieId,rating,timestamp\n1,1,4.0,-5\n", "line 2: timestamp '-5'"),
 ])
 def test_empty_and_implausible_files_name_file_and_line(tmp_path: Path, ratings: str, problem: str) -> None:
-    """Issue 13 (#7, #9): these loaded as 0 ratings or failed with a bare OverflowError / a pandas message."""
+    """Issue 13 (#7, #9): these loaded as 0 ratings or failed with a bare OverflowError / a pandas message (< 1 s)."""
     folder = write_csv_dataset(tmp_path / "ml-25m")
     (folder / "ratings.csv").write_text(ratings, encoding="utf-8")
     with pytest.raises(MalformedFileError) as info:
