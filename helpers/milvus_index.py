@@ -23,7 +23,9 @@ from typing import Any
 
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")
 INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
-EXACT_UP_TO = 200_000  # rows: FLAT up to here, HNSW above (see the module docstring for the measurements)
+# rows: FLAT up to here, HNSW above (measurements in the module docstring)
+EXACT_UP_TO_LITE = 200_000
+EXACT_UP_TO_SERVER = 1_000_000
 METRIC = "IP"  # inner product = cosine on the unit vectors of helpers.embeddings
 
 
@@ -56,8 +58,7 @@ def check_index_setting(value: str) -> str:
     canonical = value.strip().upper() if value.strip().lower() != "auto" else "auto"
     if canonical not in INDEX_SETTINGS:
         raise ValueError(f"RECSYS_MILVUS_INDEX={value!r}: use one of {', '.join(INDEX_SETTINGS)} "
-                         "(auto = FLAT up to {EXACT_UP_TO:,} rows, HNSW above)".replace("{EXACT_UP_TO:,}",
-                                                                                          f"{EXACT_UP_TO:,}"))
+                         "(auto = FLAT up to a size measured per backend, HNSW above)")
     return canonical
 
 
@@ -68,9 +69,10 @@ def choose_index(n_rows: int, lite: bool, setting: str = "auto") -> IndexChoice:
     if setting != "auto":
         return IndexChoice(setting, METRIC, build_params(setting, n_rows),
                            f"RECSYS_MILVUS_INDEX={setting} ({n_rows:,} rows on {where})")
-    if n_rows <= EXACT_UP_TO:
-        return IndexChoice("FLAT", METRIC, {}, f"{n_rows:,} rows on {where}, at most {EXACT_UP_TO:,}: exact search "
+    limit = EXACT_UP_TO_LITE if lite else EXACT_UP_TO_SERVER
+    if n_rows <= limit:
+        return IndexChoice("FLAT", METRIC, {}, f"{n_rows:,} rows on {where}, at most {limit:,}: exact search "
                                                "is fast enough and keeps filtered results exact")
     return IndexChoice("HNSW", METRIC, build_params("HNSW", n_rows),
-                       f"{n_rows:,} rows on {where}, more than {EXACT_UP_TO:,}: a graph index (HNSW); "
+                       f"{n_rows:,} rows on {where}, more than {limit:,}: a graph index (HNSW); "
                        "filtered results are approximate")
