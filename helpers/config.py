@@ -2,7 +2,7 @@
 
 | variable              | default                                   | meaning                                        |
 | --------------------- | ----------------------------------------- | ---------------------------------------------- |
-| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens (or `sample`) to use           |
+| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens, `sample` or `synthetic-<size>`|
 | `RECSYS_DATA_DIR`     | unset: download from GroupLens            | a folder that already holds the dataset files  |
 | `RECSYS_ARTIFACTS`    | `<project>/artifacts`                     | graphs, models, embeddings, metrics, databases |
 | `RECSYS_CACHE`        | `~/.cache/movie-graph-recsys`             | downloaded zips and the generated sample       |
@@ -10,11 +10,13 @@
 | `RECSYS_THREADS`      | `1`                                       | CPU threads for PyTorch and DGL                |
 | `RECSYS_MILVUS_URI`   | `<artifacts>/<dataset>/milvus.db` (Lite)  | or `http://host:19530` for a server            |
 | `RECSYS_MILVUS_TOKEN` | empty                                     | `user:password` or an API key for a server     |
+| `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
 DEFAULT_DATASET = "ml-1m"
+SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.synthetic
 
 
 class ConfigError(RecsysError, ValueError):
@@ -32,9 +35,10 @@ class ConfigError(RecsysError, ValueError):
 
 def check_dataset_name(name: str) -> str:
     """Return `name` if it is a known dataset, else raise a `ConfigError` listing the valid ones."""
-    if name not in DATASETS:
+    if name not in DATASETS and not SYNTHETIC_PATTERN.match(name):
         raise ConfigError(
-            f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}. "
+            f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}, or synthetic-<size> "
+            "(generated, e.g. synthetic-32m for 32 million ratings). "
             "Set RECSYS_DATASET to one of them."
         )
     return name
@@ -50,6 +54,7 @@ class Settings:
     threads: int = 1
     milvus_uri: str = ""
     milvus_token: str = field(default="", repr=False)
+    milvus_index: str = "auto"
     catalog_url: str = field(default="", repr=False)
 
     @property
@@ -73,6 +78,15 @@ def _int_env(env: dict[str, str], key: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{key}={value} must be at least {minimum}")
     return value
+
+
+def _index_env(env: dict[str, str]) -> str:
+    from helpers.milvus_index import check_index_setting
+
+    try:
+        return check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -100,5 +114,6 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         threads=_int_env(env, "RECSYS_THREADS", 1, 1),
         milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
+        milvus_index=_index_env(env),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
     )

@@ -127,18 +127,27 @@ def load_movielens(name: str, data_dir: str | Path | None = None, *, cache_dir: 
                    seed: int = 42) -> MovieLens:
     """Load MovieLens `name` from `data_dir`, or (without it) from the cache, downloading it first if needed.
 
-    `sample` is generated into `cache_dir/sample-seed<seed>/` (reused when complete). `cache_dir` defaults
-    to `RECSYS_CACHE`. Raises `DatasetError` (or a subclass) with a message that says what to do.
+    `sample` is generated into `cache_dir/sample-seed<seed>/`, `synthetic-<size>` (helpers.synthetic) into
+    `cache_dir/<name>-seed<seed>/` (both reused when complete). `cache_dir` defaults to `RECSYS_CACHE`.
+    Raises `DatasetError` (or a subclass) with a message that says what to do.
     """
+    from helpers import synthetic
+
     try:
         check_dataset_name(name)
-    except ConfigError as exc:
+        synthetic.ratings_of(name)
+    except (ConfigError, synthetic.SyntheticError) as exc:
         raise DatasetError(str(exc)) from None
     if data_dir is not None:
         source = _resolve_data_dir(name, Path(data_dir).expanduser())
     else:
         cache = Path(cache_dir) if cache_dir is not None else get_settings().cache_dir
-        source = ensure_sample(cache, seed) if name == "sample" else download(name, cache)
+        if name == "sample":
+            source = ensure_sample(cache, seed)
+        elif name.startswith(synthetic.PREFIX):
+            source = synthetic.ensure_synthetic(cache, name, seed)
+        else:
+            source = download(name, cache)
     reader = {"ml-100k": _read_ml100k, "ml-1m": _read_dat, "sample": _read_dat}.get(name, _read_csv_dataset)
     ratings, movies, users = reader(source)
     ml = MovieLens(name=name, ratings=ratings, movies=movies, users=users, source_dir=source)
@@ -152,7 +161,7 @@ def load_movielens(name: str, data_dir: str | Path | None = None, *, cache_dir: 
 
 def _resolve_data_dir(name: str, data_dir: Path) -> Path:
     """The folder holding `name`'s files: `data_dir` itself or `data_dir/<name>` (the zip's folder)."""
-    expected = FILES[name]
+    expected = FILES.get(name, CSV_FILES)  # synthetic-<size>: the CSV release format
     if not data_dir.is_dir():
         raise DatasetFileError(
             f"Data folder {data_dir} does not exist. Point RECSYS_DATA_DIR (or data_dir=) at a folder holding "

@@ -291,19 +291,33 @@ def rank_metrics(scores: np.ndarray, target: np.ndarray, exclude: np.ndarray | N
     return {"hr": hr, "ndcg": ndcg, "recall": hr.copy()}
 
 
+def sample_rows(n_rows: int, sample: int | None, seed: int = 0) -> np.ndarray:
+    """Positions of a fixed random subset of `sample` of `n_rows` evaluated users (sorted; all of them
+    when `sample` is None or not smaller): the same seed gives every model the same users."""
+    if sample is None or sample >= n_rows:
+        return np.arange(n_rows)
+    if sample < 2:
+        raise EvaluationError(f"sample={sample}: evaluate at least 2 users (a standard error needs two)")
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=sample, replace=False))
+
+
 def evaluate_scores(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split: str = "val",
                     protocol: str = "latest", k: int = K_DEFAULT, history: int = HISTORY_LENGTH,
-                    batch_size: int = 512) -> dict[str, float]:
+                    batch_size: int = 512, sample: int | None = None, seed: int = 0) -> dict[str, float]:
     """HR/NDCG/Recall@k of `score_fn` on `split` under `protocol`, with standard errors.
 
-    `gd` is a `GraphData` or a prepared `EvaluationData` (faster when called every epoch). Returns
-    `{"hr@10": .., "hr@10_stderr": .., "ndcg@10": .., ..., "n_users": n}`."""
+    `gd` is a `GraphData` or a prepared `EvaluationData` (faster when called every epoch). With `sample`,
+    only a fixed random subset of that many users (`sample_rows(.., seed)`) is ranked, still against every
+    movie, in batches of `batch_size` (e.g. 10,000 users at ML-32M size); the standard error then also
+    covers the choice of users. Returns `{"hr@10": .., "hr@10_stderr": .., ..., "n_users": n}`."""
     data = prepare_evaluation(gd)
     if split not in data.targets:
         raise EvaluationError(f"Unknown split {split!r}; use one of {', '.join(data.targets)}")
     if k < 1:
         raise EvaluationError(f"k={k} must be at least 1")
     users, targets = data.targets[split]
+    chosen = sample_rows(len(users), sample, seed)
+    users, targets = users[chosen], targets[chosen]
     per_user: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
     for start in range(0, len(users), batch_size):
         batch_users = users[start:start + batch_size]
@@ -329,10 +343,12 @@ MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> pro
 
 def evaluate_models(models: Mapping[str, Callable[[np.ndarray], np.ndarray]], gd: Any,
                     protocols: Sequence[str] = PROTOCOLS, splits: Sequence[str] = SPLITS, k: int = K_DEFAULT,
-                    history: int = HISTORY_LENGTH) -> MetricsTable:
-    """Every model on every protocol and split, on the same users: `table[model][protocol][split][metric]`."""
+                    history: int = HISTORY_LENGTH, sample: int | None = None, seed: int = 0) -> MetricsTable:
+    """Every model on every protocol and split, on the same users: `table[model][protocol][split][metric]`
+    (with `sample`, the same random subset of users for every model; see `evaluate_scores`)."""
     data = prepare_evaluation(gd)
-    return {name: {protocol: {split: evaluate_scores(scorer, data, split, protocol, k, history) for split in splits}
+    return {name: {protocol: {split: evaluate_scores(scorer, data, split, protocol, k, history, sample=sample,
+                                                     seed=seed) for split in splits}
                    for protocol in protocols}
             for name, scorer in models.items()}
 
@@ -408,19 +424,62 @@ class PopularityBaseline:
         return np.broadcast_to(self.counts, (len(queries), self.n_movies))
 
 
+KNN_EXACT_UP_TO = 10_000  # movies: up to this many, ItemKNNBaseline keeps every similarity (exact)
+KNN_NEIGHBOURS = 200  # above it, each movie keeps its 200 most similar movies (ML-25M/32M size)
+
+
 class ItemKNNBaseline(_ItemItemScorer):
-    """Cosine similarity between movies' sets of training users: |U_i & U_j| / sqrt(|U_i| |U_j|)."""
+    """Cosine similarity between movies' sets of training users: |U_i & U_j| / sqrt(|U_i| |U_j|).
+
+    Computed `chunk` movies at a time with sparse products (never a dense movies x movies matrix), each
+    movie keeping its `neighbours` most similar movies. `neighbours="auto"` keeps all of them (exact) up to
+    `KNN_EXACT_UP_TO` movies and `KNN_NEIGHBOURS` above; None always keeps all."""
+
+    def __init__(self, combine: str = "sum", neighbours: int | str | None = "auto", chunk: int = 512):
+        super().__init__(combine)
+        if neighbours not in ("auto", None) and not (isinstance(neighbours, int) and neighbours >= 1):
+            raise EvaluationError(f"neighbours={neighbours!r}: give a whole number >= 1, 'auto' or None (all)")
+        if chunk < 1:
+            raise EvaluationError(f"chunk={chunk} must be at least 1")
+        self.neighbours, self.chunk = neighbours, chunk
+        self.kept: int | None = None  # neighbours kept per movie after fit (None: all)
 
     def fit(self, gd: Any) -> ItemKNNBaseline:
         matrix, self.n_movies = _train_matrix(gd)
-        co = (matrix.T @ matrix).tocsr()
-        norms = np.sqrt(co.diagonal()).astype(np.float32)
-        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        similarity = sp.diags(inverse) @ co @ sp.diags(inverse)
-        similarity.setdiag(0.0)
-        similarity.eliminate_zeros()
-        self.similarity = similarity.tocsr().astype(np.float32)
+        keep = self.neighbours
+        if keep == "auto":
+            keep = None if self.n_movies <= KNN_EXACT_UP_TO else KNN_NEIGHBOURS
+        self.kept = keep
+        counts = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
+        inverse = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0).astype(np.float32)
+        by_movie = matrix.T.tocsr()
+        pieces = []
+        for start in range(0, self.n_movies, self.chunk):
+            stop = min(start + self.chunk, self.n_movies)
+            co = (by_movie[start:stop] @ matrix).tocsr()  # [chunk, n_movies] co-occurrence counts
+            co.data *= np.repeat(inverse[start:stop], np.diff(co.indptr))
+            co.data *= inverse[co.indices]
+            rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
+            co.data[co.indices == rows] = 0.0  # a movie is not its own neighbour
+            co.eliminate_zeros()
+            pieces.append(co if keep is None else _top_per_row(co, keep))
+        similarity = sp.vstack(pieces, format="csr") if pieces else sp.csr_matrix((0, self.n_movies))
+        self.similarity = similarity.astype(np.float32)
         return self
+
+
+def _top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The `k` largest entries of each row of a row block (ties broken arbitrarily), selected with
+    `np.argpartition` on the block made dense: [rows, n_movies] float32, e.g. 512 x 87,585 = 180 MB."""
+    lengths = np.diff(matrix.indptr)
+    if lengths.max(initial=0) <= k:
+        return matrix
+    dense = matrix.toarray()
+    top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(dense, top, axis=1)
+    keep = values > 0
+    rows = np.broadcast_to(np.arange(len(dense))[:, None], top.shape)
+    return sp.csr_matrix((values[keep], (rows[keep], top[keep])), shape=matrix.shape)
 
 
 class TransitionsBaseline(_ItemItemScorer):

@@ -11,14 +11,12 @@ Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, 
 Metric and index, and why:
 * Metric `IP` (inner product): the embeddings are L2-normalised by `helpers.embeddings`, so inner product
   *is* cosine similarity, and it is the cheapest of the three to compute.
-* Index `FLAT` (exact search) up to `FLAT_MAX_ROWS` rows, on both backends. MovieLens catalogues are small
-  (ML-1M: 3,883 movies; even ML-32M has ~87k): scanning 3,883 64-d vectors takes well under a millisecond,
-  so an approximate index would buy nothing and cost recall. FLAT also makes filtered search exact: a
-  genre or year filter can leave few candidates, which graph indexes handle badly (HNSW with an
-  `id in [...]` filter returned 0 of 3 hits on Milvus Lite here). Milvus Lite is a single-process,
-  embedded store for notebooks and tests, where FLAT is always the right choice.
-* Above `FLAT_MAX_ROWS` on a server: `HNSW` (M=16, efConstruction=200, ef at search >= 4 x limit), the
-  usual in-memory choice when exact scans get slow. None of the MovieLens datasets reaches it.
+* Index: chosen by collection size in `helpers.milvus_index` (`RECSYS_MILVUS_INDEX` overrides it): `FLAT`
+  (exact) up to 200,000 rows on Milvus Lite and 1,000,000 on a server, which covers every MovieLens
+  catalogue (ML-32M: 87,585 movies) and keeps filtered results equal to brute force; `HNSW` above, where
+  exact scans get slow and filtered results become approximate. The measurements behind it (FLAT/IVF_FLAT/HNSW on Milvus
+  Lite and milvus-server at 87,585 and 1,000,000 rows, recall with filters) are in docs/benchmarks.md,
+  "Milvus index choice".
 
 Consistency: the collection is created with `consistency_level="Strong"`, and the ingestion checks (count,
 ids, verify) read with Strong. On a server a Strong read waits for the next time tick: ~200 ms per call
@@ -53,10 +51,10 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Settings
+from helpers.milvus_index import IndexChoice, choose_index
 from helpers.errors import RecsysError
 
 COLLECTION = "movies"
-FLAT_MAX_ROWS = 200_000
 MAX_TITLE_BYTES = 1024
 MAX_GENRES = 32
 MAX_GENRE_BYTES = 64
@@ -70,28 +68,6 @@ SERVER_HINT = (
 
 class VectorStoreError(RecsysError, RuntimeError):
     """The vector store cannot be reached or used; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class IndexChoice:
-    index_type: str
-    metric_type: str
-    build_params: dict[str, Any]
-    reason: str
-
-    def search_params(self, limit: int) -> dict[str, Any]:
-        params: dict[str, Any] = {"ef": max(64, 4 * limit)} if self.index_type == "HNSW" else {}
-        return {"metric_type": self.metric_type, "params": params}
-
-
-def choose_index(n_rows: int, lite: bool) -> IndexChoice:
-    """The index for `n_rows` normalised vectors on Milvus Lite (`lite`) or a server (see module docstring)."""
-    if lite or n_rows <= FLAT_MAX_ROWS:
-        where = "Milvus Lite" if lite else "the server"
-        return IndexChoice("FLAT", "IP", {}, f"{n_rows:,} rows on {where}: exact search is fast enough and "
-                                             "keeps filtered results exact; IP = cosine on unit vectors")
-    return IndexChoice("HNSW", "IP", {"M": 16, "efConstruction": 200},
-                       f"{n_rows:,} rows on the server: more than {FLAT_MAX_ROWS:,}, so a graph index (HNSW)")
 
 
 @dataclass(frozen=True)
@@ -280,6 +256,7 @@ class VectorStore:
     def __init__(self, settings: Settings, collection: str = COLLECTION):
         self.uri = settings.milvus_uri
         self.lite = is_lite_uri(self.uri)
+        self.index_setting = settings.milvus_index
         self.collection = collection
         self.client = connect(self.uri, settings.milvus_token)
         self._index: IndexChoice | None = None
@@ -409,7 +386,7 @@ class VectorStore:
         old_ids = self.ids() if previous else np.zeros(0, dtype=np.int64)
         for debris in set(self._builds()) - {previous}:  # builds that never went live (a killed ingestion)
             self.client.drop_collection(debris)
-        index = choose_index(len(rows), self.lite)
+        index = choose_index(len(rows), self.lite, self.index_setting)
         build = f"{self.collection}__{time.time_ns()}"
         self._create_physical(build, dim, index)
         try:

@@ -1,0 +1,412 @@
+"""What the series costs as the data grows: every stage on synthetic MovieLens of 1M to 32M ratings.
+
+    .venv/bin/python -m bench.scale --ratings 1000000 5000000 10000000 32000000 [--server]
+    .venv/bin/python -m bench.scale --plot          # table + log-log plot from the saved results
+
+One child process per size (`--one N`), so each size's peak memory is its own. Per stage it prints the
+seconds, the stage's own peak RSS (VmHWM, reset before each stage through /proc/self/clear_refs) and the
+process peak so far (the largest of those, which is what `ru_maxrss` reports without the resets: on Linux
+the reset lowers ru_maxrss too); training prints ms/step. Results are merged by size into
+`--results` (default `docs/scale_results.json`), which `--plot` turns into `docs/scale.png` and a Markdown
+table with the log-log slope of each stage (seconds and memory against ratings).
+
+Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (helpers.data), `graph`
+(helpers.graph.build_graph), `pool` (the neighbourhood pool of TrainConfig.neighbour_pool draws over all
+movies), `train` (the steps of helpers.train's loop for `--train-seconds`, without per-epoch validation),
+`infer` (layer-wise inference of every movie in batches), `eval_prepare`, `eval_pinsage`, `popularity`,
+`item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
+users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite`, and with `--server`
+`milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROJECT = Path(__file__).resolve().parent.parent
+RESULTS = PROJECT / "docs" / "scale_results.json"
+PLOT = PROJECT / "docs" / "scale.png"
+EVAL_USERS = 10_000
+STAGE_ORDER = ("generate", "load", "graph", "pool", "train", "infer", "eval_prepare", "eval_pinsage", "popularity",
+               "item_knn", "transitions", "milvus_lite", "catalog_sqlite", "milvus_server", "catalog_mariadb")
+
+
+def dataset_name(ratings: int) -> str:
+    return f"synthetic-{ratings // 1_000_000}m" if ratings % 1_000_000 == 0 else f"synthetic-{ratings}"
+
+
+def _kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Stages:
+    """Times stages and records their memory: `with stages("graph"): ...`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, float]] = {}
+        self.peak_kb = 0  # resetting VmHWM also resets what ru_maxrss reports, so the process peak is kept here
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, **extra: Any) -> Iterator[dict[str, Any]]:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the stage's own peak
+        record: dict[str, Any] = dict(extra)
+        start, cpu = time.perf_counter(), time.process_time()
+        yield record
+        record["seconds"] = round(time.perf_counter() - start, 2)
+        record["cpu_s"] = round(time.process_time() - cpu, 2)  # this process's CPU time: robust to sharing
+        record["stage_peak_mb"] = round(_kb("VmHWM") / 1024, 1)
+        self.peak_kb = max(self.peak_kb, _kb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        record["maxrss_mb"] = round(self.peak_kb / 1024, 1)
+        self.rows[name] = record
+        print("PARTIAL " + json.dumps(self.rows), flush=True)  # what the parent keeps if a later stage fails
+        shown = {k: v for k, v in record.items() if k not in ("seconds", "stage_peak_mb", "maxrss_mb")}
+        print(f"  {name:<15} {record['seconds']:>9.1f} s  stage peak {record['stage_peak_mb']:>8.0f} MB  "
+              f"process peak {record['maxrss_mb']:>8.0f} MB  {shown if shown else ''}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ milvus-server
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def milvus_server(folder: Path) -> Iterator[str]:
+    """A milvus-server (PyPI `milvus==2.3.5`) in `folder` on free ports; yields its URI. Its embedded etcd
+    takes the fixed peer port 2380: run under `flock /work/notes/milvus.lock` on a shared machine."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    binary = Path(sys.executable).with_name("milvus-server")
+    options = ("proxy-port", "proxy-internal-port", "etcd-port", "root-coord-port", "query-coord-port",
+               "data-coord-port", "index-coord-port", "query-node-port", "data-node-port", "index-node-port")
+    ports = {option: _free_port() for option in options}
+    command = [str(binary), "--data", str(folder)] + [a for o, p in ports.items() for a in (f"--{o}", str(p))]
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{ports['proxy-port']}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"milvus-server exited: {(folder / 'server.log').read_text()[-800:]}")
+            try:
+                client = MilvusClient(uri=uri, timeout=3)
+                client.list_collections()
+                client.close()
+                break
+            except MilvusException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"milvus-server did not answer on {uri} within 180 s") from None
+                time.sleep(1)
+        yield uri
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
+
+
+# ------------------------------------------------------------------------------------------ one size
+def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from helpers import synthetic
+    from helpers.config import get_settings
+    from helpers.data import load_movielens
+    from helpers.embeddings import save_movie_embeddings
+    from helpers.evaluate import (ItemKNNBaseline, PopularityBaseline, TransitionsBaseline, embedding_scorer,
+                                  evaluate_scores, prepare_evaluation)
+    from helpers.graph import build_graph
+    from helpers.model import max_margin_loss
+    from helpers.notebook import set_threads
+    from helpers.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
+    from helpers.train import TrainConfig, build_model, infer_movie_embeddings
+
+    name = dataset_name(ratings)
+    cache = Path(args.cache).expanduser()
+    stages = Stages()
+    set_threads(1)
+    folder = cache / f"{name}-seed{args.seed}"
+    if not (folder / synthetic.MARKER).is_file():
+        with stages("generate"):
+            synthetic.ensure_synthetic(cache, name, args.seed)
+    with stages("load") as rec:
+        ml = load_movielens(name, cache_dir=cache, seed=args.seed)
+        rec.update(ratings=len(ml.ratings), users=int(ml.ratings["user_id"].nunique()), movies=len(ml.movies))
+    with stages("graph") as rec:
+        gd = build_graph(ml)
+        rec.update(train_edges=len(gd.train))
+    config = TrainConfig.for_dataset(name)
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    with stages("pool", draws=config.neighbour_pool):
+        sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool,
+                                   generator=generator)
+        sampler.refresh()
+    with stages("train") as rec:
+        started = time.perf_counter()
+        model = build_model(gd, config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        positives = EngagementPositives(gd.train, config.engagement_window)
+        negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.hard_ranks)
+        ready = time.perf_counter()
+        steps, losses = 0, []
+        while time.perf_counter() - ready < args.train_seconds:
+            heads, tails = positives.sample(config.batch_size, generator)
+            batch = pair_batch(sampler, heads, tails, negatives.sample(heads, config.negatives, 0.0, generator))
+            loss = max_margin_loss(model(batch.neighbourhood), batch.heads, batch.tails, batch.negatives,
+                                   config.margin, config.in_batch_negatives)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            steps += 1
+        spent = time.perf_counter() - ready
+        rec.update(steps=steps, ms_per_step=round(1000 * spent / steps, 1), setup_s=round(ready - started, 2),
+                   loss_last_50=round(float(np.mean(losses[-50:])), 4))
+    del sampler, positives
+    with stages("infer"):
+        vectors = infer_movie_embeddings(model, gd, seed=args.seed)
+    with stages("eval_prepare"):
+        data = prepare_evaluation(gd)
+    metrics: dict[str, dict[str, float]] = {}
+
+    def evaluate(label: str, scorer: Any) -> None:
+        result = evaluate_scores(scorer, data, "test", "history", sample=EVAL_USERS, seed=args.seed, batch_size=256)
+        metrics[label] = {k: round(v, 4) for k, v in result.items() if k in ("hr@10", "hr@10_stderr", "n_users")}
+
+    with stages("eval_pinsage") as rec:
+        evaluate("pinsage", embedding_scorer(vectors))
+        rec.update(**metrics["pinsage"])
+    for label, make in (("popularity", PopularityBaseline), ("item_knn", ItemKNNBaseline),
+                        ("transitions", TransitionsBaseline)):
+        with stages(label) as rec:
+            fit_start = time.perf_counter()
+            scorer = make().fit(gd)
+            rec["fit_s"] = round(time.perf_counter() - fit_start, 2)
+            if label == "item_knn":
+                rec["neighbours"] = scorer.kept or "all"
+            evaluate(label, scorer)
+            rec.update(**metrics[label])
+        del scorer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.workdir))
+    try:
+        env = {"RECSYS_DATASET": name, "RECSYS_CACHE": str(cache), "RECSYS_ARTIFACTS": str(work / "artifacts")}
+        settings = get_settings(env)
+        save_movie_embeddings(settings, gd.movie_ids, vectors)
+        _ingest(stages, "milvus_lite", "catalog_sqlite", settings, gd, vectors, ml)
+        if args.server:
+            with contextlib.ExitStack() as server:
+                if args.server_lock:  # the server's etcd takes a fixed port: one server per machine
+                    lock = server.enter_context(open(args.server_lock, "a"))
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                server_dir = work / "milvus-server"
+                server_dir.mkdir()
+                uri = server.enter_context(milvus_server(server_dir))
+                database = f"bench_scale_{ratings}"
+                _create_mysql_database(args.mysql_url, database)
+                backend = get_settings({**env, "RECSYS_MILVUS_URI": uri,
+                                        "RECSYS_CATALOG_URL": f"{args.mysql_url.rstrip('/')}/{database}"})
+                _ingest(stages, "milvus_server", "catalog_mariadb", backend, gd, vectors, ml)
+                _drop_mysql_database(args.mysql_url, database)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"ratings": ratings, "dataset": name, "stages": stages.rows, "metrics": metrics,
+            "train_seconds": args.train_seconds, "eval_users": EVAL_USERS}
+
+
+def _ingest(stages: Stages, vector_stage: str, catalog_stage: str, settings: Any, gd: Any, vectors: np.ndarray,
+            ml: Any) -> None:
+    from helpers.catalog import Catalog
+    from helpers.vectors import VectorStore, disconnect
+
+    with stages(vector_stage) as rec:
+        store = VectorStore(settings)
+        report = store.ingest(gd.movie_ids, vectors, ml.movies, progress=False, replace_other_dim=True)
+        rec.update(rows=report.rows, index=report.index.index_type)
+        store.close()
+        disconnect(settings.milvus_uri)
+    with stages(catalog_stage) as rec:
+        catalog = Catalog(settings)
+        report = catalog.ingest(ml, progress=False)
+        rec.update(ratings_rows=report.ratings, rows_per_s=round(report.rows_per_second))
+        catalog.close()
+
+
+def _create_mysql_database(url: str, database: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{database}`"))  # name made here from an int
+        conn.execute(sa.text(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+
+
+def _drop_mysql_database(url: str, database: str) -> None:
+    import sqlalchemy as sa
+
+    from helpers.catalog import dispose_engine
+
+    dispose_engine(f"{url.rstrip('/')}/{database}")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{database}`"))
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------ results
+def merge_result(path: Path, result: dict[str, Any]) -> None:
+    saved = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    saved["runs"][str(result["ratings"])] = result
+    path.write_text(json.dumps(saved, indent=1))
+
+
+def table(saved: dict[str, Any]) -> str:
+    """Markdown: one row per stage, per size seconds / stage peak MB, and the log-log slopes."""
+    runs = sorted(saved["runs"].values(), key=lambda r: r["ratings"])
+    sizes = [r["ratings"] for r in runs]
+    head = ("| stage | " + " | ".join(f"{s / 1e6:g}M: s / peak MB" for s in sizes)
+            + " | slope s | slope MB | slope s, two largest |")
+    lines = [head, "|" + "---|" * (len(sizes) + 4)]
+    for stage in STAGE_ORDER:
+        cells, xs, ts, ms = [], [], [], []
+        for run in runs:
+            rec = run["stages"].get(stage)
+            if rec is None:
+                cells.append("-")
+                continue
+            cells.append(f"{rec['seconds']:,.1f} / {rec['stage_peak_mb']:,.0f}")
+            xs.append(run["ratings"])
+            ts.append(max(rec["seconds"], 0.01))
+            ms.append(rec["stage_peak_mb"])
+        if not xs:
+            continue
+        slope = (lambda ys: f"{np.polyfit(np.log(xs), np.log(ys), 1)[0]:.2f}" if len(xs) > 1 else "-")
+        last = f"{math.log(ts[-1] / ts[-2]) / math.log(xs[-1] / xs[-2]):.2f}" if len(xs) > 1 else "-"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slope(ts)} | {slope(ms)} | {last} |")
+    peak = " | ".join(f"{max(r['stages'][s]['maxrss_mb'] for s in r['stages']):,.0f}" for r in runs)
+    lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | | |")
+    steps = " | ".join(f"{r['stages'].get('train', {}).get('ms_per_step', float('nan')):,.0f}" for r in runs)
+    lines.append(f"| **training ms/step** | {steps} | | | |")
+    return "\n".join(lines)
+
+
+def plot(saved: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(saved["runs"].values(), key=lambda r: r["ratings"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for stage in STAGE_ORDER:
+        points = [(r["ratings"], r["stages"][stage]) for r in runs if stage in r["stages"]]
+        if len(points) < 2 or stage == "generate":
+            continue
+        x = [p[0] for p in points]
+        left.plot(x, [max(p[1]["seconds"], 0.01) for p in points], marker="o", label=stage)
+        right.plot(x, [p[1]["stage_peak_mb"] for p in points], marker="o", label=stage)
+    right.plot([r["ratings"] for r in runs], [max(s["maxrss_mb"] for s in r["stages"].values()) for r in runs],
+               "k--", linewidth=2, label="process peak")
+    right.axhline(8192, color="red", linestyle=":", label="8 GB limit")
+    for axis, title, unit in ((left, "time per stage", "seconds"), (right, "peak memory per stage", "MB")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("ratings (synthetic MovieLens, ML-32M shape)")
+        axis.set_ylabel(unit)
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7, ncol=2)
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle("bench.scale, 2 CPU cores; up to 5M under a benchmark lock, 10M and 32M shared the machine "
+                 "(nice 15, 1 thread): their seconds are upper bounds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratings", type=int, nargs="+", default=[1_000_000, 5_000_000],
+                        help="sizes to run, one child process each (e.g. 1000000 5000000 10000000 32000000)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: run one size, print RESULT
+    parser.add_argument("--train-seconds", type=float, default=120.0, help="training time budget per size")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache", default=os.environ.get("RECSYS_CACHE", "~/.cache/movie-graph-recsys"),
+                        help="where the synthetic datasets are generated and kept (RECSYS_CACHE)")
+    parser.add_argument("--workdir", default=None, help="folder for the temporary Milvus/SQLite files")
+    parser.add_argument("--server", action="store_true",
+                        help="also ingest into a milvus-server started here and MariaDB (--mysql-url)")
+    parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
+    parser.add_argument("--server-lock", default=None,
+                        help="a file to flock around the server stages only (e.g. /work/notes/milvus.lock)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the results are merged into")
+    parser.add_argument("--plot", action="store_true", help="print the table and write docs/scale.png, run nothing")
+    args = parser.parse_args(argv)
+
+    if args.plot:
+        saved = json.loads(args.results.read_text())
+        print(table(saved))
+        plot(saved, PLOT)
+        print(f"wrote {PLOT.relative_to(PROJECT)}")
+        return
+    if args.one is not None:
+        result = run_one(args.one, args)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    for ratings in args.ratings:
+        print(f"{dataset_name(ratings)} ({ratings:,} ratings)", flush=True)
+        command = [sys.executable, "-m", "bench.scale", "--one", str(ratings), "--train-seconds",
+                   str(args.train_seconds), "--seed", str(args.seed), "--cache", args.cache,
+                   "--mysql-url", args.mysql_url] + (["--server"] if args.server else []) + (
+                   ["--server-lock", args.server_lock] if args.server_lock else []) + (
+                   ["--workdir", args.workdir] if args.workdir else [])
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=PROJECT)
+        result, partial = None, {}
+        for line in child.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+            elif line.startswith("PARTIAL "):
+                partial = json.loads(line[len("PARTIAL "):])
+            else:
+                print(line, end="", flush=True)
+        if child.wait() != 0 or result is None:
+            print(f"  {dataset_name(ratings)} failed (exit {child.returncode}); the stages above finished", flush=True)
+            result = {"ratings": ratings, "dataset": dataset_name(ratings), "stages": partial,
+                      "failed": f"exit {child.returncode} after {list(partial)[-1] if partial else 'start'}",
+                      "train_seconds": args.train_seconds, "eval_users": EVAL_USERS}
+        merge_result(args.results, result)
+    if args.results.exists():
+        print(table(json.loads(args.results.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The paths that keep ML-32M size within memory, on small data: item-kNN in chunks with top-k pruning,
+evaluation on a fixed random subset of users, and the Milvus index choice.
+
+Cost: about 5 s (NumPy/SciPy on a few hundred users; two small Milvus Lite collections).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import evaluate as ev
+from helpers.graph import GraphData
+
+
+def random_graph(n_users: int = 120, n_movies: int = 60, seed: int = 0) -> GraphData:
+    """Users with 5-30 distinct movies in time order; the last two are val and test."""
+    rng = np.random.default_rng(seed)
+    rows = {"train": [], "val": [], "test": []}
+    for user in range(n_users):
+        movies = rng.choice(n_movies, size=int(rng.integers(5, 30)), replace=False, p=None)
+        for t, movie in enumerate(movies):
+            split = "test" if t == len(movies) - 1 else "val" if t == len(movies) - 2 else "train"
+            rows[split].append((user, int(movie), t))
+    frames = {name: pd.DataFrame(r, columns=["user", "movie", "timestamp"]).assign(rating=np.float32(4.0))
+              for name, r in rows.items()}
+    return GraphData(graph=None, movie_ids=np.arange(n_movies, dtype=np.int64) + 1,
+                     user_ids=np.arange(n_users, dtype=np.int64) + 1, dataset="sample", genres=[], **frames)
+
+
+def dense_cosine(gd: GraphData) -> np.ndarray:
+    matrix = np.zeros((len(gd.user_ids), len(gd.movie_ids)))
+    matrix[gd.train["user"], gd.train["movie"]] = 1.0
+    co = matrix.T @ matrix
+    norms = np.sqrt(np.diag(co))
+    sim = np.divide(co, np.outer(norms, norms), out=np.zeros_like(co), where=np.outer(norms, norms) > 0)
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
+def test_item_knn_in_chunks_is_exact() -> None:
+    gd = random_graph()
+    expected = dense_cosine(gd)
+    for chunk in (1, 7, 1000):
+        knn = ev.ItemKNNBaseline(chunk=chunk).fit(gd)
+        assert knn.kept is None  # 60 movies: below KNN_EXACT_UP_TO, every similarity kept
+        assert np.allclose(knn.similarity.toarray(), expected, atol=1e-6)
+
+
+def test_item_knn_keeps_the_top_k_per_movie() -> None:
+    gd = random_graph()
+    expected = dense_cosine(gd)
+    knn = ev.ItemKNNBaseline(neighbours=5, chunk=8).fit(gd)
+    sim = knn.similarity.toarray()
+    assert knn.kept == 5 and ((sim > 0).sum(axis=1) <= 5).all()
+    for row, full in zip(sim, expected):
+        kept = np.flatnonzero(row)
+        assert np.allclose(row[kept], full[kept])
+        # nothing left out scores above what was kept
+        assert full[np.setdiff1d(np.arange(len(full)), kept)].max() <= row[kept].min() + 1e-6
+    with pytest.raises(ev.EvaluationError, match="neighbours"):
+        ev.ItemKNNBaseline(neighbours=0)
+
+
+def test_item_knn_prunes_automatically_above_the_exact_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ev, "KNN_EXACT_UP_TO", 50)
+    monkeypatch.setattr(ev, "KNN_NEIGHBOURS", 3)
+    knn = ev.ItemKNNBaseline().fit(random_graph())  # 60 movies > 50
+    assert knn.kept == 3 and (np.diff(knn.similarity.indptr) <= 3).all()
+
+
+def test_sampled_evaluation_is_the_full_one_on_the_chosen_users() -> None:
+    gd = random_graph(n_users=300)
+    data = ev.prepare_evaluation(gd)
+    scorer = ev.ItemKNNBaseline().fit(gd)
+    full = ev.evaluate_scores(scorer, data, "test", "history")
+    assert ev.evaluate_scores(scorer, data, "test", "history", sample=10_000) == full  # more than there are
+    sampled = ev.evaluate_scores(scorer, data, "test", "history", sample=100, seed=3, batch_size=16)
+    assert sampled["n_users"] == 100
+    chosen = ev.sample_rows(300, 100, seed=3)
+    assert np.array_equal(chosen, ev.sample_rows(300, 100, seed=3)) and len(np.unique(chosen)) == 100
+    users, movies = data.targets["test"]
+    subset = ev.EvaluationData(n_movies=data.n_movies, seen=data.seen, histories=data.histories,
+                               targets={"test": (users[chosen], movies[chosen])})
+    by_hand = ev.evaluate_scores(scorer, subset, "test", "history")
+    assert sampled == pytest.approx(by_hand)
+    assert sampled["hr@10_stderr"] > full["hr@10_stderr"]  # fewer users, a wider interval
+    with pytest.raises(ev.EvaluationError, match="at least 2"):
+        ev.evaluate_scores(scorer, data, "test", "history", sample=1)
+
+
+def test_index_choice_by_size_and_override() -> None:
+    from helpers.config import ConfigError, get_settings
+    from helpers.milvus_index import EXACT_UP_TO_LITE, EXACT_UP_TO_SERVER, choose_index
+
+    for lite, limit in ((True, EXACT_UP_TO_LITE), (False, EXACT_UP_TO_SERVER)):
+        assert choose_index(87_585, lite).index_type == "FLAT"  # ML-32M's catalogue: exact
+        assert choose_index(limit, lite).index_type == "FLAT"
+        above = choose_index(limit + 1, lite)
+        assert above.index_type == "HNSW" and above.build_params == {"M": 16, "efConstruction": 200}
+        assert above.search_params(10) == {"metric_type": "IP", "params": {"ef": 64}}
+    forced = choose_index(1_000, lite=False, setting="ivf_flat")
+    assert forced.index_type == "IVF_FLAT" and forced.build_params == {"nlist": 126}
+    assert forced.search_params(10)["params"] == {"nprobe": 32} and "RECSYS_MILVUS_INDEX" in forced.reason
+    assert get_settings({"RECSYS_MILVUS_INDEX": "hnsw"}).milvus_index == "HNSW"
+    assert get_settings({}).milvus_index == "auto"
+    with pytest.raises(ConfigError, match="FLAT, IVF_FLAT, HNSW"):
+        get_settings({"RECSYS_MILVUS_INDEX": "DISKANN"})
+
+
+def test_the_store_builds_the_index_the_setting_asks_for(tmp_path, sample_ml) -> None:
+    """RECSYS_MILVUS_INDEX reaches the collection (Milvus Lite); the default stays exact for a catalogue."""
+    from conftest import make_test_embeddings, sample_settings
+
+    from helpers.vectors import VectorStore, disconnect
+
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    for setting, expected in (("auto", "FLAT"), ("HNSW", "HNSW")):
+        settings = sample_settings(tmp_path / setting, milvus_index=setting)
+        store = VectorStore(settings)
+        try:
+            report = store.ingest(ids, vectors, sample_ml.movies, progress=False)
+            assert report.index.index_type == expected == store.index().index_type
+            assert len(store.search(vectors[:1], limit=5)[0]) == 5
+        finally:
+            store.close()
+            disconnect(settings.milvus_uri)
