@@ -9,6 +9,7 @@ vectors, top-10 by inner product against NumPy brute force, with and without fil
 * `HNSW` (M=16, efConstruction=200, ef = max(64, 4 x limit)) above: graph search stays fast as rows grow,
   but filtered results are approximate. With a 1 % genre filter HNSW on Lite returned fewer than 10 hits for
   40 of 50 queries (recall 0.35) at 87,585 rows; on the server recall was 0.94-1.00 depending on the filter.
+  At 1,000,000 rows on the server: 5.8 ms p50 vs FLAT's 18 ms, recall 0.985-1.00, after a 293 s build.
 * `IVF_FLAT` (nlist = 4 sqrt(rows), nprobe = 32) only through the override: it lost a quarter of the hits
   with the 1 % filter on the server (0.74) and bought 2.5 ms over FLAT's 5 ms at 87,585 rows.
 
