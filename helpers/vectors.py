@@ -12,9 +12,9 @@ Metric and index, and why:
 * Metric `IP` (inner product): the embeddings are L2-normalised by `helpers.embeddings`, so inner product
   *is* cosine similarity, and it is the cheapest of the three to compute.
 * Index: chosen by collection size in `helpers.milvus_index` (`RECSYS_MILVUS_INDEX` overrides it): `FLAT`
-  (exact) up to 200,000 rows on Milvus Lite and 1,000,000 on a server, which covers every MovieLens
-  catalogue (ML-32M: 87,585 movies) and keeps filtered results equal to brute force; `HNSW` above, where
-  exact scans get slow and filtered results become approximate. The measurements behind it (FLAT/IVF_FLAT/HNSW on Milvus
+  (exact) always on Milvus Lite and up to 1,000,000 rows on a server, which covers every MovieLens
+  catalogue (ML-32M: 87,585 movies) and keeps filtered results equal to brute force; `HNSW` above on a
+  server, where exact scans get slow and filtered results become approximate. The measurements behind it (FLAT/IVF_FLAT/HNSW on Milvus
   Lite and milvus-server at 87,585 and 1,000,000 rows, recall with filters) are in docs/benchmarks.md,
   "Milvus index choice".
 

@@ -91,14 +91,14 @@ def test_sampled_evaluation_is_the_full_one_on_the_chosen_users() -> None:
 
 def test_index_choice_by_size_and_override() -> None:
     from helpers.config import ConfigError, get_settings
-    from helpers.milvus_index import EXACT_UP_TO_LITE, EXACT_UP_TO_SERVER, choose_index
+    from helpers.milvus_index import EXACT_UP_TO_SERVER, choose_index
 
-    for lite, limit in ((True, EXACT_UP_TO_LITE), (False, EXACT_UP_TO_SERVER)):
-        assert choose_index(87_585, lite).index_type == "FLAT"  # ML-32M's catalogue: exact
-        assert choose_index(limit, lite).index_type == "FLAT"
-        above = choose_index(limit + 1, lite)
-        assert above.index_type == "HNSW" and above.build_params == {"M": 16, "efConstruction": 200}
-        assert above.search_params(10) == {"metric_type": "IP", "params": {"ef": 64}}
+    assert choose_index(87_585, lite=False).index_type == "FLAT"  # ML-32M's catalogue: exact
+    assert choose_index(EXACT_UP_TO_SERVER, lite=False).index_type == "FLAT"
+    above = choose_index(EXACT_UP_TO_SERVER + 1, lite=False)
+    assert above.index_type == "HNSW" and above.build_params == {"M": 16, "efConstruction": 200}
+    assert above.search_params(10) == {"metric_type": "IP", "params": {"ef": 64}}
+    assert choose_index(50_000_000, lite=True).index_type == "FLAT"  # Lite: HNSW measured no faster
     forced = choose_index(1_000, lite=False, setting="ivf_flat")
     assert forced.index_type == "IVF_FLAT" and forced.build_params == {"nlist": 126}
     assert forced.search_params(10)["params"] == {"nprobe": 32} and "RECSYS_MILVUS_INDEX" in forced.reason
