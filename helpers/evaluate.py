@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from helpers.artifacts import atomic_path, write_manifest
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 K_DEFAULT = 10
 HISTORY_LENGTH = 10
@@ -66,7 +67,7 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(RecsysError, ValueError):
     """Input the evaluation cannot use; the message names the offending ids and says what to do."""
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from helpers.artifacts import ArtifactError
 from helpers.catalog import CatalogError
 from helpers.config import Settings
+from helpers.errors import RecsysError
 from helpers.recommend import Recommendation, RecommendationEngine, RecommendError
 from helpers.vectors import VectorStoreError
 
@@ -43,7 +44,7 @@ _TABLE_STYLE = """<style>
 </style>"""
 
 
-class StoresUnavailableError(RuntimeError):
+class StoresUnavailableError(RecsysError, RuntimeError):
     """The picker cannot open the stores; shown as its message alone (no stack) in notebooks and on the page."""
 
     def _render_traceback_(self) -> list[str]:  # IPython (and so Voila) shows these lines instead of a traceback

@@ -37,6 +37,7 @@ from helpers.artifacts import atomic_path, manifest_path, require, write_manifes
 from helpers.catalog import Catalog, CatalogReport, safe_url
 from helpers.config import Settings, get_settings
 from helpers.embeddings import embeddings_path, load_movie_embeddings, normalise
+from helpers.errors import RecsysError
 from helpers.vectors import IngestReport, VectorStore, VectorStoreError
 
 MAX_K = 100
@@ -47,11 +48,11 @@ DEFAULT_PER_MOVIE_LIMIT = 100
 STORES_RECORD = "stores.json"
 
 
-class RecommendError(ValueError):
+class RecommendError(RecsysError, ValueError):
     """Bad input to the engine; the message says what to do."""
 
 
-class StoresOutOfStepError(RuntimeError):
+class StoresOutOfStepError(RecsysError, RuntimeError):
     """Milvus and the catalog disagree about which movies exist; re-run notebook 04."""
 
 

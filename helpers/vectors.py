@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 COLLECTION = "movies"
 FLAT_MAX_ROWS = 200_000
@@ -58,7 +59,7 @@ SERVER_HINT = (
 )
 
 
-class VectorStoreError(RuntimeError):
+class VectorStoreError(RecsysError, RuntimeError):
     """The vector store cannot be reached or used; the message says what to do."""
 
 
