@@ -328,5 +328,6 @@ def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "dataset: synthetic sample" in out and "PinSage / item-kNN" in out
     saved = json.loads((tmp_path / "artifacts" / "sample" / "metrics.json").read_text())
-    assert {"pinsage", "popularity", "item-knn", "transitions", "pinsage [max]"} <= set(saved["models"])
+    assert {"pinsage", "popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]",
+            "pinsage [cosine, max]"} <= set(saved["models"])
     assert saved["benchmark"]["train_seconds"] > 0 and saved["dataset_label"].startswith("synthetic sample")
