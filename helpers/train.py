@@ -10,7 +10,9 @@ Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `train_state.pt`: the last epoch's model and optimizer, to resume an interrupted run.
 
 Every epoch starts from RNG seeds derived from `(RECSYS_SEED, epoch)`, so a run resumed after epoch n
-continues exactly as the uninterrupted run would have (same batches, same walks, same negatives).
+continues exactly as the uninterrupted run would have (same batches, same walks, same negatives). With a
+time budget the cosine schedule follows the elapsed time, so a resumed run is close to, not identical with,
+the uninterrupted one.
 """
 from __future__ import annotations
 
