@@ -64,7 +64,7 @@ def check_index_setting(value: str) -> str:
 
 
 def choose_index(n_rows: int, lite: bool, setting: str = "auto") -> IndexChoice:
-    """The index for `n_rows` normalised vectors on Milvus Lite (`lite`) or a server."""
+    """The index for `n_rows` candidate vectors (inner product = the model's score) on Milvus Lite (`lite`) or a server."""
     where = "Milvus Lite" if lite else "the server"
     setting = check_index_setting(setting)
     if setting != "auto":

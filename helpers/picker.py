@@ -131,7 +131,7 @@ def plot_recommendations(results: Sequence[Recommendation], dataset_label: str) 
     ax.invert_yaxis()
     popular = all(r.source == "popular" for r in results)
     ax.set_xlabel("number of ratings (nothing liked: most rated movies)" if popular
-                  else "score (cosine similarity of the PinSage embeddings)")
+                  else "score (PinSage: liked movies' mean query vector . candidate vector)")
     ax.set_title(f"Recommendations for the picked movies ({dataset_label})")
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[s], label=f"because you liked {s}")
                for s in sources]

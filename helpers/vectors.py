@@ -9,8 +9,9 @@ Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, 
 `genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
 
 Metric and index, and why:
-* Metric `IP` (inner product): the embeddings are L2-normalised by `helpers.embeddings`, so inner product
-  *is* cosine similarity, and it is the cheapest of the three to compute.
+* Metric `IP` (inner product): the model scores movie j for a query vector q as q . c_j, c_j the candidate
+  vector stored here (`helpers.embeddings`; with a per-movie bias as the last dimension, not unit length),
+  so an IP search ranks exactly as the model does. For unit vectors IP is the cosine similarity.
 * Index: chosen by collection size in `helpers.milvus_index` (`RECSYS_MILVUS_INDEX` overrides it): `FLAT`
   (exact) always on Milvus Lite and up to 1,000,000 rows on a server, which covers every MovieLens
   catalogue (ML-32M: 87,585 movies) and keeps filtered results equal to brute force; `HNSW` above on a
