@@ -64,7 +64,8 @@ def check_index_setting(value: str) -> str:
 
 
 def choose_index(n_rows: int, lite: bool, setting: str = "auto") -> IndexChoice:
-    """The index for `n_rows` candidate vectors (inner product = the model's score) on Milvus Lite (`lite`) or a server."""
+    """The index for `n_rows` candidate vectors (inner product = the model's score) on Milvus Lite (`lite`)
+    or a server."""
     where = "Milvus Lite" if lite else "the server"
     setting = check_index_setting(setting)
     if setting != "auto":
@@ -72,7 +73,7 @@ def choose_index(n_rows: int, lite: bool, setting: str = "auto") -> IndexChoice:
                            f"RECSYS_MILVUS_INDEX={setting} ({n_rows:,} rows on {where})")
     if lite:
         return IndexChoice("FLAT", METRIC, {}, f"{n_rows:,} rows on Milvus Lite: exact search (HNSW on Lite lost "
-                                               "filtered hits and was no faster at 1M rows); IP = cosine")
+                                               "filtered hits and was no faster at 1M rows); IP = the model's score")
     limit = EXACT_UP_TO_SERVER
     if n_rows <= limit:
         return IndexChoice("FLAT", METRIC, {}, f"{n_rows:,} rows on {where}, at most {limit:,}: exact search "
