@@ -1,13 +1,16 @@
 """PinSage settings side by side: the same number of training steps for each variant of `TrainConfig`.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.pinsage_settings --dataset ml-1m \
-        --data-dir /work/shared/movielens/ml-1m --epochs 6 --steps 500 \
+        --data-dir ../shared/movielens/ml-1m --epochs 6 --steps 500 \
         --variant 'default={}' --variant 'random-walk positives={"positives": "random_walk"}'
 
 Each variant is `name=JSON` with `TrainConfig` fields that differ from the dataset's defaults. A fixed number of
 steps (not a time budget) makes the variants comparable on a shared, noisy machine; the wall time of each is
 printed as well. `--time-budget S` trains each variant for S seconds instead (the 10-minute check). Figures: validation and test HR@10 / NDCG@10 (protocol a: the user's latest training movie)
-of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed.
+of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed, and validation
+HR@10 with the history query (protocol b: the mean of the last 10 movies' query vectors, the picker's query).
+`--baselines` adds the baselines' rows (transitions, transitions [after], item-kNN and `next-movie [no graph]`
+trained for `--next-movie-steps` steps), so that a run holds its own reference figures.
 Artifacts go to a temporary folder that is deleted afterwards.
 """
 from __future__ import annotations
@@ -41,6 +44,8 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=None,
                         help="train each variant for this many seconds (up to 100 epochs) instead of --epochs")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--baselines", action="store_true", help="also print the baselines' rows")
+    parser.add_argument("--next-movie-steps", type=int, default=4000, help="training steps of next-movie [no graph]")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant] or [("default", {})]
 
@@ -49,7 +54,9 @@ def main() -> None:
     from helpers.graph import build_graph
     from helpers.notebook import seed_everything, set_threads
     from helpers.plots import dataset_label
-    from helpers.train import TrainConfig, infer_movie_embeddings, train_pinsage, validation_metrics
+    from helpers.evaluate import ItemKNNBaseline, TransitionsBaseline, evaluate_scores, query_candidate_scorer
+    from helpers.next_movie import NextMovieBaseline
+    from helpers.train import TrainConfig, infer_movie_vectors, train_pinsage
 
     with tempfile.TemporaryDirectory(prefix="pinsage-settings-") as folder:
         settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=Path(folder))
@@ -60,8 +67,25 @@ def main() -> None:
         print(f"{dataset_label(ml)}: {length} per variant, seed {args.seed}, "
               f"threads {settings.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
         header = f"{'variant':<28} {'val HR@10':>9} {'val NDCG':>8} {'test HR@10':>10} {'test NDCG':>9} " \
-                 f"{'best ep':>7} {'seconds':>7} {'ms/step':>7} {'load':>5}"
+                 f"{'hist val':>8} {'best ep':>7} {'steps':>6} {'seconds':>7} {'ms/step':>7} {'load':>5}"
         rows = []
+
+        def row(name: str, scorer, best: str, steps: int, seconds: float) -> str:
+            val, test = (evaluate_scores(scorer, gd, split, "latest") for split in ("val", "test"))
+            history = evaluate_scores(scorer, gd, "val", "history")
+            return (f"{name:<28} {val['hr@10']:>9.4f} {val['ndcg@10']:>8.4f} {test['hr@10']:>10.4f} "
+                    f"{test['ndcg@10']:>9.4f} {history['hr@10']:>8.4f} {best:>7} {steps:>6} {seconds:>7.0f} "
+                    f"{1000 * seconds / max(steps, 1):>7.1f} {os.getloadavg()[0]:>5.1f}")
+
+        if args.baselines:
+            for name, baseline in (("transitions", TransitionsBaseline()),
+                                   ("transitions [after]", TransitionsBaseline(direction="after")),
+                                   ("item-knn", ItemKNNBaseline())):
+                rows.append(row(name, baseline.fit(gd), "-", 0, 0.0))
+                print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
+            next_movie = NextMovieBaseline(steps=args.next_movie_steps, seed=args.seed).fit(gd)
+            rows.append(row("next-movie [no graph]", next_movie, "-", next_movie.steps, next_movie.seconds))
+            print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
         for name, overrides in variants:
             seed_everything(args.seed)
             budget = {"max_epochs": 100, "time_budget_s": args.time_budget} if args.time_budget else \
@@ -70,12 +94,10 @@ def main() -> None:
             started = time.perf_counter()
             result = train_pinsage(gd, settings, config, resume=False, progress=False)
             seconds = time.perf_counter() - started
-            vectors = infer_movie_embeddings(result.model, gd, seed=args.seed)
-            val, test = validation_metrics(vectors, gd, "val"), validation_metrics(vectors, gd, "test")
+            vectors = infer_movie_vectors(result.model, gd, seed=args.seed)
             steps = sum(h["steps"] for h in result.history)
-            rows.append(f"{name:<28} {val['hr@10']:>9.4f} {val['ndcg@10']:>8.4f} {test['hr@10']:>10.4f} "
-                        f"{test['ndcg@10']:>9.4f} {result.best_epoch:>7} {seconds:>7.0f} "
-                        f"{1000 * seconds / steps:>7.1f} {os.getloadavg()[0]:>5.1f}")
+            rows.append(row(name, query_candidate_scorer(vectors.query, vectors.candidate), str(result.best_epoch),
+                            steps, seconds))
             print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
         print("\n" + header + "\n" + "\n".join(rows))
 

@@ -510,6 +510,37 @@ class EmbeddingScorer:
         return np.where(retrieved.any(axis=1), scores, -np.inf)
 
 
+class QueryCandidateScorer:
+    """Inner product of a query vector with every movie's candidate vector (row i = movie node i), the
+    score a directed model (query side != candidate side, maybe a bias dimension) is trained for. Several
+    query movies are combined by the mean of their query vectors: one search, as the engine does it."""
+
+    def __init__(self, query_vectors: Any, candidate_vectors: Any):
+        query_vectors = np.asarray(query_vectors, dtype=np.float32)
+        candidate_vectors = np.asarray(candidate_vectors, dtype=np.float32)
+        if query_vectors.ndim != 2 or query_vectors.shape != candidate_vectors.shape or len(query_vectors) == 0:
+            raise EvaluationError(f"query and candidate vectors must be non-empty [n_movies, dim] arrays of one shape, "
+                                  f"got {query_vectors.shape} and {candidate_vectors.shape}")
+        for name, values in (("query", query_vectors), ("candidate", candidate_vectors)):
+            if not np.isfinite(values).all():
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+                raise EvaluationError(f"{name} vectors of node indices {bad[:10].tolist()} hold NaN or inf; retrain or re-infer")
+        self.query_vectors, self.candidate_vectors = query_vectors, candidate_vectors
+        self.n_movies = len(candidate_vectors)
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        queries = _check_queries(queries, self.n_movies)
+        valid = queries >= 0
+        picked = self.query_vectors[np.where(valid, queries, 0)] * valid[..., None]
+        query = picked.sum(axis=1) / valid.sum(axis=1, keepdims=True)
+        return query @ self.candidate_vectors.T
+
+
+def query_candidate_scorer(query_vectors: Any, candidate_vectors: Any) -> QueryCandidateScorer:
+    """A trained model's query and candidate vectors (e.g. `helpers.train.MovieVectors`) as a scorer."""
+    return QueryCandidateScorer(query_vectors, candidate_vectors)
+
+
 def embedding_scorer(vectors: Any, combine: str = "mean", per_movie_limit: int | None = None) -> EmbeddingScorer:
     """PinSage (or any) movie vectors as a scorer for both protocols; row i belongs to movie node i."""
     return EmbeddingScorer(vectors, combine=combine, per_movie_limit=per_movie_limit)

@@ -1,9 +1,18 @@
-"""The PinSage model: a feature projector, weighted-SAGE layers and a max-margin loss, in plain PyTorch.
+"""The PinSage model: a feature projector, weighted-SAGE layers, a query/candidate scoring head and two
+losses (softmax over all movies, the paper's max-margin), in plain PyTorch.
 
 Message passing is written with `index_add_` over each hop's edge lists (`helpers.sampling.Hop`), so the
-model runs on any PyTorch device although DGL's PyPI build is CPU-only. A movie's embedding is its projected
-features plus the output of the last convolution, L2-normalised, so inner product = cosine similarity,
-the same score Milvus uses later.
+model runs on any PyTorch device although DGL's PyPI build is CPU-only. A movie's embedding `h` is its
+projected features plus the output of the last convolution, L2-normalised.
+
+Scoring "how likely is movie j to be watched right after movie i" is an inner product of two vectors:
+* the candidate vector of j: `[h_j, b_j]`, its embedding and (with `bias`) a learned per-movie bias as one
+  extra dimension; these are what Milvus stores;
+* the query vector of i: `[head(h_i) / temperature, 1]`, a small linear query head (with `directed`; else
+  the identity) and a constant 1 that picks up the candidate's bias.
+So `query_i . candidate_j = head(h_i) . h_j / temperature + b_j` and an exact inner-product search over the
+candidate vectors ranks movies exactly as the model scores them. Without `directed` and `bias` both sides
+are the unit embedding and the score is the cosine similarity (the original, symmetric model).
 """
 from __future__ import annotations
 
@@ -80,12 +89,23 @@ class PinSage(nn.Module):
 
     def __init__(self, genres: torch.Tensor, year: torch.Tensor, title: torch.Tensor, dim: int = 64,
                  layers: int = 2, dropout: float = 0.0, use_id: bool = True,
-                 spec: NeighbourhoodSpec = NeighbourhoodSpec()):
+                 spec: NeighbourhoodSpec = NeighbourhoodSpec(), directed: bool = False, bias: bool = False,
+                 temperature: float = 1.0):
         super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}: it must be positive (e.g. 0.1)")
         self.dim = dim
         self.spec = spec
+        self.temperature = temperature
         self.features = MovieFeatures(genres, year, title, dim, use_id)
         self.convs = nn.ModuleList(WeightedSAGELayer(dim, dropout) for _ in range(layers))
+        self.query_head = nn.Linear(dim, dim) if directed else None
+        if self.query_head is not None:  # starts as the identity: the symmetric score
+            nn.init.eye_(self.query_head.weight)
+            nn.init.zeros_(self.query_head.bias)
+        self.movie_bias = nn.Embedding(len(genres), 1) if bias else None
+        if self.movie_bias is not None:
+            nn.init.zeros_(self.movie_bias.weight)
 
     @classmethod
     def from_graph(cls, graph, **kwargs) -> PinSage:
@@ -111,6 +131,60 @@ class PinSage(nn.Module):
     def combine(projected: torch.Tensor, convolved: torch.Tensor) -> torch.Tensor:
         """Final embedding: skip connection from the projected features, then unit length."""
         return F.normalize(projected + convolved, dim=1)
+
+    def embed_all(self, hops: list[Hop]) -> torch.Tensor:
+        """Embeddings of every movie at once ([n_movies, dim]), each layer over all movies: `hops[l]` is a
+        hop whose output and input nodes are all movies in index order (`NeighbourSampler.hop(arange(n))`).
+        Used for the softmax over all movies in training; inference does the same layer by layer in batches."""
+        h = self.features(torch.arange(self.features.num_movies, device=self.device))
+        projected = h
+        for conv, hop in zip(self.convs, hops):
+            h = conv(hop, h, h)
+        return self.combine(projected, h)
+
+    @property
+    def vector_dim(self) -> int:
+        """Length of the query and candidate vectors: the embedding, plus one with a per-movie bias."""
+        return self.dim + (self.movie_bias is not None)
+
+    def query_vectors(self, h: torch.Tensor) -> torch.Tensor:
+        """Query side of embeddings `h` [B, dim]: `[head(h) / temperature, 1]` (see the module docstring)."""
+        q = (self.query_head(h) if self.query_head is not None else h) / self.temperature
+        if self.movie_bias is not None:
+            q = torch.cat([q, q.new_ones((len(q), 1))], dim=1)
+        return q
+
+    def candidate_vectors(self, h: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Candidate side of embeddings `h` [B, dim] of movie indices `movies` [B]: `[h, bias]`."""
+        if self.movie_bias is None:
+            return h
+        return torch.cat([h, self.movie_bias(movies)], dim=1)
+
+
+def softmax_loss(queries: torch.Tensor, candidates: torch.Tensor, tails: torch.Tensor,
+                 heads: torch.Tensor | None = None, columns: torch.Tensor | None = None,
+                 log_q: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the true next movie: mean over pairs of -log softmax(q_i . c)[tail_i].
+
+    `queries` [B, d] are the pairs' query vectors, `candidates` [n_movies, d] every movie's candidate vector,
+    `tails` [B] the movie indices watched next. Full softmax by default: every movie competes. The head movie
+    itself is masked (a user does not watch the same movie next). Sampled softmax: `columns` [S] restricts
+    the competitors to those movie indices (the tails must be among them) and `log_q` [S] subtracts the log of
+    how often each was expected in the sample (logQ correction), so that the sampled loss estimates the full
+    one instead of punishing popular movies."""
+    if columns is None:
+        logits = queries @ candidates.T
+        targets = tails
+        if heads is not None:
+            logits = logits.masked_fill(F.one_hot(heads, len(candidates)).bool(), float("-inf"))
+    else:
+        logits = queries @ candidates[columns].T
+        if log_q is not None:
+            logits = logits - log_q
+        targets = torch.searchsorted(columns, tails)  # `columns` sorted and unique
+        if heads is not None:
+            logits = logits.masked_fill(columns.unsqueeze(0) == heads.unsqueeze(1), float("-inf"))
+    return F.cross_entropy(logits, targets)
 
 
 def max_margin_loss(h: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor,

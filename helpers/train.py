@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +27,14 @@ from tqdm.auto import tqdm
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.dgl_import import dgl
-from helpers.model import PinSage, max_margin_loss
+from helpers.model import PinSage, max_margin_loss, softmax_loss
 from helpers.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
                               RandomWalkPositives, pair_batch)
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
 POSITIVES = ("engagement", "random_walk")
+LOSSES = ("softmax", "sampled_softmax", "max_margin")
+SCHEDULES = ("cosine", "epoch_decay")
 
 
 @dataclass
@@ -51,11 +54,18 @@ class TrainConfig:
     restart_prob: float = 0.5
     neighbour_pool: int = 4                # >0: draw this many neighbourhoods per movie each epoch and pick from them
     batch_size: int = 256                  # positive pairs per step
-    negatives: int = 2                     # negatives per positive pair
-    in_batch_negatives: bool = False       # also use the other pairs' tails as negatives
-    margin: float = 0.2                    # max-margin loss on cosine similarities
+    loss: str = "max_margin"               # "softmax" (all movies compete), "sampled_softmax", "max_margin"
+    directed: bool = False                 # a linear query head: the query side differs from the candidate side
+    movie_bias: bool = False               # a learned per-movie bias, one extra vector dimension
+    temperature: float = 0.1               # softmax losses: score = query . candidate / temperature (+ bias)
+    uniform_negatives: int = 1024          # sampled_softmax: shared uniform negatives besides the in-batch tails
+    negatives: int = 2                     # max_margin: negatives per positive pair
+    in_batch_negatives: bool = False       # max_margin: also use the other pairs' tails as negatives
+    margin: float = 0.2                    # max_margin: margin on cosine similarities
     lr: float = 3e-3
-    lr_decay: float = 0.95                 # the learning rate is lr * lr_decay ** epoch
+    schedule: str = "epoch_decay"          # "cosine": warm-up then cosine decay over the whole run (steps or budget)
+    warmup: float = 0.05                   # cosine: share of the run spent warming the learning rate up
+    lr_decay: float = 0.95                 # epoch_decay: the learning rate is lr * lr_decay ** epoch
     weight_decay: float = 0.0
     hard_fraction: float = 0.5             # share of negatives taken from the model's own ranks `hard_ranks`
     hard_ranks: tuple[int, int] = (50, 500)
@@ -69,6 +79,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.positives not in POSITIVES:
             raise ValueError(f"positives={self.positives!r}: use one of {', '.join(POSITIVES)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r}: use one of {', '.join(LOSSES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup={self.warmup}: give the share of the run to warm up in, in [0, 1)")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature}: it must be positive (e.g. 0.1)")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
         if not 0.0 <= self.hard_fraction <= 1.0:
@@ -103,6 +121,17 @@ class TrainConfig:
         ramp = min(1.0, (epoch - self.hard_start_epoch + 1) / max(self.hard_ramp_epochs, 1))
         return self.hard_fraction * ramp
 
+    @property
+    def total_steps(self) -> int:
+        return self.max_epochs * self.steps_per_epoch
+
+    def learning_rate(self, epoch: int, progress: float) -> float:
+        """The learning rate at `progress` (share of the run done, 0..1: steps done / `total_steps`, or the
+        share of `time_budget_s` spent, whichever is larger) of `epoch`."""
+        if self.schedule == "epoch_decay":
+            return self.lr * self.lr_decay ** epoch
+        return self.lr * one_cycle(progress, self.warmup)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
@@ -110,6 +139,15 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def one_cycle(progress: float, warmup: float = 0.05) -> float:
+    """Learning-rate factor at `progress` (0..1) of a run: linear warm-up over the first `warmup` share,
+    then cosine decay to 0 at the end, so that the whole run (budget or steps) is used."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return max(progress / warmup, 0.01)
+    return 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
 
 
 @dataclass
@@ -133,7 +171,8 @@ def pick_device(config: TrainConfig) -> torch.device:
 
 def build_model(gd, config: TrainConfig) -> PinSage:
     return PinSage.from_graph(gd.graph, dim=config.hidden, layers=config.layers, dropout=config.dropout,
-                              use_id=config.use_id_embedding, spec=config.spec)
+                              use_id=config.use_id_embedding, spec=config.spec, directed=config.directed,
+                              bias=config.movie_bias, temperature=config.temperature)
 
 
 @torch.no_grad()
@@ -169,12 +208,38 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     return out.float().cpu().numpy()
 
 
-def validation_metrics(vectors: np.ndarray, gd, split: str = "val", k: int = 10) -> dict[str, float]:
-    """HR@k and NDCG@k with protocol (a): the query is the user's latest training movie. `gd` may be a
-    `GraphData` or the `helpers.evaluate.prepare_evaluation` of one (faster when called every epoch)."""
-    from helpers.evaluate import embedding_scorer, evaluate_scores
+@dataclass(frozen=True)
+class MovieVectors:
+    """Every movie's query and candidate vectors (row i = movie node i, float32): movie i's query vector
+    dotted with movie j's candidate vector is the model's score of j as the next movie after i."""
 
-    return evaluate_scores(embedding_scorer(vectors), gd, split=split, protocol="latest", k=k)
+    query: np.ndarray
+    candidate: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.candidate.shape[1])
+
+
+@torch.no_grad()
+def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> MovieVectors:
+    """`infer_movie_embeddings`, then the model's query and candidate sides of every movie (see
+    `helpers.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
+    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
+    movies = torch.arange(len(h), device=model.device)
+    return MovieVectors(query=model.query_vectors(h).float().cpu().numpy(),
+                        candidate=model.candidate_vectors(h, movies).float().cpu().numpy())
+
+
+def validation_metrics(vectors: MovieVectors | np.ndarray, gd, split: str = "val", k: int = 10) -> dict[str, float]:
+    """HR@k and NDCG@k with protocol (a): the query is the user's latest training movie. `vectors` are a
+    model's `MovieVectors` (inner product of query and candidate) or one array of movie vectors (cosine).
+    `gd` may be a `GraphData` or the `helpers.evaluate.prepare_evaluation` of one (faster every epoch)."""
+    from helpers.evaluate import embedding_scorer, evaluate_scores, query_candidate_scorer
+
+    scorer = (query_candidate_scorer(vectors.query, vectors.candidate) if isinstance(vectors, MovieVectors)
+              else embedding_scorer(vectors))
+    return evaluate_scores(scorer, gd, split=split, protocol="latest", k=k)
 
 
 def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
@@ -253,8 +318,14 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
 
     positives = (EngagementPositives(gd.train, config.engagement_window) if config.positives == "engagement"
                  else RandomWalkPositives(gd.graph))
-    negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.hard_ranks)
+    n_movies = gd.graph.num_nodes("movie")
+    negatives = NegativeSampler(n_movies, config.hard_ranks)
     sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
+    all_movies = torch.arange(n_movies)
+    tail_share = None
+    if config.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
+        tail_share = torch.bincount(positives.pairs[:, 1], minlength=n_movies).double() / len(positives.pairs) \
+            if isinstance(positives, EngagementPositives) else torch.full((n_movies,), 1.0 / n_movies, dtype=torch.float64)
     eval_data = prepare_evaluation(gd)
     start_epoch = len(history)
     last_val_s = history[-1]["val_seconds"] if history else 0.0
@@ -262,7 +333,9 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     def out_of_time() -> bool:
         return config.time_budget_s is not None and elapsed + last_val_s >= config.time_budget_s
 
-    if 0 < start_epoch < config.max_epochs and not out_of_time() and config.hard_share(start_epoch) > 0:
+    uses_hard = config.loss == "max_margin"
+    step = sum(int(h.get("steps", 0)) for h in history)
+    if 0 < start_epoch < config.max_epochs and not out_of_time() and uses_hard and config.hard_share(start_epoch) > 0:
         # rebuild the hard-negative bank exactly as the uninterrupted run had it after the last epoch
         negatives.set_hard_bank(torch.from_numpy(
             infer_movie_embeddings(model, gd, seed=_epoch_seed(settings.seed, start_epoch - 1, 1))))
@@ -275,22 +348,41 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         torch.manual_seed(seed)
         dgl.seed(seed)
         sampler.refresh()
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * config.lr_decay ** epoch
-        hard = config.hard_share(epoch)
+        hard = config.hard_share(epoch) if uses_hard else 0.0
         model.train()
         losses: list[float] = []
         bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
         for _ in bar:
+            done = step / config.total_steps  # share of the run done: steps or budget, whichever is further
+            if config.time_budget_s is not None:
+                done = max(done, (elapsed + time.perf_counter() - started) / config.time_budget_s)
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate(epoch, done)
             heads, tails = positives.sample(config.batch_size, generator)
-            negs = negatives.sample(heads, config.negatives, hard, generator)
-            batch = pair_batch(sampler, heads, tails, negs).to(device)
-            h = model(batch.neighbourhood)
-            loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin,
-                                   config.in_batch_negatives)
+            if config.loss == "max_margin":
+                negs = negatives.sample(heads, config.negatives, hard, generator)
+                batch = pair_batch(sampler, heads, tails, negs).to(device)
+                h = model(batch.neighbourhood)
+                loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin,
+                                       config.in_batch_negatives)
+            else:  # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
+                hops = [sampler.hop(all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
+                h = model.embed_all(hops)
+                heads_d, tails_d = heads.to(device), tails.to(device)
+                queries = model.query_vectors(h[heads_d])
+                candidates = model.candidate_vectors(h, all_movies.to(device))
+                if config.loss == "softmax":
+                    loss = softmax_loss(queries, candidates, tails_d, heads_d)
+                else:
+                    uniform = torch.randint(n_movies, (config.uniform_negatives,), generator=generator)
+                    columns = torch.unique(torch.cat([tails, uniform]))
+                    expected = len(tails) * tail_share[columns] + config.uniform_negatives / n_movies
+                    loss = softmax_loss(queries, candidates, tails_d, heads_d, columns.to(device),
+                                        torch.log(expected).float().to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", hard=f"{hard:.2f}")
             spent = elapsed + time.perf_counter() - started
@@ -299,7 +391,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         bar.close()
         train_s = time.perf_counter() - started
         val_started = time.perf_counter()
-        vectors = infer_movie_embeddings(model, gd, seed=_epoch_seed(settings.seed, epoch, 1))
+        vectors = infer_movie_vectors(model, gd, seed=_epoch_seed(settings.seed, epoch, 1))
         metrics = validation_metrics(vectors, eval_data, "val")
         last_val_s = time.perf_counter() - val_started
         elapsed += time.perf_counter() - started
@@ -318,8 +410,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                          "metrics": record, "dataset": gd.dataset, "seed": settings.seed}, model_path)
             write_manifest(model_path, "model", settings, inputs=_graph_inputs(settings),
                            extra={"train_config": config.to_dict(), "best_epoch": epoch})
-        if config.hard_share(epoch + 1) > 0:
-            negatives.set_hard_bank(torch.from_numpy(vectors))
+        if uses_hard and config.hard_share(epoch + 1) > 0:
+            negatives.set_hard_bank(torch.from_numpy(vectors.candidate))
         _write_history(history, settings, config)
         _save_torch({"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "history": history, "best_epoch": best_epoch, "best_hr": best_hr, "elapsed": elapsed},

@@ -1,0 +1,91 @@
+"""`next-movie [no graph]`: the baseline that isolates what PinSage's graph adds.
+
+Per movie one query vector, one candidate vector and a bias, nothing else (no features, no neighbours):
+score(j after i) = query_i . candidate_j + bias_j. It is trained like PinSage (`helpers.train`, loss
+"softmax"): on the same consecutive training pairs (a movie and the one the same user rated right after it),
+with the same full softmax over all movies (`helpers.model.softmax_loss`) and the same warm-up + cosine
+learning-rate schedule (`helpers.train.one_cycle`), for a fixed number of steps (its own budget, stated
+beside its figures). Several query movies are combined by the mean of their query vectors, as for PinSage.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.model import softmax_loss
+from helpers.sampling import EngagementPositives
+from helpers.train import MovieVectors, one_cycle
+
+
+class NextMovieBaseline:
+    """Fit with `.fit(gd)`; then a scorer (`scores = baseline(queries)`) like the other baselines.
+    `vectors` holds the fitted `MovieVectors` ([query, 1] and [candidate, bias]), `history` the loss per
+    `log_every` steps, `seconds` the training time."""
+
+    def __init__(self, dim: int = 64, steps: int = 4000, batch_size: int = 1024, lr: float = 1e-2,
+                 weight_decay: float = 0.0, warmup: float = 0.05, seed: int = 42, log_every: int = 100):
+        if min(dim, steps, batch_size, log_every) < 1:
+            raise ValueError("dim, steps, batch_size and log_every must all be at least 1")
+        if lr <= 0:
+            raise ValueError(f"lr={lr}: it must be positive")
+        self.dim, self.steps, self.batch_size, self.lr = dim, steps, batch_size, lr
+        self.weight_decay, self.warmup, self.seed, self.log_every = weight_decay, warmup, seed, log_every
+        self.vectors: MovieVectors | None = None
+        self.history: list[dict[str, float]] = []
+        self.seconds = 0.0
+        self.n_movies = 0
+        self._scorer: Any = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"dim": self.dim, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay, "warmup": self.warmup, "seed": self.seed}
+
+    def fit(self, gd: Any) -> NextMovieBaseline:
+        from helpers.evaluate import query_candidate_scorer
+
+        started = time.perf_counter()
+        self.n_movies = n = len(gd.movie_ids)
+        positives = EngagementPositives(gd.train)
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        query = nn.Embedding(n, self.dim)
+        candidate = nn.Embedding(n, self.dim)
+        bias = nn.Embedding(n, 1)
+        for table in (query, candidate):
+            nn.init.normal_(table.weight, std=0.1)
+        nn.init.zeros_(bias.weight)
+        parameters = [*query.parameters(), *candidate.parameters(), *bias.parameters()]
+        optimizer = torch.optim.Adam(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        losses: list[float] = []
+        self.history = []
+        for step in range(self.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr * one_cycle(step / self.steps, self.warmup)
+            heads, tails = positives.sample(self.batch_size, generator)
+            candidates = torch.cat([candidate.weight, bias.weight], dim=1)
+            queries = torch.cat([query(heads), torch.ones(len(heads), 1)], dim=1)
+            loss = softmax_loss(queries, candidates, tails, heads)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if (step + 1) % self.log_every == 0 or step + 1 == self.steps:
+                self.history.append({"step": step + 1, "loss": float(np.mean(losses[-self.log_every:]))})
+        with torch.no_grad():
+            self.vectors = MovieVectors(
+                query=torch.cat([query.weight, torch.ones(n, 1)], dim=1).numpy().astype(np.float32),
+                candidate=torch.cat([candidate.weight, bias.weight], dim=1).numpy().astype(np.float32))
+        self._scorer = query_candidate_scorer(self.vectors.query, self.vectors.candidate)
+        self.seconds = time.perf_counter() - started
+        return self
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        if self._scorer is None:
+            from helpers.evaluate import EvaluationError
+
+            raise EvaluationError("NextMovieBaseline is not fitted: call .fit(gd) first")
+        return self._scorer(queries)
