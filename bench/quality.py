@@ -1,14 +1,15 @@
-"""Quality benchmark: PinSage against popularity, item-kNN and transitions on the same time split.
+"""Quality benchmark: PinSage against the baselines of `helpers.evaluate.fit_baselines` on the same time split.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-1m --data-dir /work/shared/movielens/ml-1m
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir /work/shared/movielens/ml-100k
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-1m --data-dir ../shared/movielens/ml-1m
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir ../shared/movielens/ml-100k
 
 Loads the data (helpers.data), builds the graph (helpers.graph), fits the baselines, trains PinSage with the
 `TrainConfig` defaults of the dataset (helpers.train; `--time-budget`, `--positives` override) and prints
 HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and (b) history, the
-PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). Protocol (b) for PinSage is shown for
-each way of combining the history (mean vector; sum or max fusion, exhaustive and cut at
-`--per-movie-limit` hits per movie as a vector search would).
+PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its query
+and candidate vectors (protocol b: the mean of the liked movies' query vectors, as the engine does); the
+`pinsage [cosine, ...]` rows score the unit movie embeddings by cosine instead and fuse the history by sum or
+max, exhaustive and cut at `--per-movie-limit` hits per movie as a vector search would.
 
 PinSage's best epoch is chosen by validation HR@10, so its val figures are slightly optimistic; test is not
 used for any choice. Artifacts (model, metrics.json) go to `--artifacts` or to a temporary folder that is
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="hits per liked movie for the cut fusion rows (as a vector search's limit)")
     parser.add_argument("--artifacts", default=None, help="keep model and metrics.json here (default: a temp folder)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars or per-epoch lines")
+    parser.add_argument("--next-movie-steps", type=int, default=None,
+                        help="training steps of next-movie [no graph] (default: fit_baselines')")
     return parser.parse_args(argv)
 
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     from helpers.graph import build_graph
     from helpers.notebook import seed_everything, set_threads
     from helpers.plots import dataset_label
-    from helpers.train import TrainConfig, infer_movie_embeddings, train_pinsage
+    from helpers.train import TrainConfig, infer_movie_embeddings, infer_movie_vectors, train_pinsage
 
     history = args.history or ev.HISTORY_LENGTH
     settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=artifacts_root,
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     load_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    baselines = ev.fit_baselines(gd)
+    baselines = ev.fit_baselines(gd, next_movie_steps=args.next_movie_steps, seed=settings.seed)
     fit_s = time.perf_counter() - started
 
     overrides: dict[str, Any] = {}
@@ -87,30 +90,32 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     result = train_pinsage(gd, settings, config, resume=False, progress=not args.no_progress)
     train_s = time.perf_counter() - started
     rss_train = peak_rss_mib()
+    movie_vectors = infer_movie_vectors(result.model, gd, seed=settings.seed)
     vectors = infer_movie_embeddings(result.model, gd, seed=settings.seed)
 
     started = time.perf_counter()
     data = ev.prepare_evaluation(gd, max_history=max(history, 50))
     limit = args.per_movie_limit
-    models = {"pinsage": ev.embedding_scorer(vectors, "mean"), **baselines}
+    models = {"pinsage": ev.query_candidate_scorer(movie_vectors.query, movie_vectors.candidate), **baselines}
     table = ev.evaluate_models(models, data, k=args.k, history=history)
-    variants = {"pinsage [sum]": ev.embedding_scorer(vectors, "sum"),
-                "pinsage [max]": ev.embedding_scorer(vectors, "max"),
-                f"pinsage [sum, {limit}/movie]": ev.embedding_scorer(vectors, "sum", per_movie_limit=limit),
-                f"pinsage [max, {limit}/movie]": ev.embedding_scorer(vectors, "max", per_movie_limit=limit),
+    variants = {"pinsage [cosine, sum]": ev.embedding_scorer(vectors, "sum"),
+                "pinsage [cosine, max]": ev.embedding_scorer(vectors, "max"),
+                f"pinsage [cosine, sum, {limit}/movie]": ev.embedding_scorer(vectors, "sum", per_movie_limit=limit),
+                f"pinsage [cosine, max, {limit}/movie]": ev.embedding_scorer(vectors, "max", per_movie_limit=limit),
                 "item-knn [max]": ev.ItemKNNBaseline("max").fit(gd)}
     table.update(ev.evaluate_models(variants, data, protocols=("history",), k=args.k, history=history))
-    table.update(ev.evaluate_models({"transitions [after]": ev.TransitionsBaseline(direction="after").fit(gd)},
-                                    data, k=args.k, history=history))
     eval_s = time.perf_counter() - started
 
     info = {"dataset_label": label, "seed": settings.seed, "k": args.k, "history": history,
             "train_config": config.to_dict(), "best_epoch": result.best_epoch, "epochs": len(result.history),
             "train_seconds": round(train_s, 1), "load_graph_seconds": round(load_s, 1),
-            "baseline_fit_seconds": round(fit_s, 2), "evaluation_seconds": round(eval_s, 2),
+            "baseline_fit_seconds": round(fit_s, 2),
+            "next_movie": {**baselines["next-movie [no graph]"].settings(),
+                           "seconds": round(baselines["next-movie [no graph]"].seconds, 1)}, "evaluation_seconds": round(eval_s, 2),
             "peak_rss_mib_before_training": round(rss_before), "peak_rss_mib_after_training": round(rss_train),
             "peak_rss_mib": round(peak_rss_mib()), "n_users": {s: len(gd.split(s)) for s in ev.SPLITS},
-            "n_train": len(gd.train), "n_movies": gd.n_movies}
+            "n_train": len(gd.train), "n_movies": gd.n_movies,
+            "steps": int(sum(h["steps"] for h in result.history))}
     if args.artifacts:
         info["metrics_path"] = str(ev.write_metrics(settings, table, k=args.k, history=history,
                                                     dataset_label=label, extra={"benchmark": info}))
@@ -142,17 +147,18 @@ def report(outcome: dict[str, Any], command: str) -> str:
         f"users evaluated: val {info['n_users']['val']}, test {info['n_users']['test']}; movies {info['n_movies']}; "
         f"training edges {info['n_train']}",
         f"PinSage: positives={config['positives']} hidden={config['hidden']} layers={config['layers']} "
-        f"time budget {config['time_budget_s']} s; {info['epochs']} epochs in {info['train_seconds']} s, "
+        f"time budget {config['time_budget_s']} s; {info['epochs']} epochs, {info['steps']} steps in {info['train_seconds']} s, "
         f"best epoch {info['best_epoch']} (chosen on val HR@{k})",
         f"TrainConfig: {config}",
         f"peak memory (ru_maxrss): {info['peak_rss_mib_before_training']} MiB before training, "
         f"{info['peak_rss_mib_after_training']} MiB after training, {info['peak_rss_mib']} MiB at the end",
         f"load + graph {info['load_graph_seconds']} s, baselines fit {info['baseline_fit_seconds']} s, "
         f"evaluation of all rows {info['evaluation_seconds']} s",
+        f"next-movie [no graph]: {info['next_movie']}",
         "",
         f"HR/NDCG/Recall@{k} +- standard error ({info['dataset_label']}); one held-out movie per user, so "
-        "Recall = HR; pinsage history = mean of the liked movies' vectors; [sum]/[max] = per-movie "
-        "similarity fusion",
+        "Recall = HR; pinsage history = mean of the liked movies' query vectors; [cosine, sum]/[cosine, max] = "
+        "per-movie cosine fusion of the unit embeddings",
         metrics_frame(table, k=k).to_string(),
         "",
         f"PinSage / item-kNN ({info['dataset_label']})",

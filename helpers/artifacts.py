@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 NOTEBOOK_FOR_STAGE: dict[str, str] = {
     "data": "notebooks/01_data_loading.ipynb",
@@ -29,7 +30,7 @@ NOTEBOOK_FOR_STAGE: dict[str, str] = {
 }
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(RecsysError, RuntimeError):
     """Base class: an artifact cannot be used; the message says which notebook to run."""
 
 

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 GENRE_SEPARATOR = "|"
 DEFAULT_BATCH_SIZE = 10_000
@@ -75,7 +76,7 @@ ratings_table = sa.Table(
 )
 
 
-class CatalogError(RuntimeError):
+class CatalogError(RecsysError, RuntimeError):
     """The catalog cannot be reached or used, or was given bad input; the message says what to do."""
 
 

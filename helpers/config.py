@@ -18,13 +18,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.errors import RecsysError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
 DEFAULT_DATASET = "ml-1m"
 
 
-class ConfigError(ValueError):
+class ConfigError(RecsysError, ValueError):
     """A setting has a value the project cannot use; the message says how to fix it."""
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 
 from helpers.artifacts import atomic_path
 from helpers.config import ConfigError, Settings, check_dataset_name, get_settings
+from helpers.errors import RecsysError
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -64,7 +65,7 @@ NO_GENRES = "(no genres listed)"
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
 
 
-class DatasetError(ValueError):
+class DatasetError(RecsysError, ValueError):
     """The dataset cannot be loaded; the message says what is wrong and what to do."""
 
 

@@ -21,7 +21,9 @@ instead, in which test is also queried from the training history (two steps ahea
 Scorers take a query array `[n_queries, n]` of movie node indices, padded with -1 (latest movie last), and
 return a float array `[n_queries, n_movies]`. Baselines: `PopularityBaseline` (training counts),
 `ItemKNNBaseline` (cosine between movies' user sets), `TransitionsBaseline` (how often a movie was rated
-right before or after the query movie); PinSage vectors go through `embedding_scorer`.
+right before or after the query movie, or only right after it), `helpers.next_movie.NextMovieBaseline` (per
+movie a query and a candidate vector and a bias, no graph); a trained model's query and candidate vectors go
+through `query_candidate_scorer`, one set of vectors compared by cosine through `embedding_scorer`.
 
 Ties in the scores are broken at random, in expectation: if `g` other candidates score higher than the
 held-out movie and `e` score the same, its position is taken as uniform on `g..g+e`, which makes count
@@ -43,6 +45,7 @@ import scipy.sparse as sp
 
 from helpers.artifacts import atomic_path, write_manifest
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 K_DEFAULT = 10
 HISTORY_LENGTH = 10
@@ -64,7 +67,7 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(RecsysError, ValueError):
     """Input the evaluation cannot use; the message names the offending ids and says what to do."""
 
 
@@ -546,12 +549,20 @@ def embedding_scorer(vectors: Any, combine: str = "mean", per_movie_limit: int |
     return EmbeddingScorer(vectors, combine=combine, per_movie_limit=per_movie_limit)
 
 
-def fit_baselines(gd: Any, combine: str = "sum") -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The three baselines fitted on `gd`'s training edges, by name."""
+def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = None,
+                  seed: int = 42) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The baselines fitted on `gd`'s training edges, by name: popularity, item-kNN, transitions (before or
+    after), transitions [after] (the movie watched next) and next-movie [no graph] (`helpers.next_movie`,
+    trained for `next_movie_steps` steps; default `next_movie_steps_for(gd.dataset)`) with `seed`."""
+    from helpers.next_movie import NextMovieBaseline, next_movie_steps_for
+
+    steps = next_movie_steps if next_movie_steps is not None else next_movie_steps_for(getattr(gd, "dataset", ""))
     return {
         "popularity": PopularityBaseline().fit(gd),
         "item-knn": ItemKNNBaseline(combine).fit(gd),
         "transitions": TransitionsBaseline(combine).fit(gd),
+        "transitions [after]": TransitionsBaseline(combine, direction="after").fit(gd),
+        "next-movie [no graph]": NextMovieBaseline(steps=steps, seed=seed).fit(gd),
     }
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 if TYPE_CHECKING:
     from helpers.data import MovieLens
@@ -47,7 +48,7 @@ MAX_TITLE_TOKENS = 16
 _TOKEN = re.compile(r"[^\W_]+")
 
 
-class GraphError(ValueError):
+class GraphError(RecsysError, ValueError):
     """The input cannot be made into a graph; the message says what is wrong and what to do."""
 
 

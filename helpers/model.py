@@ -9,7 +9,8 @@ Scoring "how likely is movie j to be watched right after movie i" is an inner pr
 * the candidate vector of j: `[h_j, b_j]`, its embedding and (with `bias`) a learned per-movie bias as one
   extra dimension; these are what Milvus stores;
 * the query vector of i: `[head(h_i) / temperature, 1]`, a small linear query head (with `directed`; else
-  the identity) and a constant 1 that picks up the candidate's bias.
+  the identity; with `query_id` plus a learned per-movie query offset) and a constant 1 that picks up the
+  candidate's bias.
 So `query_i . candidate_j = head(h_i) . h_j / temperature + b_j` and an exact inner-product search over the
 candidate vectors ranks movies exactly as the model scores them. Without `directed` and `bias` both sides
 are the unit embedding and the score is the cosine similarity (the original, symmetric model).
@@ -90,7 +91,7 @@ class PinSage(nn.Module):
     def __init__(self, genres: torch.Tensor, year: torch.Tensor, title: torch.Tensor, dim: int = 64,
                  layers: int = 2, dropout: float = 0.0, use_id: bool = True,
                  spec: NeighbourhoodSpec = NeighbourhoodSpec(), directed: bool = False, bias: bool = False,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, query_id: bool = False):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature={temperature}: it must be positive (e.g. 0.1)")
@@ -103,6 +104,9 @@ class PinSage(nn.Module):
         if self.query_head is not None:  # starts as the identity: the symmetric score
             nn.init.eye_(self.query_head.weight)
             nn.init.zeros_(self.query_head.bias)
+        self.query_id = nn.Embedding(len(genres), dim) if query_id else None
+        if self.query_id is not None:  # starts at 0: the query side starts as the movie's embedding
+            nn.init.zeros_(self.query_id.weight)
         self.movie_bias = nn.Embedding(len(genres), 1) if bias else None
         if self.movie_bias is not None:
             nn.init.zeros_(self.movie_bias.weight)
@@ -147,9 +151,13 @@ class PinSage(nn.Module):
         """Length of the query and candidate vectors: the embedding, plus one with a per-movie bias."""
         return self.dim + (self.movie_bias is not None)
 
-    def query_vectors(self, h: torch.Tensor) -> torch.Tensor:
-        """Query side of embeddings `h` [B, dim]: `[head(h) / temperature, 1]` (see the module docstring)."""
-        q = (self.query_head(h) if self.query_head is not None else h) / self.temperature
+    def query_vectors(self, h: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Query side of embeddings `h` [B, dim] of movie indices `movies` [B]: `[head(h) / temperature, 1]`
+        (see the module docstring)."""
+        q = self.query_head(h) if self.query_head is not None else h
+        if self.query_id is not None:
+            q = q + self.query_id(movies)
+        q = q / self.temperature
         if self.movie_bias is not None:
             q = torch.cat([q, q.new_ones((len(q), 1))], dim=1)
         return q

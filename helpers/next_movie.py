@@ -89,3 +89,15 @@ class NextMovieBaseline:
 
             raise EvaluationError("NextMovieBaseline is not fitted: call .fit(gd) first")
         return self._scorer(queries)
+
+
+SAMPLE_STEPS = 300       # the synthetic sample and toy graphs: a couple of seconds
+REAL_STEPS = 4000        # real MovieLens: measured in docs/benchmarks.md ("next-movie [no graph]")
+
+
+def next_movie_steps_for(dataset: str) -> int:
+    """Training steps of `NextMovieBaseline` in `fit_baselines` for `dataset`: real MovieLens datasets get
+    `REAL_STEPS`, the synthetic sample (and anything unnamed, such as the tests' toy graphs) `SAMPLE_STEPS`."""
+    from helpers.config import DATASETS
+
+    return REAL_STEPS if dataset in DATASETS and dataset != "sample" else SAMPLE_STEPS

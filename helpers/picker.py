@@ -22,6 +22,7 @@ import pandas as pd
 from helpers.artifacts import ArtifactError
 from helpers.catalog import CatalogError
 from helpers.config import Settings
+from helpers.errors import RecsysError
 from helpers.recommend import Recommendation, RecommendationEngine, RecommendError
 from helpers.vectors import VectorStoreError
 
@@ -43,7 +44,7 @@ _TABLE_STYLE = """<style>
 </style>"""
 
 
-class StoresUnavailableError(RuntimeError):
+class StoresUnavailableError(RecsysError, RuntimeError):
     """The picker cannot open the stores; shown as its message alone (no stack) in notebooks and on the page."""
 
     def _render_traceback_(self) -> list[str]:  # IPython (and so Voila) shows these lines instead of a traceback
@@ -130,7 +131,7 @@ def plot_recommendations(results: Sequence[Recommendation], dataset_label: str) 
     ax.invert_yaxis()
     popular = all(r.source == "popular" for r in results)
     ax.set_xlabel("number of ratings (nothing liked: most rated movies)" if popular
-                  else "score (cosine similarity of the PinSage embeddings)")
+                  else "score (PinSage: liked movies' mean query vector . candidate vector)")
     ax.set_title(f"Recommendations for the picked movies ({dataset_label})")
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[s], label=f"because you liked {s}")
                for s in sources]

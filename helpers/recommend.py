@@ -2,25 +2,28 @@
 
 `RecommendationEngine.recommend(liked, k, genres, years)`:
 1. checks the input (RecommendError with what to do on bad input);
-2. fetches the liked movies' vectors from Milvus by id (unknown ids are named in the error);
-3. searches Milvus with the genre and year filters applied IN Milvus, combining the liked movies by
-   `combine` (below), and drops the liked movies themselves;
+2. checks that Milvus holds the liked movies (unknown ids are named in the error);
+3. turns them into query vectors with its query encoder (`helpers.query`: by default the mean of the liked
+   movies' query vectors from notebook 03's embeddings artifact) and searches Milvus, which holds the
+   candidate vectors, by inner product, with the genre and year filters applied IN Milvus, combining the
+   liked movies by `combine` (below), and drops the liked movies themselves;
 4. joins the catalog for titles, years and genres, and says which liked movie each result came from
-   (the liked movie whose vector is most similar to it).
+   (the liked movie whose query vector scores it highest).
 An empty liked list returns the most rated movies passing the filters (`source="popular"`, score = number
 of ratings).
 
 How several liked movies are combined (`combine`), measured with notebook 03's history protocol
 (protocol (b) of helpers.evaluate: a user's last 10 training movies as the liked list) by
 `bench/recommend_latency.py --quality` (docs/benchmarks.md, notebook 04):
-* `"mean"` (the default, the winner): one search with the normalised mean of the liked vectors. On ML-1M
+* `"mean"` (the default, the winner): one search with the normalised mean of the liked query vectors. On ML-1M
   (users 1-2999) validation HR@10 0.123 vs 0.107 for "max" (1.15x) and 0.115 for "sum"; test 0.108 vs
   0.100 and 0.105. It is also the fastest: one query vector whatever the number of liked movies.
 * `"max"`: one search per liked movie (one Milvus call, one query vector per liked movie), each candidate
-  scored by its best cosine to any liked movie. Exact: over-fetching `k + len(liked)` per query suffices.
+  scored by its best score from any liked movie. Exact: over-fetching `k + len(liked)` per query suffices.
 * `"sum"`: one search per liked movie cut at `per_movie_limit` hits, similarities summed.
 `numpy_recommend` is the same ranking by brute force over the embeddings in memory: the tests and the
-benchmark hold the engine to it.
+benchmark hold the engine to it. (The figures above were measured with the symmetric max-margin model of
+the time, whose vectors were unit length so that the scores were cosines.)
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ from helpers.artifacts import atomic_path, manifest_path, require, write_manifes
 from helpers.catalog import Catalog, CatalogReport, safe_url
 from helpers.config import Settings, get_settings
 from helpers.embeddings import embeddings_path, load_movie_embeddings, normalise
+from helpers.query import MeanQueryEncoder, QueryEncoder, UnknownQueryMovies
+from helpers.errors import RecsysError
 from helpers.vectors import IngestReport, VectorStore, VectorStoreError
 
 MAX_K = 100
@@ -47,11 +52,11 @@ DEFAULT_PER_MOVIE_LIMIT = 100
 STORES_RECORD = "stores.json"
 
 
-class RecommendError(ValueError):
+class RecommendError(RecsysError, ValueError):
     """Bad input to the engine; the message says what to do."""
 
 
-class StoresOutOfStepError(RuntimeError):
+class StoresOutOfStepError(RecsysError, RuntimeError):
     """Milvus and the catalog disagree about which movies exist; re-run notebook 04."""
 
 
@@ -145,17 +150,19 @@ def _ranked(candidates: dict[int, tuple[float, int]], exclude: set[int], k: int)
 
 def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids: Sequence[int], k: int = 10,
                     combine: str = DEFAULT_COMBINE, allowed: np.ndarray | None = None,
-                    per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT) -> list[tuple[int, float, int]]:
+                    per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT,
+                    query_vectors: np.ndarray | None = None) -> list[tuple[int, float, int]]:
     """Reference ranking by brute force in memory: (movie id, score, liked movie id it came from), best first.
-    `vectors` are unit rows (as in the embeddings artifact); `allowed` is a boolean mask over `movie_ids`
-    (the filters); liked movies never come back."""
+    `vectors` are the candidate vectors and `query_vectors` (default: `vectors`) the query vectors, as in
+    the embeddings artifact; `allowed` is a boolean mask over `movie_ids` (the filters); liked movies never
+    come back."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     liked = [int(m) for m in liked_movie_ids]
     by_id = np.argsort(movie_ids)
     rows = by_id[np.clip(np.searchsorted(movie_ids, liked, sorter=by_id), 0, len(movie_ids) - 1)]
     if not np.array_equal(movie_ids[rows], liked):
         raise RecommendError(f"liked movie id(s) {sorted(set(liked) - set(movie_ids[rows].tolist()))} have no vector")
-    query = vectors[rows]
+    query = (vectors if query_vectors is None else query_vectors)[rows]
     similarity = query @ vectors.T  # [n_liked, n_movies]
     mask = np.ones(len(movie_ids), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
     if combine == "mean":
@@ -249,7 +256,7 @@ def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> S
     verify the two agree, and write the record. Safe to re-run (upserts)."""
     from helpers.data import load_dataset
 
-    embeddings = load_movie_embeddings(settings)
+    embeddings = load_movie_embeddings(settings)  # Milvus gets the candidate vectors
     ml = load_dataset(settings) if ml is None else ml
     catalog = Catalog(settings)
     catalog_report = catalog.ingest(ml, progress=progress)
@@ -265,10 +272,11 @@ def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> S
 # -- the engine ----------------------------------------------------------------------------------------------
 class RecommendationEngine:
     """Recommendations from the Milvus collection and the SQL catalog that notebook 04 filled.
-    One Milvus client and one SQLAlchemy engine per process; `close()` releases them (and Milvus Lite's file)."""
+    One Milvus client and one SQLAlchemy engine per process; `close()` releases them (and Milvus Lite's file).
+    `encoder` turns liked movies into query vectors (default: `MeanQueryEncoder` of the embeddings artifact)."""
 
     def __init__(self, settings: Settings | None = None, combine: str = DEFAULT_COMBINE,
-                 per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT):
+                 per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT, encoder: QueryEncoder | None = None):
         if combine not in COMBINE_METHODS:
             raise RecommendError(f"Unknown combine method {combine!r}; use one of {', '.join(COMBINE_METHODS)}")
         if per_movie_limit < 1:
@@ -284,6 +292,7 @@ class RecommendationEngine:
                 raise VectorStoreError(f"The Milvus collection at {self.settings.milvus_uri} is empty: run "
                                        "notebooks/04_vector_store.ipynb first.")
             self.catalog.genres()  # fails with "run notebook 04" when the tables are missing
+            self.encoder = encoder or MeanQueryEncoder.from_settings(self.settings)
         except BaseException:
             self.store.close()
             raise
@@ -304,11 +313,16 @@ class RecommendationEngine:
         genres = _check_genres(genres, self.genres())
         if not liked:
             return self._popular(k, genres, years)
-        stored = self.store.get(liked, with_vectors=True)
+        stored = self.store.get(liked, with_vectors=False)
         self._check_known(liked, stored)
-        query = np.stack([stored[m]["embedding"] for m in liked])
+        try:
+            query = self.encoder.movie_vectors(liked)
+        except UnknownQueryMovies as error:
+            raise StoresOutOfStepError(f"Movie id(s) {error.movie_ids} are in Milvus but have no query vector in the "
+                                       "embeddings artifact: re-run notebooks/04_vector_store.ipynb so that Milvus "
+                                       "holds the vectors of notebook 03's embeddings.") from None
         if self.combine == "mean":
-            centre = normalise(query.mean(axis=0, keepdims=True))
+            centre = normalise(self.encoder.encode(liked)[None, :])
             hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
             exclude = set(liked)
             top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector))) for h in hits if h.movie_id not in exclude][:k]

@@ -56,6 +56,7 @@ class TrainConfig:
     batch_size: int = 256                  # positive pairs per step
     loss: str = "max_margin"               # "softmax" (all movies compete), "sampled_softmax", "max_margin"
     directed: bool = False                 # a linear query head: the query side differs from the candidate side
+    query_id_embedding: bool = False       # softmax losses: a learned per-movie offset on the query side
     movie_bias: bool = False               # a learned per-movie bias, one extra vector dimension
     temperature: float = 0.1               # softmax losses: score = query . candidate / temperature (+ bias)
     uniform_negatives: int = 1024          # sampled_softmax: shared uniform negatives besides the in-batch tails
@@ -172,7 +173,8 @@ def pick_device(config: TrainConfig) -> torch.device:
 def build_model(gd, config: TrainConfig) -> PinSage:
     return PinSage.from_graph(gd.graph, dim=config.hidden, layers=config.layers, dropout=config.dropout,
                               use_id=config.use_id_embedding, spec=config.spec, directed=config.directed,
-                              bias=config.movie_bias, temperature=config.temperature)
+                              bias=config.movie_bias, temperature=config.temperature,
+                              query_id=config.query_id_embedding)
 
 
 @torch.no_grad()
@@ -227,7 +229,7 @@ def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | 
     `helpers.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
     h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
     movies = torch.arange(len(h), device=model.device)
-    return MovieVectors(query=model.query_vectors(h).float().cpu().numpy(),
+    return MovieVectors(query=model.query_vectors(h, movies).float().cpu().numpy(),
                         candidate=model.candidate_vectors(h, movies).float().cpu().numpy())
 
 
@@ -369,7 +371,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                 hops = [sampler.hop(all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
                 h = model.embed_all(hops)
                 heads_d, tails_d = heads.to(device), tails.to(device)
-                queries = model.query_vectors(h[heads_d])
+                queries = model.query_vectors(h[heads_d], heads_d)
                 candidates = model.candidate_vectors(h, all_movies.to(device))
                 if config.loss == "softmax":
                     loss = softmax_loss(queries, candidates, tails_d, heads_d)

@@ -9,8 +9,9 @@ Collection `movies`: `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `ti
 `genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
 
 Metric and index, and why:
-* Metric `IP` (inner product): the embeddings are L2-normalised by `helpers.embeddings`, so inner product
-  *is* cosine similarity, and it is the cheapest of the three to compute.
+* Metric `IP` (inner product): the model scores movie j for a query vector q as q . c_j, c_j the candidate
+  vector stored here (`helpers.embeddings`; with a per-movie bias as the last dimension, not unit length),
+  so an IP search ranks exactly as the model does. For unit vectors IP is the cosine similarity.
 * Index `FLAT` (exact search) up to `FLAT_MAX_ROWS` rows, on both backends. MovieLens catalogues are small
   (ML-1M: 3,883 movies; even ML-32M has ~87k): scanning 3,883 64-d vectors takes well under a millisecond,
   so an approximate index would buy nothing and cost recall. FLAT also makes filtered search exact: a
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Settings
+from helpers.errors import RecsysError
 
 COLLECTION = "movies"
 FLAT_MAX_ROWS = 200_000
@@ -58,7 +60,7 @@ SERVER_HINT = (
 )
 
 
-class VectorStoreError(RuntimeError):
+class VectorStoreError(RecsysError, RuntimeError):
     """The vector store cannot be reached or used; the message says what to do."""
 
 
@@ -79,7 +81,7 @@ def choose_index(n_rows: int, lite: bool) -> IndexChoice:
     if lite or n_rows <= FLAT_MAX_ROWS:
         where = "Milvus Lite" if lite else "the server"
         return IndexChoice("FLAT", "IP", {}, f"{n_rows:,} rows on {where}: exact search is fast enough and "
-                                             "keeps filtered results exact; IP = cosine on unit vectors")
+                                             "keeps filtered results exact; IP = the model's score")
     return IndexChoice("HNSW", "IP", {"M": 16, "efConstruction": 200},
                        f"{n_rows:,} rows on the server: more than {FLAT_MAX_ROWS:,}, so a graph index (HNSW)")
 

@@ -66,6 +66,19 @@ def make_test_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarr
     return movies["movie_id"].to_numpy(dtype=np.int64), vectors.astype(np.float32)
 
 
+def make_test_directed_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stand-in vectors of a directed model with a per-movie bias, as `helpers.train.MovieVectors` has them:
+    (movie ids, candidate vectors `[v, bias]`, query vectors `[W v / 0.1, 1]`), none of unit length, and the
+    query side ranks differently from the candidate side (W is a random rotation plus noise)."""
+    movie_ids, unit = make_test_embeddings(movies, dim, seed)
+    rng = np.random.default_rng(seed + 1)
+    head = np.linalg.qr(rng.normal(size=(dim, dim)))[0] + 0.3 * rng.normal(size=(dim, dim))
+    bias = rng.normal(scale=2.0, size=(len(unit), 1))
+    candidate = np.hstack([unit, bias]).astype(np.float32)
+    query = np.hstack([unit @ head.T / 0.1, np.ones((len(unit), 1))]).astype(np.float32)
+    return movie_ids, candidate, query
+
+
 def sample_settings(root: Path, **overrides: object) -> Settings:
     """Settings for the sample dataset with every artifact (Lite file, SQLite file) under `root`."""
     env = {"RECSYS_DATASET": "sample", "RECSYS_ARTIFACTS": str(root / "artifacts"),

@@ -266,7 +266,7 @@ def test_users_without_training_movies_are_named():
 def test_evaluate_models_write_metrics_and_frame(gd, tmp_path):
     settings = get_settings({}, dataset="sample", artifacts_root=tmp_path, seed=7)
     table = ev.evaluate_models(ev.fit_baselines(gd), gd, history=2)
-    assert set(table) == {"popularity", "item-knn", "transitions"}
+    assert set(table) == {"popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]"}
     assert set(table["item-knn"]) == {"latest", "history"} and set(table["item-knn"]["latest"]) == {"val", "test"}
     path = ev.write_metrics(settings, table, history=2, dataset_label="tiny")
     saved = json.loads(path.read_text())
@@ -278,7 +278,7 @@ def test_evaluate_models_write_metrics_and_frame(gd, tmp_path):
     assert read_manifest(path)["stage"] == "model"
 
     shown = ev.metrics_frame(saved)
-    assert shown.shape == (6, 6)
+    assert shown.shape == (10, 6)
     assert list(shown.columns.get_level_values(0)[:3]) == ["val"] * 3
     assert shown.loc[("popularity", "latest"), ("val", "HR@10")].count(" ± ") == 1
     assert ev.metrics_frame(table, numeric=True).loc[("item-knn", "latest"), ("test", "NDCG@10")] == pytest.approx(
@@ -328,5 +328,6 @@ def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "dataset: synthetic sample" in out and "PinSage / item-kNN" in out
     saved = json.loads((tmp_path / "artifacts" / "sample" / "metrics.json").read_text())
-    assert {"pinsage", "popularity", "item-knn", "transitions", "pinsage [max]"} <= set(saved["models"])
+    assert {"pinsage", "popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]",
+            "pinsage [cosine, max]"} <= set(saved["models"])
     assert saved["benchmark"]["train_seconds"] > 0 and saved["dataset_label"].startswith("synthetic sample")

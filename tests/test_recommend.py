@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_test_embeddings, sample_settings
+from conftest import make_test_directed_embeddings, make_test_embeddings, sample_settings
 from helpers.artifacts import StaleArtifactError
 from helpers.catalog import Catalog
 from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
@@ -45,7 +45,8 @@ def check_engine_equals_brute_force(engine: RecommendationEngine, settings, movi
                 engine.combine = combine
                 got = engine.recommend(liked, k=10, genres=genres, years=years)
                 want = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, combine,
-                                       allowed_mask(movies, genres, years), engine.per_movie_limit)
+                                       allowed_mask(movies, genres, years), engine.per_movie_limit,
+                                       query_vectors=embeddings.query_vectors)
                 case = f"{combine} liked={liked} genres={genres} years={years}"
                 assert [r.movie_id for r in got] == [m for m, _, _ in want], case
                 np.testing.assert_allclose([r.score for r in got], [s for _, s, _ in want], atol=1e-4, err_msg=case)
@@ -57,6 +58,28 @@ def check_engine_equals_brute_force(engine: RecommendationEngine, settings, movi
 
 def test_engine_equals_brute_force_on_lite(engine, stores_settings, sample_ml) -> None:
     check_engine_equals_brute_force(engine, stores_settings, sample_ml.movies)
+
+
+def test_directed_vectors_with_a_bias_flow_through_to_the_engine(tmp_path, sample_ml) -> None:
+    """A directed model's vectors (query side != candidate side, a bias dimension, not unit length) go through
+    the artifact, Milvus and the engine's query encoder unchanged: the engine equals brute force with the
+    query vectors, and differs from treating the candidate vectors as queries (so the query side is used)."""
+    settings = sample_settings(tmp_path)
+    movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
+    stored = load_movie_embeddings(settings)
+    np.testing.assert_array_equal(stored.vectors, candidate)
+    np.testing.assert_array_equal(stored.query_vectors, query)
+    build_stores(settings, ml=sample_ml, progress=False)
+    try:
+        with RecommendationEngine(settings) as engine:
+            check_engine_equals_brute_force(engine, settings, sample_ml.movies)
+            liked = [int(m) for m in movie_ids[:3]]
+            got = [r.movie_id for r in engine.recommend(liked, k=10)]
+            symmetric = [m for m, _, _ in numpy_recommend(movie_ids, candidate, liked, 10)]
+            assert got != symmetric
+    finally:
+        disconnect(settings.milvus_uri)
 
 
 def test_results_are_joined_with_the_catalog_and_explained(engine, sample_ml) -> None:
@@ -169,7 +192,8 @@ def test_close_releases_the_lite_file_for_the_next_notebook(own_stores) -> None:
 def test_engine_on_milvus_server_and_mysql_equals_brute_force(tmp_path, sample_ml, milvus_server_uri,
                                                               mysql_url) -> None:
     settings = sample_settings(tmp_path, milvus_uri=milvus_server_uri, catalog_url=mysql_url)
-    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)  # as notebook 03 saves them
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
     VectorStore(settings).drop()
     report = build_stores(settings, ml=sample_ml, progress=False)
     assert report.check.ok and report.vectors.count == len(sample_ml.movies)

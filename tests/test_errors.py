@@ -1,0 +1,32 @@
+"""One root error class: every exception class the project defines inherits from `RecsysError` (< 5 s)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import helpers
+from helpers.errors import RecsysError
+
+
+def project_error_classes() -> list[type]:
+    found = []
+    for info in pkgutil.iter_modules(helpers.__path__):
+        module = importlib.import_module(f"helpers.{info.name}")
+        found += [c for _, c in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(c, BaseException) and c.__module__ == module.__name__]
+    return found
+
+
+def test_every_project_error_is_a_recsys_error():
+    classes = project_error_classes()
+    assert len(classes) >= 16
+    assert [c.__qualname__ for c in classes if not issubclass(c, RecsysError)] == []
+
+
+def test_the_standard_bases_are_kept():
+    from helpers.data import DatasetError, DatasetFileError
+    from helpers.recommend import RecommendError, StoresOutOfStepError
+
+    assert issubclass(DatasetError, ValueError) and issubclass(DatasetFileError, FileNotFoundError)
+    assert issubclass(RecommendError, ValueError) and issubclass(StoresOutOfStepError, RuntimeError)
