@@ -329,12 +329,12 @@ def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie
 
     # (4) the vector
     box(70.6, 4, 11, 50, "#f3effa", "4. vector")
-    cells = np.linspace(44, 14, 12)
+    cells = np.linspace(46, 19, 12)
     for y in cells:
         ax.add_patch(FancyBboxPatch((74.5, y), 3, 2.1, boxstyle="square,pad=0", facecolor="tab:purple", alpha=0.35,
                                     edgecolor="white"))
-    ax.text(76, 10.5, f"$e_v$: {hidden} numbers,\nfeatures + layers,\nunit length", fontsize=8, ha="center",
-            va="center")
+    ax.text(76, 11, f"$e_v$: {hidden} numbers,\nfeatures + layers,\nunit length; query $q$\nand candidate $c$ from it",
+            fontsize=8, ha="center", va="center")
     arrow(82.4, 29, 84.2, 29)
 
     # (5) the loss
@@ -342,6 +342,6 @@ def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie
     ax.text(92.1, 44, "pair (movie, next movie)\nscore $s = q \\cdot c$", fontsize=8, ha="center", va="top")
     ax.text(92.1, 32, "the next movie must\noutscore the negatives\n(other movies)", fontsize=8, ha="center",
             va="top")
-    ax.text(92.1, 16, f"{loss}", fontsize=9, ha="center", va="center", fontweight="bold")
+    ax.text(92.1, 16, f"loss: {loss}", fontsize=9, ha="center", va="center", fontweight="bold")
     ax.set_title(f"PinSage, from random walks to the loss, for {movie_title}: {label}")
     return fig
