@@ -10,7 +10,8 @@ printed as well. `--time-budget S` trains each variant for S seconds instead (th
 of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed, and validation
 HR@10 with the history query (protocol b: the mean of the last 10 movies' query vectors, the picker's query).
 `--baselines` adds the baselines' rows (transitions, transitions [after], item-kNN and `next-movie [no graph]`
-trained for `--next-movie-steps` steps), so that a run holds its own reference figures.
+trained for `--next-movie-steps` steps), so that a run holds its own reference figures; `--no-pinsage` prints only
+those. `--seed 1 2 3` repeats everything for each seed, one after the other.
 Artifacts go to a temporary folder that is deleted afterwards.
 """
 from __future__ import annotations
@@ -43,62 +44,68 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="name=JSON overrides (repeatable)")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="train each variant for this many seconds (up to 100 epochs) instead of --epochs")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, nargs="+", default=[42], help="one or more seeds, run one after the other")
     parser.add_argument("--baselines", action="store_true", help="also print the baselines' rows")
-    parser.add_argument("--next-movie-steps", type=int, default=4000, help="training steps of next-movie [no graph]")
+    parser.add_argument("--no-pinsage", action="store_true", help="only the baselines (with --baselines)")
+    parser.add_argument("--next-movie-steps", type=int, default=None,
+                        help="training steps of next-movie [no graph] (default: fit_baselines' for the dataset)")
     args = parser.parse_args()
-    variants = [parse_variant(v) for v in args.variant] or [("default", {})]
+    variants = [] if args.no_pinsage else [parse_variant(v) for v in args.variant] or [("default", {})]
 
     from helpers.config import get_settings
     from helpers.data import load_movielens
+    from helpers.evaluate import ItemKNNBaseline, TransitionsBaseline, evaluate_scores, query_candidate_scorer
     from helpers.graph import build_graph
+    from helpers.next_movie import NextMovieBaseline, next_movie_steps_for
     from helpers.notebook import seed_everything, set_threads
     from helpers.plots import dataset_label
-    from helpers.evaluate import ItemKNNBaseline, TransitionsBaseline, evaluate_scores, query_candidate_scorer
-    from helpers.next_movie import NextMovieBaseline
     from helpers.train import TrainConfig, infer_movie_vectors, train_pinsage
 
     with tempfile.TemporaryDirectory(prefix="pinsage-settings-") as folder:
-        settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=Path(folder))
+        settings = get_settings(dataset=args.dataset, seed=args.seed[0], artifacts_root=Path(folder))
         set_threads(settings.threads)
-        ml = load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=args.seed)
+        ml = load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=args.seed[0])
         gd = build_graph(ml)
         length = f"{args.time_budget:.0f} s" if args.time_budget else f"{args.epochs} epochs x {args.steps} steps"
-        print(f"{dataset_label(ml)}: {length} per variant, seed {args.seed}, "
-              f"threads {settings.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-        header = f"{'variant':<28} {'val HR@10':>9} {'val NDCG':>8} {'test HR@10':>10} {'test NDCG':>9} " \
-                 f"{'hist val':>8} {'best ep':>7} {'steps':>6} {'seconds':>7} {'ms/step':>7} {'load':>5}"
+        print(f"{dataset_label(ml)}: {length} per variant, seed(s) {' '.join(map(str, args.seed))}, "
+              f"threads {settings.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+              "HR@10 +- standard error over users")
+        header = f"{'variant':<28} {'seed':>4} {'val HR@10':>15} {'val NDCG':>8} {'test HR@10':>15} {'test NDCG':>9} " \
+                 f"{'hist val HR@10':>15} {'best ep':>7} {'steps':>6} {'seconds':>7} {'ms/step':>7} {'load':>5}"
+        print(header, flush=True)
         rows = []
 
-        def row(name: str, scorer, best: str, steps: int, seconds: float) -> str:
+        def row(name: str, seed: int, scorer, best: str, steps: int, seconds: float) -> None:
             val, test = (evaluate_scores(scorer, gd, split, "latest") for split in ("val", "test"))
             history = evaluate_scores(scorer, gd, "val", "history")
-            return (f"{name:<28} {val['hr@10']:>9.4f} {val['ndcg@10']:>8.4f} {test['hr@10']:>10.4f} "
-                    f"{test['ndcg@10']:>9.4f} {history['hr@10']:>8.4f} {best:>7} {steps:>6} {seconds:>7.0f} "
-                    f"{1000 * seconds / max(steps, 1):>7.1f} {os.getloadavg()[0]:>5.1f}")
+            hr = [f"{m['hr@10']:.4f} ± {m['hr@10_stderr']:.4f}" for m in (val, test, history)]
+            rows.append(f"{name:<28} {seed:>4} {hr[0]:>15} {val['ndcg@10']:>8.4f} {hr[1]:>15} {test['ndcg@10']:>9.4f} "
+                        f"{hr[2]:>15} {best:>7} {steps:>6} {seconds:>7.0f} {1000 * seconds / max(steps, 1):>7.1f} "
+                        f"{os.getloadavg()[0]:>5.1f}")
+            print(rows[-1], flush=True)
 
-        if args.baselines:
-            for name, baseline in (("transitions", TransitionsBaseline()),
-                                   ("transitions [after]", TransitionsBaseline(direction="after")),
-                                   ("item-knn", ItemKNNBaseline())):
-                rows.append(row(name, baseline.fit(gd), "-", 0, 0.0))
-                print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
-            next_movie = NextMovieBaseline(steps=args.next_movie_steps, seed=args.seed).fit(gd)
-            rows.append(row("next-movie [no graph]", next_movie, "-", next_movie.steps, next_movie.seconds))
-            print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
-        for name, overrides in variants:
-            seed_everything(args.seed)
-            budget = {"max_epochs": 100, "time_budget_s": args.time_budget} if args.time_budget else \
-                {"max_epochs": args.epochs, "time_budget_s": None}
-            config = TrainConfig.for_dataset(args.dataset, **{**overrides, **budget, "steps_per_epoch": args.steps})
-            started = time.perf_counter()
-            result = train_pinsage(gd, settings, config, resume=False, progress=False)
-            seconds = time.perf_counter() - started
-            vectors = infer_movie_vectors(result.model, gd, seed=args.seed)
-            steps = sum(h["steps"] for h in result.history)
-            rows.append(row(name, query_candidate_scorer(vectors.query, vectors.candidate), str(result.best_epoch),
-                            steps, seconds))
-            print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
+        for seed in args.seed:
+            settings = get_settings(dataset=args.dataset, seed=seed, artifacts_root=Path(folder))
+            if args.baselines:
+                for name, baseline in (("transitions", TransitionsBaseline()),
+                                       ("transitions [after]", TransitionsBaseline(direction="after")),
+                                       ("item-knn", ItemKNNBaseline())):
+                    row(name, seed, baseline.fit(gd), "-", 0, 0.0)
+                steps = args.next_movie_steps or next_movie_steps_for(args.dataset)
+                next_movie = NextMovieBaseline(steps=steps, seed=seed).fit(gd)
+                row("next-movie [no graph]", seed, next_movie, "-", next_movie.steps, next_movie.seconds)
+            for name, overrides in variants:
+                seed_everything(seed)
+                budget = {"max_epochs": 100, "time_budget_s": args.time_budget} if args.time_budget else \
+                    {"max_epochs": args.epochs, "time_budget_s": None}
+                config = TrainConfig.for_dataset(args.dataset, **{**overrides, **budget, "steps_per_epoch": args.steps})
+                started = time.perf_counter()
+                result = train_pinsage(gd, settings, config, resume=False, progress=False)
+                seconds = time.perf_counter() - started
+                vectors = infer_movie_vectors(result.model, gd, seed=seed)
+                steps = sum(h["steps"] for h in result.history)
+                row(name, seed, query_candidate_scorer(vectors.query, vectors.candidate), str(result.best_epoch),
+                    steps, seconds)
         print("\n" + header + "\n" + "\n".join(rows))
 
 

@@ -54,17 +54,17 @@ class TrainConfig:
     restart_prob: float = 0.5
     neighbour_pool: int = 4                # >0: draw this many neighbourhoods per movie each epoch and pick from them
     batch_size: int = 256                  # positive pairs per step
-    loss: str = "max_margin"               # "softmax" (all movies compete), "sampled_softmax", "max_margin"
-    directed: bool = False                 # a linear query head: the query side differs from the candidate side
+    loss: str = "softmax"                  # "softmax" (all movies compete), "sampled_softmax", "max_margin"
+    directed: bool = True                  # a linear query head: the query side differs from the candidate side
     query_id_embedding: bool = False       # softmax losses: a learned per-movie offset on the query side
-    movie_bias: bool = False               # a learned per-movie bias, one extra vector dimension
+    movie_bias: bool = True                # a learned per-movie bias, one extra vector dimension
     temperature: float = 0.1               # softmax losses: score = query . candidate / temperature (+ bias)
     uniform_negatives: int = 1024          # sampled_softmax: shared uniform negatives besides the in-batch tails
     negatives: int = 2                     # max_margin: negatives per positive pair
     in_batch_negatives: bool = False       # max_margin: also use the other pairs' tails as negatives
     margin: float = 0.2                    # max_margin: margin on cosine similarities
     lr: float = 3e-3
-    schedule: str = "epoch_decay"          # "cosine": warm-up then cosine decay over the whole run (steps or budget)
+    schedule: str = "cosine"               # "cosine": warm-up then cosine decay over the whole run (steps or budget)
     warmup: float = 0.05                   # cosine: share of the run spent warming the learning rate up
     lr_decay: float = 0.95                 # epoch_decay: the learning rate is lr * lr_decay ** epoch
     weight_decay: float = 0.0

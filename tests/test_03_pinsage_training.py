@@ -17,14 +17,15 @@ import torch.nn.functional as F
 from helpers.config import get_settings
 from helpers.data import load_dataset
 from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.evaluate import PopularityBaseline, embedding_scorer, evaluate_scores
+from helpers.evaluate import PopularityBaseline, evaluate_scores, query_candidate_scorer
 from helpers.graph import build_graph, graph_path, save_graph
 from helpers.model import WeightedSAGELayer
 from helpers.sampling import Hop, neighbourhood_table
-from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, showcase_movie_ids, train_pinsage,
-                           validation_metrics)
+from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, infer_movie_vectors, showcase_movie_ids,
+                           train_pinsage, validation_metrics)
 
 MARGIN = 0.15
+LEARNED_MARGIN = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +42,28 @@ def trained(tmp_path_factory):
 
 def test_pinsage_clearly_beats_popularity_on_the_sample(trained):
     _, gd, result = trained
-    vectors = infer_movie_embeddings(result.model, gd, seed=0)
+    vectors = infer_movie_vectors(result.model, gd, seed=0)
     popularity = PopularityBaseline().fit(gd)
     for split in ("val", "test"):
-        ours = evaluate_scores(embedding_scorer(vectors), gd, split, "latest")["hr@10"]
+        ours = evaluate_scores(query_candidate_scorer(vectors.query, vectors.candidate), gd, split, "latest")["hr@10"]
         theirs = evaluate_scores(popularity, gd, split, "latest")["hr@10"]
         assert ours >= theirs + MARGIN, f"{split}: PinSage HR@10 {ours:.3f} vs popularity {theirs:.3f}"
 
 
-def test_training_beats_the_same_model_untrained(trained):
-    """Learning, measured: the untrained model already ranks series parts together (shared title words and
-    graph neighbours give about 0.47 val HR@10 on the sample), training lifts it to about 0.65. The margin,
-    0.08, is about three standard errors of the difference between two HR@10 on 600 users."""
+def test_training_learns_over_the_untrained_model(trained):
+    """The trained model against the same model before any step (same seed, so the same initial weights):
+    validation HR@10 must rise by LEARNED_MARGIN. The untrained model is not at chance: its graph layers
+    already pool co-watched movies (0.47-0.50 on the sample for seeds 42, 1, 2; trained 0.66-0.68 after
+    3 epochs), so the margin of 0.1 is about 3.5 standard errors of the difference and well below the gain.
+    The training loss must fall from the first epoch to the last, too (a steady softmax objective)."""
     settings, gd, result = trained
     torch.manual_seed(settings.seed)
     untrained = build_model(gd, result.config)
-    before = validation_metrics(infer_movie_embeddings(untrained, gd, seed=0), gd)["hr@10"]
-    after = validation_metrics(infer_movie_embeddings(result.model, gd, seed=0), gd)["hr@10"]
-    assert after >= before + 0.08, f"val HR@10 {after:.3f} after training vs {before:.3f} untrained"
-    assert all(np.isfinite(h["loss"]) for h in result.history)
+    before = validation_metrics(infer_movie_vectors(untrained, gd, seed=0), gd)["hr@10"]
+    after = validation_metrics(infer_movie_vectors(result.model, gd, seed=0), gd)["hr@10"]
+    assert after >= before + LEARNED_MARGIN, f"val HR@10 untrained {before:.3f}, trained {after:.3f}"
+    losses = [h["loss"] for h in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 
 
 def test_layer_equations_of_notebook_03_match_the_library():
@@ -83,11 +87,15 @@ def test_layer_equations_of_notebook_03_match_the_library():
 
 def test_embeddings_artifact_round_trip(trained):
     settings, gd, result = trained
-    vectors = infer_movie_embeddings(result.model, gd, seed=settings.seed)
-    save_movie_embeddings(settings, gd.movie_ids, vectors, inputs={"graph": graph_path(settings)})
+    vectors = infer_movie_vectors(result.model, gd, seed=settings.seed)
+    assert vectors.dim == result.config.hidden + 1  # the bias dimension
+    np.testing.assert_allclose(vectors.query[:, -1], 1.0)
+    save_movie_embeddings(settings, gd.movie_ids, vectors.candidate, inputs={"graph": graph_path(settings)},
+                          query_vectors=vectors.query)
     stored = load_movie_embeddings(settings)
     assert np.array_equal(stored.movie_ids, gd.movie_ids)
-    np.testing.assert_allclose(stored.vectors, vectors, atol=1e-6)
+    np.testing.assert_array_equal(stored.vectors, vectors.candidate)
+    np.testing.assert_array_equal(stored.query_vectors, vectors.query)
 
 
 def test_nearest_movies_and_showcase(trained):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.dgl_import import dgl
-from helpers.model import MovieFeatures, PinSage, WeightedSAGELayer, max_margin_loss
+from helpers.model import MovieFeatures, PinSage, WeightedSAGELayer, max_margin_loss, softmax_loss
 from helpers.sampling import Hop, Neighbourhood
 
 
@@ -108,3 +108,51 @@ def test_model_runs_on_gpu():
     hop1 = Hop(torch.tensor([1]), torch.tensor([0]), torch.tensor([3.0]), 1)
     hood = Neighbourhood(torch.tensor([0, 1, 2]), [hop0, hop1], torch.tensor([0])).to("cuda")
     assert model(hood).device.type == "cuda"
+
+
+# -- the softmax objective and the query / candidate sides (well under a second) ------------------------
+def test_softmax_loss_is_cross_entropy_over_all_movies_without_the_head():
+    torch.manual_seed(0)
+    queries, candidates = torch.randn(4, 5), torch.randn(7, 5)
+    heads, tails = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 6, 0])
+    logits = queries @ candidates.T
+    logits[torch.arange(4), heads] = float("-inf")
+    expected = -torch.log_softmax(logits, dim=1)[torch.arange(4), tails].mean()
+    assert torch.allclose(softmax_loss(queries, candidates, tails, heads), expected)
+    assert softmax_loss(queries, candidates, tails, heads) < softmax_loss(queries, candidates, tails)  # fewer rivals
+    # sampled: all movies as columns and no correction is the full softmax; a correction changes it
+    columns = torch.arange(7)
+    assert torch.allclose(softmax_loss(queries, candidates, tails, heads, columns), expected)
+    log_q = torch.log(torch.linspace(0.1, 1.0, 7))
+    assert not torch.allclose(softmax_loss(queries, candidates, tails, heads, columns, log_q), expected)
+    subset = torch.tensor([0, 1, 2, 6])  # the tails plus one other movie: fewer competitors, a smaller loss
+    assert softmax_loss(queries, candidates, tails, heads, subset) < expected
+
+
+def test_query_dot_candidate_is_head_score_over_temperature_plus_bias():
+    torch.manual_seed(0)
+    model = PinSage(**features(), dim=4, layers=1, directed=True, bias=True, temperature=0.5, query_id=True)
+    with torch.no_grad():
+        model.query_head.weight.add_(torch.randn(4, 4))
+        model.movie_bias.weight.normal_()
+        model.query_id.weight.normal_()
+    h = F.normalize(torch.randn(6, 4), dim=1)
+    movies = torch.arange(6)
+    q, c = model.query_vectors(h, movies), model.candidate_vectors(h, movies)
+    assert q.shape == c.shape == (6, model.vector_dim) and model.vector_dim == 5
+    expected = (model.query_head(h) + model.query_id(movies)) @ h.T / 0.5 + model.movie_bias.weight.T
+    assert torch.allclose(q @ c.T, expected, atol=1e-5)
+    plain = PinSage(**features(), dim=4, layers=1)  # symmetric: both sides are the unit embedding
+    assert torch.equal(plain.query_vectors(h, movies), h) and torch.equal(plain.candidate_vectors(h, movies), h)
+    with pytest.raises(ValueError, match="temperature"):
+        PinSage(**features(), dim=4, temperature=0)
+
+
+def test_embed_all_equals_the_batched_forward_on_the_same_hops():
+    torch.manual_seed(0)
+    model = PinSage(**features(), dim=4, layers=2)
+    src, dst = torch.tensor([1, 2, 0, 3, 4, 5, 0]), torch.tensor([0, 0, 1, 2, 3, 4, 5])
+    hop = Hop(src, dst, torch.ones(7), num_dst=6)
+    everything = model.embed_all([hop, hop])
+    batched = model(Neighbourhood(torch.arange(6), [hop, hop], torch.arange(6)))
+    assert torch.allclose(everything, batched, atol=1e-6)

@@ -70,15 +70,41 @@ def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
         assert torch.equal(value, loaded.state_dict()[name])
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path):
-    whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), TrainConfig(**TINY), progress=False)
+@pytest.mark.parametrize("loss", ["softmax", "max_margin"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss):
+    """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run. The per-epoch decay
+    schedule is exact even when the run is extended (max_epochs 2, then 3); the cosine schedule spans the
+    whole run, so it is stopped by a crash instead."""
+    config = TrainConfig(**{**TINY, "loss": loss, "schedule": "epoch_decay"})
+    whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
-    first = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 2}), progress=False)
+    first = train_pinsage(sample_gd, settings, TrainConfig(**{**config.to_dict(), "max_epochs": 2}), progress=False)
     assert len(first.history) == 2
-    resumed = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    resumed = train_pinsage(sample_gd, settings, config, progress=False)
     assert comparable(resumed.history) == comparable(whole.history)
-    again = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)  # finished: nothing to do
+    again = train_pinsage(sample_gd, settings, config, progress=False)  # finished: nothing to do
     assert again.history == resumed.history
+
+
+def test_resume_of_a_cosine_run_after_a_crash_is_exact(sample_gd, tmp_path, monkeypatch):
+    config = TrainConfig(**{**TINY, "schedule": "cosine"})
+    whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
+    settings = settings_in(tmp_path / "b")
+    real, calls = train_module.validation_metrics, []
+
+    def crash_in_third_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "validation_metrics", crash_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_pinsage(sample_gd, settings, config, progress=False)
+    monkeypatch.setattr(train_module, "validation_metrics", real)
+    resumed = train_pinsage(sample_gd, settings, config, progress=False)
+    assert comparable(resumed.history) == comparable(whole.history)
+    assert [h["lr"] for h in whole.history][-1] < config.lr / 2  # the cosine really decayed
 
 
 def test_an_interrupted_epoch_leaves_the_last_checkpoint_usable(sample_gd, tmp_path, monkeypatch):
