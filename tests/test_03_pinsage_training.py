@@ -1,5 +1,5 @@
 """Notebook 03's stage end to end on the sample: real loader, real graph, brief training, evaluation.
-Cost: about 15 s (one 3-epoch training run on the sample, shared by the tests).
+Cost: about 20 s (one 3-epoch training run on the sample, shared by the tests; the rest is instant).
 
 The sample is built so that the next movie follows from the last one (users watch a series' parts in
 order, within their taste group); popularity cannot see that, a graph model can. On 600 users the standard
