@@ -456,27 +456,43 @@ class TransitionsBaseline(_ItemItemScorer):
 
 
 class EmbeddingScorer:
-    """Cosine similarity of movie vectors (row i = movie node i), queries combined by `combine`:
-    "mean" of the normalised query vectors (one search), or per-movie similarities fused by "sum" or "max".
-    With `per_movie_limit` (sum/max only), each query movie contributes only its `per_movie_limit` most
-    similar movies, as a per-movie vector search does; movies no query movie retrieved score -inf."""
+    """Movie vectors as a scorer (row i = movie node i). With one set of `vectors`: cosine similarity (the rows
+    are normalised). With `query_vectors` too (a directed model, `helpers.train.MovieVectors`): the inner
+    product of the query movies' query vectors with the candidate `vectors`, both as they are (a bias
+    dimension and the temperature are part of the score). Several query movies are combined by `combine`:
+    "mean" of the query vectors (one search, the engine's default), or per-movie scores fused by "sum" or
+    "max". With `per_movie_limit` (sum/max only), each query movie contributes only its `per_movie_limit`
+    best movies, as a per-movie vector search does; movies no query movie retrieved score -inf."""
 
-    def __init__(self, vectors: Any, combine: str = "mean", per_movie_limit: int | None = None):
-        if hasattr(vectors, "detach"):
-            vectors = vectors.detach().cpu().numpy()
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) == 0:
-            raise EvaluationError(f"movie vectors must be a non-empty [n_movies, dim] array, got shape {vectors.shape}")
-        if not np.isfinite(vectors).all():
-            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-            raise EvaluationError(f"movie vectors of node indices {bad[:10].tolist()} hold NaN or inf; retrain or re-infer")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.vectors = vectors / np.maximum(norms, 1e-12)
+    def __init__(self, vectors: Any, combine: str = "mean", per_movie_limit: int | None = None,
+                 query_vectors: Any = None):
+        vectors = self._check(vectors, "movie")
+        if query_vectors is None:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            query_vectors = vectors
+        else:
+            query_vectors = self._check(query_vectors, "query")
+            if query_vectors.shape != vectors.shape:
+                raise EvaluationError(f"query vectors {query_vectors.shape} and candidate vectors {vectors.shape} "
+                                      "must have the same shape: one of each per movie")
+        self.vectors, self.query_vectors = vectors, query_vectors
         self.n_movies = len(vectors)
         self.combine = _check_combine(combine, COMBINE_METHODS)
         if per_movie_limit is not None and per_movie_limit < 1:
             raise EvaluationError(f"per_movie_limit={per_movie_limit} must be at least 1 (or None for all movies)")
         self.per_movie_limit = per_movie_limit
+
+    @staticmethod
+    def _check(vectors: Any, what: str) -> np.ndarray:
+        if hasattr(vectors, "detach"):
+            vectors = vectors.detach().cpu().numpy()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise EvaluationError(f"{what} vectors must be a non-empty [n_movies, dim] array, got shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+            raise EvaluationError(f"{what} vectors of node indices {bad[:10].tolist()} hold NaN or inf; retrain or re-infer")
+        return vectors
 
     @classmethod
     def from_movie_ids(cls, movie_ids: np.ndarray, vectors: np.ndarray, graph_movie_ids: np.ndarray,
@@ -489,12 +505,15 @@ class EmbeddingScorer:
         if len(missing):
             raise EvaluationError(f"no vector for movie id(s) {missing[:10].tolist()}: the embeddings are from another "
                                   "graph; re-run notebook 03.")
-        return cls(np.asarray(vectors)[movie_indices(graph_movie_ids, movie_ids)], **options)
+        rows = movie_indices(graph_movie_ids, movie_ids)
+        if options.get("query_vectors") is not None:
+            options = {**options, "query_vectors": np.asarray(options["query_vectors"])[rows]}
+        return cls(np.asarray(vectors)[rows], **options)
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
         queries = _check_queries(queries, self.n_movies)
         valid = queries >= 0
-        picked = self.vectors[np.where(valid, queries, 0)]  # [B, n, dim]
+        picked = self.query_vectors[np.where(valid, queries, 0)]  # [B, n, dim]
         if self.combine == "mean":  # one search with the mean vector: per_movie_limit does not apply
             query = (picked * valid[..., None]).sum(axis=1)
             query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
@@ -513,35 +532,12 @@ class EmbeddingScorer:
         return np.where(retrieved.any(axis=1), scores, -np.inf)
 
 
-class QueryCandidateScorer:
-    """Inner product of a query vector with every movie's candidate vector (row i = movie node i), the
-    score a directed model (query side != candidate side, maybe a bias dimension) is trained for. Several
-    query movies are combined by the mean of their query vectors: one search, as the engine does it."""
-
-    def __init__(self, query_vectors: Any, candidate_vectors: Any):
-        query_vectors = np.asarray(query_vectors, dtype=np.float32)
-        candidate_vectors = np.asarray(candidate_vectors, dtype=np.float32)
-        if query_vectors.ndim != 2 or query_vectors.shape != candidate_vectors.shape or len(query_vectors) == 0:
-            raise EvaluationError(f"query and candidate vectors must be non-empty [n_movies, dim] arrays of one shape, "
-                                  f"got {query_vectors.shape} and {candidate_vectors.shape}")
-        for name, values in (("query", query_vectors), ("candidate", candidate_vectors)):
-            if not np.isfinite(values).all():
-                bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
-                raise EvaluationError(f"{name} vectors of node indices {bad[:10].tolist()} hold NaN or inf; retrain or re-infer")
-        self.query_vectors, self.candidate_vectors = query_vectors, candidate_vectors
-        self.n_movies = len(candidate_vectors)
-
-    def __call__(self, queries: np.ndarray) -> np.ndarray:
-        queries = _check_queries(queries, self.n_movies)
-        valid = queries >= 0
-        picked = self.query_vectors[np.where(valid, queries, 0)] * valid[..., None]
-        query = picked.sum(axis=1) / valid.sum(axis=1, keepdims=True)
-        return query @ self.candidate_vectors.T
-
-
-def query_candidate_scorer(query_vectors: Any, candidate_vectors: Any) -> QueryCandidateScorer:
-    """A trained model's query and candidate vectors (e.g. `helpers.train.MovieVectors`) as a scorer."""
-    return QueryCandidateScorer(query_vectors, candidate_vectors)
+def query_candidate_scorer(query_vectors: Any, candidate_vectors: Any, combine: str = "mean",
+                           per_movie_limit: int | None = None) -> EmbeddingScorer:
+    """A trained model's query and candidate vectors (e.g. `helpers.train.MovieVectors`) as a scorer: the
+    inner product of the query movies' query vectors with every candidate vector, combined by `combine`."""
+    return EmbeddingScorer(candidate_vectors, combine=combine, per_movie_limit=per_movie_limit,
+                           query_vectors=query_vectors)
 
 
 def embedding_scorer(vectors: Any, combine: str = "mean", per_movie_limit: int | None = None) -> EmbeddingScorer:

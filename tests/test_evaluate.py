@@ -194,6 +194,26 @@ def test_embedding_mean_and_sum_rank_alike_without_a_limit():
     assert best[1] == pytest.approx((unit[[2, 5]] @ unit.T).max(axis=0), abs=1e-5)
 
 
+def test_query_candidate_scorer_uses_both_sides_as_they_are():
+    rng = np.random.default_rng(2)
+    candidate = np.hstack([rng.normal(size=(30, 4)), rng.normal(scale=3, size=(30, 1))])  # last column: a bias
+    query = np.hstack([rng.normal(size=(30, 4)) * 10, np.ones((30, 1))])
+    queries = np.array([[3, 7, 9], [-1, -1, 5]])
+    mean = ev.query_candidate_scorer(query, candidate)(queries)
+    want = np.stack([query[[3, 7, 9]].mean(0), query[5]]) @ candidate.T
+    ratio = mean / want  # the engine normalises the mean query: a positive factor per row, the same ranking
+    assert np.allclose(ratio, ratio[:, :1], rtol=1e-4) and (ratio > 0).all()
+    best = ev.query_candidate_scorer(query, candidate, "max")(queries)
+    assert best[0] == pytest.approx((query[[3, 7, 9]] @ candidate.T).max(axis=0), rel=1e-5)
+    cosine = ev.embedding_scorer(candidate)(queries)  # one set of vectors: cosine, which ranks differently here
+    assert not np.array_equal(np.argsort(-mean[0])[:10], np.argsort(-cosine[0])[:10])
+    with pytest.raises(ev.EvaluationError, match="same shape"):
+        ev.query_candidate_scorer(query[:, :3], candidate)
+    aligned = ev.EmbeddingScorer.from_movie_ids(np.arange(30)[::-1], candidate[::-1], np.arange(30),
+                                                query_vectors=query[::-1])
+    assert np.allclose(aligned(queries), mean, rtol=1e-5)
+
+
 def test_per_movie_limit_keeps_only_each_movies_nearest():
     vectors = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1], [0.2, 0.8]], dtype=np.float32)
     limited = ev.embedding_scorer(vectors, "sum", per_movie_limit=2)(np.array([[0], [3]]))
