@@ -3,7 +3,7 @@
 Starts `uvicorn --factory helpers.api:create_app` on a free local port with the current RECSYS_* settings
 (the stores must be filled: notebook 04), waits until /health answers, then sends `--requests` requests from
 `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies, k=10), GET /movies?q=
-and GET /movies/{id}. Prints requests per second, p50 and p99 latency per endpoint and overall, and the
+and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per second, p50 and p99 latency per endpoint and overall, and the
 error count; first the same mix one request at a time (`--baseline`), for the ratio. Exits 1 if any
 request failed or answered other than 200.
 
@@ -56,8 +56,10 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120.0) ->
     raise SystemExit(f"the API did not answer /health within {timeout:.0f} s")
 
 
-def build_requests(base: str, total: int, seed: int) -> list[tuple[str, str, str, dict | None]]:
-    """(endpoint label, method, url, json body) for each request, from ids and words of the real catalog."""
+def build_requests(base: str, total: int, seed: int,
+                   only: str | None = None) -> list[tuple[str, str, str, dict | None]]:
+    """(endpoint label, method, url, json body) for each request, from ids and words of the real catalog; `only`:
+    one endpoint instead of the mix ("recommend", "search" or "movie")."""
     rng = random.Random(seed)
     words: list[str] = []
     ids: list[int] = []
@@ -70,7 +72,7 @@ def build_requests(base: str, total: int, seed: int) -> list[tuple[str, str, str
         raise SystemExit("the catalog has fewer than 3 movies: run notebook 04 for this dataset first")
     plan = []
     for i in range(total):
-        kind = i % 4
+        kind = {"recommend": 0, "search": 2, "movie": 3}[only] if only else i % 4
         if kind < 2:
             plan.append(("POST /recommend", "POST", f"{base}/recommend", {"liked": rng.sample(ids, 3), "k": 10}))
         elif kind == 2:
@@ -126,6 +128,8 @@ def main() -> int:
                         help="requests sent one at a time first, for comparison (0: skip)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label", help="dataset label for the report (default: the dataset name)")
+    parser.add_argument("--only", choices=("recommend", "search", "movie"),
+                        help="send only this endpoint's requests instead of the mix")
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
         parser.error("--requests and --concurrency must be at least 1, --baseline at least 0")
@@ -135,7 +139,7 @@ def main() -> int:
     try:
         health = wait_healthy(base, server)
         label = args.label or health["dataset"]
-        plan = build_requests(base, args.requests, args.seed)
+        plan = build_requests(base, args.requests, args.seed, args.only)
         asyncio.run(run_load(plan[: min(50, len(plan))], args.concurrency))  # warm-up, not counted
         errors = 0
         if args.baseline:

@@ -63,7 +63,8 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
                 got = engine.recommend(liked, k=10)
                 engine_s.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                want = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, engine.combine)
+                want = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, engine.combine,
+                                       query_vectors=embeddings.query_vectors)
                 numpy_s.append(time.perf_counter() - start)
                 agree += [r.movie_id for r in got] == [m for m, _, _ in want]
             (e50, e99), (n50, n99) = percentiles(engine_s), percentiles(numpy_s)
@@ -95,7 +96,8 @@ def quality(settings, embeddings) -> None:
     assert {v["combine"] for v in variants.values()} == set(COMBINE_METHODS)
     results = {}
     for name, options in variants.items():
-        scorer = EmbeddingScorer.from_movie_ids(embeddings.movie_ids, embeddings.vectors, gd.movie_ids, **options)
+        scorer = EmbeddingScorer.from_movie_ids(embeddings.movie_ids, embeddings.vectors, gd.movie_ids,
+                                                query_vectors=embeddings.query_vectors, **options)
         results[name] = {split: evaluate_scores(scorer, gd, split=split, protocol="history") for split in ("val", "test")}
     best = max(results, key=lambda name: results[name]["val"]["hr@10"])
     for name, by_split in results.items():

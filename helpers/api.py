@@ -6,25 +6,46 @@ closed when it stops. OpenAPI docs are served at `/docs`.
 
 Milvus Lite serves one process per file: while a notebook holds `<artifacts>/<dataset>/milvus.db`, the API
 cannot open it (and the other way round). To run both, point both at the docker-compose Milvus server.
+
+Errors: 4xx only for what the client can fix (422 with what to do, echoing at most a short prefix of the
+input; 404 for an unknown movie; 413 for a body over 64 KB); every store fault is a 503 that names the store
+and what to do, logged at most once per fault kind per 10 s (`FaultLog`). Ids are 1..2**63-1 and numbers
+finite (NaN and Infinity in a JSON body are refused before validation).
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpers.catalog import CatalogError
+from helpers.catalog import CatalogError, control_characters
 from helpers.config import Settings, get_settings
-from helpers.recommend import MAX_K, MAX_LIKED, RecommendationEngine, RecommendError, StoresOutOfStepError
+from helpers.errors import RecsysError
+from helpers.recommend import (MAX_ID, MAX_K, MAX_LIKED, RecommendationEngine, RecommendError,
+                               StoresOutOfStepError)
 from helpers.vectors import VectorStoreError
 
 MAX_QUERY_CHARS = 200
+MAX_BODY_BYTES = 64 * 1024
+ECHO_CHARS = 60  # at most this much of a bad input is echoed back in a 422
+MAX_ERRORS_SHOWN = 10
+FAULT_LOG_SECONDS = 10.0
+MovieId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # strict: true and "1" are not ids
+log = logging.getLogger(__name__)
 SHARING_HINT = ("To run the API next to notebooks or the page, put the stores on the docker-compose servers: "
                 "see 'Running the notebooks, the page and the API at the same time' in README.md.")
 
@@ -45,9 +66,9 @@ class RecommendRequest(BaseModel):
     """Liked movie ids, how many recommendations and optional filters."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"liked": [1, 260, 1196], "k": 10}]})
 
-    liked: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=MAX_LIKED,
+    liked: Annotated[list[MovieId], Field(max_length=MAX_LIKED,
                                            description="MovieLens ids of liked movies (none: the most rated movies)")]
-    k: Annotated[int, Field(ge=1, le=MAX_K, description="how many recommendations")] = 10
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K, description="how many recommendations")] = 10
     genres: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
                       Field(max_length=30, description="keep only movies with at least one of these genres")] = None
     year_min: Annotated[int | None, Field(ge=1800, le=2100)] = None
@@ -85,7 +106,175 @@ class RecommendResponse(BaseModel):
 class Health(BaseModel):
     ok: bool
     dataset: str
-    stores: dict[str, bool]
+    stores: dict[str, bool] = Field(description="whether each store (milvus, catalog) works and holds what it should")
+    movies: dict[str, int | None] = Field(description="movies in Milvus, in the catalog and in the stores record")
+    building: bool = Field(description="a stores build (notebook 04) is running or was interrupted")
+    problems: list[str] = Field(description="what is wrong, in which store, and what to do")
+
+
+class FaultLog:
+    """At most one log line per fault kind per `every` seconds, with how many were left out since."""
+
+    def __init__(self, logger: logging.Logger, every: float = FAULT_LOG_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.logger, self.every, self.clock = logger, every, clock
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, kind: str, message: str) -> bool:
+        """Log `message` unless `kind` was logged less than `every` seconds ago; True when it was logged."""
+        with self._lock:
+            now = self.clock()
+            last = self._last.get(kind)
+            if last is not None and now - last < self.every:
+                self._skipped[kind] = self._skipped.get(kind, 0) + 1
+                return False
+            skipped = self._skipped.pop(kind, 0)
+            self._last[kind] = now
+        more = f" (and {skipped} more like it in the last {self.every:.0f} s)" if skipped else ""
+        self.logger.error("%s: %s%s", kind, message, more)
+        return True
+
+
+class _NonFinite(RecsysError, ValueError):
+    """A JSON number that is NaN or infinite (answered with a 422 before validation)."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(text)
+    return value
+
+
+def _refuse_constant(text: str) -> float:
+    raise _NonFinite(text)
+
+
+class BodyGuard:
+    """ASGI middleware run before any parsing: a request body over `limit` bytes gets a 413 (refused from
+    Content-Length, or counted while it streams in), and a JSON body holding NaN, Infinity or a number too big
+    for a float gets a 422 (Python's json accepts them; FastAPI would then fail writing its own error)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await self._refuse(send, 413, f"The request body is over {self.limit // 1024} KB: send at most "
+                                          f"{MAX_LIKED} liked ids and the filters.")
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(send, 413, f"The request body is over {self.limit // 1024} KB: send at most "
+                                              f"{MAX_LIKED} liked ids and the filters.")
+                return
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and b"json" in headers.get(b"content-type", b""):
+            try:
+                json.loads(body, parse_float=_finite, parse_constant=_refuse_constant)
+            except _NonFinite as error:
+                await self._refuse(send, 422, f"Numbers must be finite: {str(error)[:ECHO_CHARS]!r} is not "
+                                              "(no NaN or Infinity). Send whole numbers for ids, k and years.")
+                return
+            except ValueError:
+                pass  # malformed JSON: FastAPI answers it with a 422 that says where
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        response = JSONResponse(status_code=status, content={"detail": detail},
+                                headers={"connection": "close"} if status == 413 else None)
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _short(value: Any) -> Any:
+    """`value` if it is a short JSON scalar, else a prefix of its text (never the whole of a big input)."""
+    if value is None or isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    if isinstance(value, int) and abs(value) <= MAX_ID:
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + f"... ({len(text):,} characters)"
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's error list, with each echoed input cut to a short prefix and at most `MAX_ERRORS_SHOWN` errors."""
+    shown = [{"type": e.get("type"), "loc": [_short(part) for part in e.get("loc", ())],
+              "msg": _short_text(str(e.get("msg", "")), 300),
+              "input": _short(e.get("input"))} for e in errors[:MAX_ERRORS_SHOWN]]
+    if len(errors) > MAX_ERRORS_SHOWN:
+        shown.append({"type": "more_errors", "loc": [], "msg": f"{len(errors) - MAX_ERRORS_SHOWN} more errors",
+                      "input": None})
+    return shown
+
+
+def store_fault(error: BaseException) -> tuple[str, str]:
+    """(fault kind, message saying what to do) for an exception that comes from a store."""
+    if isinstance(error, (VectorStoreError, CatalogError, StoresOutOfStepError)):
+        store = {VectorStoreError: "milvus", CatalogError: "catalog"}.get(type(error), "stores")
+        return f"{store}:{type(error).__name__}", str(error)
+    module = type(error).__module__
+    store = "milvus" if module.startswith(("pymilvus", "grpc", "milvus")) else "catalog"
+    text = str(error).strip().splitlines()
+    reason = text[0][:200] if text else type(error).__name__
+    return (f"{store}:{type(error).__name__}",
+            f"The {store} store failed ({reason}). Check /health, which says which store is wrong and what to do.")
+
+
+# loggers that write a traceback for EVERY failed store call (pymilvus' RPC decorator, Milvus Lite's embedded
+# gRPC servicer); in the API each such failure is already a 503 plus a rate-limited line of `FaultLog`
+CLIENT_ERROR_LOGGERS = ("pymilvus.decorators", "milvus_lite.adapter.grpc.servicer", "grpc._server")
+
+
+def _not_a_client_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+def quiet_store_client_logs() -> None:
+    """Drop the store clients' per-call error tracebacks (see CLIENT_ERROR_LOGGERS); warnings still pass."""
+    for name in CLIENT_ERROR_LOGGERS:
+        logger = logging.getLogger(name)
+        if _not_a_client_error not in logger.filters:
+            logger.addFilter(_not_a_client_error)
+
+
+def _store_fault_types() -> tuple[type[BaseException], ...]:
+    import sqlalchemy as sa
+    from pymilvus.exceptions import MilvusException
+
+    return (VectorStoreError, CatalogError, StoresOutOfStepError, sa.exc.SQLAlchemyError, sqlite3.Error,
+            MilvusException)
+
+
+def _short_text(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def open_engine(settings: Settings) -> RecommendationEngine:
@@ -103,6 +292,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_store_client_logs()
         app.state.engine = await run_in_threadpool(open_engine, settings)
         try:
             yield
@@ -112,14 +302,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
                   description=f"PinSage movie recommendations over the {settings.dataset} catalog.")
 
+    app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
+    faults = FaultLog(log)
+
     @app.exception_handler(RecommendError)
     async def _bad_input(request: Request, error: RecommendError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(error)})
+        return JSONResponse(status_code=422, content={"detail": _short_text(str(error))})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": validation_detail(list(error.errors()))})
 
     async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"A store is unavailable: {error}"})
+        kind, message = store_fault(error)
+        faults.record(kind, f"{request.method} {request.url.path}: {message}")
+        return JSONResponse(status_code=503, content={"detail": f"A store is unavailable: {message}"},
+                            headers={"retry-after": "10"})
 
-    for store_error in (VectorStoreError, CatalogError, StoresOutOfStepError):
+    for store_error in _store_fault_types():
         app.add_exception_handler(store_error, _store_unavailable)
 
     def engine(request: Request) -> RecommendationEngine:
@@ -127,25 +327,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health(request: Request) -> Any:
-        """Whether both stores (Milvus and the SQL catalog) answer."""
+        """Whether both stores work and agree: real reads of the catalog's tables and the Milvus collection,
+        their movie counts against each other and against the stores record; `problems` says which store is
+        wrong and what to do. 503 when anything is wrong."""
         try:
-            stores = {name: bool(ok) for name, ok in engine(request).health().items()}
-        except Exception:
-            stores = {"milvus": False, "catalog": False}
-        body = Health(ok=bool(stores) and all(stores.values()), dataset=settings.dataset, stores=stores)
+            report = engine(request).health()
+        except Exception as error:  # a health check must answer, whatever broke
+            kind, message = store_fault(error)
+            faults.record(kind, f"/health: {message}")
+            report = {"ok": False, "stores": {"milvus": False, "catalog": False},
+                      "movies": {"milvus": None, "catalog": None, "record": None}, "building": False,
+                      "problems": [message]}
+        for problem in report["problems"]:
+            faults.record(f"health:{problem.split(':', 1)[0]}", problem)
+        body = Health(dataset=settings.dataset, **report)
         return body if body.ok else JSONResponse(status_code=503, content=body.model_dump())
 
     @app.get("/movies", response_model=list[Movie])
     def search_movies(request: Request,
                       q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title")],
                       limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
-        """Movies whose title contains `q` (case-insensitive)."""
+        """Movies whose title contains `q`, ignoring case and accents ("miserables" finds "Misérables")."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q is blank: give part of a title, e.g. q=toy")
+        if control_characters(q):
+            raise HTTPException(status_code=422, detail=f"q holds control characters {control_characters(q)[:5]} "
+                                                        "(such as NUL): send plain text, e.g. q=toy")
         return engine(request).search_titles(q.strip(), limit=limit)
 
     @app.get("/movies/{movie_id}", response_model=MovieDetail, responses={404: {"description": "no such movie"}})
-    def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1)]) -> Any:
+    def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Any:
         """One movie of the catalog."""
         try:
             return engine(request).movie(movie_id)

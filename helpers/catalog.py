@@ -8,15 +8,23 @@ missing, and every table is utf8mb4, so "Misérables" and "Amélie" survive the 
 Tables: `movies` (movie_id, title, year, genres as "A|B", n_ratings, mean_rating), `movie_genres`
 (movie_id, genre: one row per pair, for genre queries), `users` (user_id, gender, age, occupation, zip)
 and `ratings` (user_id, movie_id, rating, timestamp). Every statement is SQLAlchemy Core with bound
-parameters. Writes are bulk upserts (SQLite `ON CONFLICT DO UPDATE`, MySQL `ON DUPLICATE KEY UPDATE`)
-inside one transaction: re-running changes nothing, and a failure leaves what was stored before.
-One engine (connection pool) per process and URL (`get_engine`).
+parameters. `movies.title_folded` is the title lower-cased with accents removed (`fold`), computed once at
+ingestion: title search compares folded text with folded text, so "miserables" finds "Misérables" on SQLite and
+MySQL alike.
+
+Ingestion replaces the whole catalog at once (`ingest`): the rows are bulk-loaded (driver `executemany` over column
+arrays, `bulk_insert`) into staging tables `<table>__new`, which then take the live tables' place. On SQLite all of
+it is ONE transaction; on MySQL/MariaDB (where DDL commits) the staging tables are filled first and swapped in with
+one atomic `RENAME TABLE`. A failure or a kill at any point leaves the catalog as it was; re-running gives the same
+rows (ratings are replaced, never added to). One engine (connection pool) per process and URL (`get_engine`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +39,9 @@ from helpers.config import Settings
 from helpers.errors import RecsysError
 
 GENRE_SEPARATOR = "|"
-DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
+STAGING_SUFFIX = "__new"
+RETIRED_SUFFIX = "__old"
 SERVER_HINT = ("Start it with `docker compose up -d mysql` (docker-compose.yml), or unset RECSYS_CATALOG_URL "
                "to use the embedded SQLite file.")
 
@@ -42,6 +52,9 @@ movies_table = sa.Table(
     "movies", metadata,
     sa.Column("movie_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("title", sa.String(1024), nullable=False),
+    # binary collation on MySQL, so both backends compare the folded text exactly alike
+    sa.Column("title_folded", sa.String(1024).with_variant(sa.String(1024, collation="utf8mb4_bin"), "mysql",
+                                                           "mariadb"), nullable=False),
     sa.Column("year", sa.Integer, nullable=True),
     sa.Column("genres", sa.String(1024), nullable=False, default=""),
     sa.Column("n_ratings", sa.Integer, nullable=False, default=0),
@@ -115,10 +128,7 @@ def get_engine(url: str) -> Engine:
         parsed = _normalise_url(url)
         backend = parsed.get_backend_name()
         if backend == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(parsed)
-            sa.event.listen(engine, "connect", _unicode_lower)
+            engine = _sqlite_engine(parsed)
         elif backend in ("mysql", "mariadb"):
             engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
         else:
@@ -128,11 +138,35 @@ def get_engine(url: str) -> Engine:
     return _ENGINES[key]
 
 
-def _unicode_lower(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite's built-in lower() folds only ASCII letters, so "MISÉR" would not find "Misérables"; replace it
-    with Python's (case-insensitive title search then matches MySQL's utf8mb4 collation)."""
-    dbapi_connection.create_function("lower", 1, lambda text: text.lower() if isinstance(text, str) else text,
-                                     deterministic=True)
+def _sqlite_engine(parsed: URL) -> Engine:
+    """SQLite with transactional DDL (SQLAlchemy's recipe: the driver's own transaction handling off, BEGIN
+    emitted by us), so an ingestion's CREATE/DROP/RENAME commit or roll back together. A file URL opens the
+    file read-write but never creates it: a catalog deleted under a running API is an error, not a new empty
+    file (`Catalog.create` makes the file)."""
+    path = parsed.database
+    if path and path != ":memory:":
+        target = f"file:{Path(path).resolve()}?mode=rw"
+        engine = sa.create_engine(parsed, creator=lambda: sqlite3.connect(target, uri=True, check_same_thread=False))
+    else:
+        engine = sa.create_engine(parsed)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
 
 def dispose_engine(url: str) -> None:
@@ -141,32 +175,43 @@ def dispose_engine(url: str) -> None:
         engine.dispose()
 
 
-def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows`, updating the non-key columns of rows whose primary key exists (one statement)."""
-    if not rows:
-        return
-    keys = {c.name for c in table.primary_key.columns}
-    backend = conn.dialect.name
-    if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-
-        stmt = insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        stmt = stmt.on_conflict_do_update(index_elements=sorted(keys), set_=updates) if updates else \
-            stmt.on_conflict_do_nothing(index_elements=sorted(keys))
-    else:
-        from sqlalchemy.dialects.mysql import insert
-
-        stmt = insert(table)
-        updates = {c.name: stmt.inserted[c.name] for c in table.columns if c.name not in keys}
-        # with no non-key column, "update" a key to itself: MySQL's idiom for insert-or-ignore
-        stmt = stmt.on_duplicate_key_update(updates or {name: stmt.inserted[name] for name in keys})
-    conn.execute(stmt, rows)
+def fold(text: str) -> str:
+    """Text as title search compares it: accents removed, case folded ("Misérables" -> "miserables")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    for first in range(0, len(rows), size):
-        yield rows[first:first + size]
+def control_characters(text: str) -> list[str]:
+    """The control characters (NUL, escapes, ...) in `text`, as code points such as 'U+0000'."""
+    return sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"})
+
+
+def bulk_insert(conn: Connection, table: sa.Table, columns: dict[str, Sequence[Any]],
+                chunk_rows: int = DEFAULT_BATCH_SIZE, progress: Any = None) -> int:
+    """Insert column arrays (equal lengths; NumPy arrays or lists, None for NULL) into `table` through the
+    driver's `executemany`, `chunk_rows` rows per call: no per-row dicts, no ORM. Returns the rows inserted.
+    Identifiers are quoted by the dialect; every value is a bound parameter."""
+    names = list(columns)
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise CatalogError(f"bulk_insert into {table.name}: columns of different lengths {sorted(lengths)}")
+    (n_rows,) = lengths
+    quote_id = conn.dialect.identifier_preparer.quote
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    statement = (f"INSERT INTO {quote_id(table.name)} ({', '.join(quote_id(n) for n in names)}) "
+                 f"VALUES ({', '.join([marker] * len(names))})")
+    for first in range(0, n_rows, chunk_rows):
+        chunk = [values[first:first + chunk_rows] for values in columns.values()]
+        rows = list(zip(*(c.tolist() if isinstance(c, np.ndarray) else list(c) for c in chunk), strict=True))
+        conn.exec_driver_sql(statement, rows)
+        if progress is not None:
+            progress.update(len(rows))
+    return n_rows
+
+
+def _staging(table: sa.Table, suffix: str, target: sa.MetaData) -> sa.Table:
+    """A copy of `table` named `<name><suffix>`, without its secondary indexes (built after the bulk load)."""
+    return sa.Table(table.name + suffix, target, *(c._copy() for c in table.columns), **_TABLE_OPTIONS)
 
 
 def _none_if_na(value: Any) -> Any:
@@ -205,110 +250,181 @@ class Catalog:
     def __repr__(self) -> str:
         return f"Catalog({safe_url(self.url)!r})"
 
-    def _connect_error(self, exc: Exception) -> CatalogError:
-        message = str(getattr(exc, "orig", exc))
+    def fault(self, exc: BaseException) -> CatalogError:
+        """A database failure as a `CatalogError` that says which problem it is and what to do."""
+        text = str(getattr(exc, "orig", exc)).strip()
+        message = (text.splitlines()[0] if text else type(exc).__name__)[:300]
+        where = safe_url(self.url)
+        path = sqlite_path(self.url)
         if "Unknown database" in message:
             database = make_url(self.url).database
-            return CatalogError(f"The catalog database {database!r} does not exist at {safe_url(self.url)}: create it "
+            return CatalogError(f"The catalog database {database!r} does not exist at {where}: create it "
                                 f"(CREATE DATABASE {database} CHARACTER SET utf8mb4) or fix RECSYS_CATALOG_URL.")
-        return CatalogError(f"Cannot reach the catalog database at {safe_url(self.url)} ({message}). {SERVER_HINT}")
+        if path is not None and not path.exists():
+            return CatalogError(f"The catalog file {path} is gone ({message}): rebuild it with "
+                                "notebooks/04_vector_store.ipynb (or helpers.recommend.build_stores), then restart "
+                                "the API or page.")
+        if any(s in message for s in ("no such table", "doesn't exist", "no such column", "Unknown column")):
+            return CatalogError(f"The catalog at {where} is missing tables or columns ({message}): it was never "
+                                "built or was built by an older version. Run notebooks/04_vector_store.ipynb (with "
+                                "this RECSYS_CATALOG_URL) to rebuild it.")
+        if any(s in message for s in ("malformed", "not a database", "file is encrypted", "disk I/O error")):
+            return CatalogError(f"The catalog file {path or where} is damaged ({message}): delete it and rebuild it "
+                                "with notebooks/04_vector_store.ipynb (README: 'When a store is damaged or "
+                                "stopped').")
+        return CatalogError(f"Cannot use the catalog database at {where} ({message}). {SERVER_HINT}")
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[Connection]:
         """A transaction; failing to connect becomes a `CatalogError` that says what to do."""
         try:
             conn = self.engine.connect()
-        except sa.exc.OperationalError as exc:
-            raise self._connect_error(exc) from exc
+        except sa.exc.DBAPIError as exc:
+            raise self.fault(exc) from exc
         with conn, conn.begin():
             yield conn
 
     def _read(self, statement: sa.Executable) -> list[Any]:
+        """Run a query; every database failure (unreachable, missing table, damaged file) becomes a `CatalogError`."""
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(statement))
-        except sa.exc.OperationalError as exc:
-            if "no such table" in str(exc) or "doesn't exist" in str(exc):
-                raise CatalogError(f"The catalog at {safe_url(self.url)} has no tables yet: run "
-                                   "notebooks/04_vector_store.ipynb (with this RECSYS_CATALOG_URL) first.") from exc
-            raise self._connect_error(exc) from exc
+        except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+            raise self.fault(exc) from exc
 
     # -- writing ------------------------------------------------------------------------------------------
     def create(self) -> None:
         """Create the tables that are missing (existing ones and their rows are kept)."""
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(path).close()  # the engine opens files read-write only (see `_sqlite_engine`)
         with self._begin() as conn:
             metadata.create_all(conn)
 
     def ingest(self, ml: Any, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> CatalogReport:
-        """Upsert a `MovieLens`' movies (with n_ratings/mean_rating from its ratings), users and ratings,
-        in one transaction. The input is checked first: duplicate ids or ratings of unknown movies change nothing."""
+        """Replace the catalog with a `MovieLens`' movies (with n_ratings/mean_rating from its ratings), users
+        and ratings, all at once (see the module docstring). The input is checked first: empty tables,
+        duplicate ids, ratings of unknown movies or control characters in titles change nothing."""
         from tqdm.auto import tqdm
 
         if batch_size < 1:
             raise CatalogError(f"batch_size must be at least 1, got {batch_size}")
-        movies, genre_rows = self.movie_rows(ml.movies, ml.ratings)
-        users = self.user_rows(ml.users)
-        ratings = self.rating_rows(ml.ratings, ml.movies)
+        movies, genres = self.movie_columns(ml.movies, ml.ratings)
+        users = self.user_columns(ml.users)
+        ratings = self.rating_columns(ml.ratings, ml.movies)
+        tables = {movies_table: movies, movie_genres_table: genres, users_table: users, ratings_table: ratings}
+        total = sum(len(next(iter(columns.values()))) for columns in tables.values())
         start = time.perf_counter()
         self.create()
-        with self._begin() as conn:
-            total = len(movies) + len(genre_rows) + len(users) + len(ratings)
-            with tqdm(total=total, desc="catalog upsert", unit="row", disable=not progress) as bar:
-                for batch in _batches(movies, batch_size):
-                    _upsert(conn, movies_table, batch)
-                    bar.update(len(batch))
-                ids = [row["movie_id"] for row in movies]
-                for first in range(0, len(ids), batch_size):  # a movie's genres are replaced, not merged
-                    conn.execute(sa.delete(movie_genres_table).where(
-                        movie_genres_table.c.movie_id.in_(ids[first:first + batch_size])))
-                for table, rows in ((movie_genres_table, genre_rows), (users_table, users), (ratings_table, ratings)):
-                    for batch in _batches(rows, batch_size):
-                        _upsert(conn, table, batch)
-                        bar.update(len(batch))
+        with tqdm(total=total, desc="catalog bulk load", unit="row", disable=not progress) as bar:
+            if self.engine.dialect.name == "sqlite":
+                self._replace_sqlite(tables, batch_size, bar)
+            else:
+                self._replace_mysql(tables, batch_size, bar)
         self._genres = None
-        return CatalogReport(len(movies), len(users), len(ratings), time.perf_counter() - start)
+        return CatalogReport(len(movies["movie_id"]), len(users["user_id"]), len(ratings["user_id"]),
+                             time.perf_counter() - start)
+
+    def _replace_sqlite(self, tables: dict[sa.Table, dict[str, Any]], batch_size: int, bar: Any) -> None:
+        """One transaction: load staging tables, drop the live ones, rename, build the indexes."""
+        staging_md = sa.MetaData()
+        with self._begin() as conn:
+            for table, columns in tables.items():
+                staged = _staging(table, STAGING_SUFFIX, staging_md)
+                staged.drop(conn, checkfirst=True)
+                staged.create(conn)
+                bulk_insert(conn, staged, columns, batch_size, bar)
+            for table in tables:
+                table.drop(conn, checkfirst=True)  # its indexes go with it
+                conn.execute(sa.text(f"ALTER TABLE {table.name}{STAGING_SUFFIX} RENAME TO {table.name}"))
+                for index in table.indexes:
+                    index.create(conn)
+
+    def _replace_mysql(self, tables: dict[sa.Table, dict[str, Any]], batch_size: int, bar: Any) -> None:
+        """Staging tables filled and indexed first, then ONE atomic RENAME TABLE swaps all four in; a kill
+        before it leaves only staging tables behind (dropped by the next run), never a half-filled live one."""
+        staging_md = sa.MetaData()
+        for table, columns in tables.items():
+            staged = _staging(table, STAGING_SUFFIX, staging_md)
+            with self._begin() as conn:
+                staged.drop(conn, checkfirst=True)
+                staged.create(conn)
+            with self._begin() as conn:
+                conn.execute(sa.text("SET SESSION unique_checks = 0"))  # the input was checked for duplicates
+                bulk_insert(conn, staged, columns, batch_size, bar)
+            with self._begin() as conn:
+                for index in table.indexes:
+                    sa.Index(index.name, *(staged.c[c.name] for c in index.columns)).create(conn)
+        retired = [_staging(table, RETIRED_SUFFIX, staging_md) for table in tables]
+        with self._begin() as conn:
+            for old in retired:
+                old.drop(conn, checkfirst=True)
+            swaps = ", ".join(f"{t.name} TO {t.name}{RETIRED_SUFFIX}, {t.name}{STAGING_SUFFIX} TO {t.name}"
+                              for t in tables)
+            conn.execute(sa.text(f"RENAME TABLE {swaps}"))  # our own table names only
+            for old in retired:
+                old.drop(conn)
 
     @staticmethod
-    def movie_rows(movies: pd.DataFrame, ratings: pd.DataFrame | None = None
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Rows for `movies` and `movie_genres`, with popularity from `ratings`; checks ids and titles."""
+    def movie_columns(movies: pd.DataFrame, ratings: pd.DataFrame | None = None
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Columns for `movies` and `movie_genres`, with popularity from `ratings` and folded titles; checks
+        ids and titles."""
+        if movies is None or len(movies) == 0:
+            raise CatalogError("The movies table is empty: nothing to store. Check the dataset's movie file.")
         duplicated = movies["movie_id"][movies["movie_id"].duplicated()]
         if len(duplicated):
             raise CatalogError(f"Duplicate movie ids in the movies table: {sorted(set(duplicated.tolist()))[:10]}")
         missing_title = movies["movie_id"][movies["title"].isna() | (movies["title"].astype(str).str.len() == 0)]
         if len(missing_title):
             raise CatalogError(f"Movies without a title: {missing_title.tolist()[:10]}")
-        stats = pd.DataFrame(columns=["n_ratings", "mean_rating"])
+        titles = movies["title"].astype(str).tolist()
+        bad = [(int(m), control_characters(t)) for m, t in zip(movies["movie_id"], titles, strict=True)
+               if control_characters(t)]
+        if bad:
+            raise CatalogError(f"Titles with control characters (e.g. NUL), movie id and characters: {bad[:10]}. "
+                               "Fix the movie file.")
+        ids = movies["movie_id"].to_numpy(dtype=np.int64)
+        stats = pd.DataFrame({"n_ratings": np.zeros(0, dtype=np.int64), "mean_rating": np.zeros(0)})
         if ratings is not None and len(ratings):
             stats = ratings.groupby("movie_id")["rating"].agg(n_ratings="size", mean_rating="mean")
-        rows, genre_rows = [], []
-        for movie_id, title, year, genres in zip(movies["movie_id"], movies["title"], movies["year"],
-                                                 movies["genres"], strict=True):
-            genre_list = _genres_of(genres)
-            n = int(stats["n_ratings"].get(movie_id, 0)) if len(stats) else 0
-            mean = float(stats["mean_rating"][movie_id]) if n else None
-            rows.append({"movie_id": int(movie_id), "title": str(title), "year": None if pd.isna(year) else int(year),
-                         "genres": GENRE_SEPARATOR.join(genre_list), "n_ratings": n,
-                         "mean_rating": None if mean is None else round(mean, 4)})
-            genre_rows.extend({"movie_id": int(movie_id), "genre": g} for g in dict.fromkeys(genre_list))
-        return rows, genre_rows
+        stats = stats.reindex(ids)
+        n_ratings = stats["n_ratings"].fillna(0).to_numpy(dtype=np.int64)
+        means = stats["mean_rating"].astype(float).round(4).to_numpy()
+        genre_lists = [list(dict.fromkeys(_genres_of(g))) for g in movies["genres"]]
+        lengths = np.fromiter(map(len, genre_lists), dtype=np.int64, count=len(genre_lists))
+        columns = {"movie_id": ids, "title": titles, "title_folded": [fold(t) for t in titles],
+                   "year": [None if pd.isna(y) else int(y) for y in movies["year"]],
+                   "genres": [GENRE_SEPARATOR.join(g) for g in genre_lists], "n_ratings": n_ratings,
+                   "mean_rating": [None if n == 0 else float(m) for n, m in zip(n_ratings, means, strict=True)]}
+        genre_columns = {"movie_id": np.repeat(ids, lengths), "genre": [g for gs in genre_lists for g in gs]}
+        return columns, genre_columns
 
     @staticmethod
-    def user_rows(users: pd.DataFrame | None) -> list[dict[str, Any]]:
+    def user_columns(users: pd.DataFrame | None) -> dict[str, Any]:
+        names = ["user_id", "gender", "age", "occupation", "zip"]
         if users is None or len(users) == 0:
-            return []
+            return {name: [] for name in names}
         duplicated = users["user_id"][users["user_id"].duplicated()]
         if len(duplicated):
             raise CatalogError(f"Duplicate user ids in the users table: {sorted(set(duplicated.tolist()))[:10]}")
-        frame = users.reindex(columns=["user_id", "gender", "age", "occupation", "zip"])
-        return [{"user_id": int(u), "gender": _none_if_na(g), "age": None if pd.isna(a) else int(a),
-                 "occupation": None if pd.isna(o) else int(o), "zip": _none_if_na(z)}
-                for u, g, a, o, z in frame.itertuples(index=False, name=None)]
+        frame = users.reindex(columns=names)
+        return {"user_id": frame["user_id"].to_numpy(dtype=np.int64),
+                "gender": [_none_if_na(g) for g in frame["gender"]],
+                "age": [None if pd.isna(a) else int(a) for a in frame["age"]],
+                "occupation": [None if pd.isna(o) else int(o) for o in frame["occupation"]],
+                "zip": [_none_if_na(z) for z in frame["zip"]]}
 
     @staticmethod
-    def rating_rows(ratings: pd.DataFrame, movies: pd.DataFrame) -> list[dict[str, Any]]:
+    def rating_columns(ratings: pd.DataFrame, movies: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The ratings as column arrays; 0 ratings, non-finite values, unknown movies or repeated pairs are errors."""
         if ratings is None or len(ratings) == 0:
-            return []
+            raise CatalogError("The ratings table is empty: popularity and the graph need ratings. Check the "
+                               "dataset's ratings file; nothing was changed.")
+        values = ratings["rating"].to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise CatalogError("Some ratings are NaN or infinite: fix the ratings file; nothing was changed.")
         unknown = np.setdiff1d(ratings["movie_id"].unique(), movies["movie_id"].to_numpy())
         if len(unknown):
             raise CatalogError(f"Ratings of movies that are not in the movies table: {unknown[:10].tolist()}")
@@ -317,9 +433,9 @@ class Catalog:
             first = ratings[duplicated].iloc[0]
             raise CatalogError(f"{int(duplicated.sum())} duplicate (user, movie) ratings, e.g. user "
                                f"{int(first['user_id'])} movie {int(first['movie_id'])}: keep one rating per pair.")
-        frame = ratings[["user_id", "movie_id", "rating", "timestamp"]]
-        return [{"user_id": int(u), "movie_id": int(m), "rating": float(r), "timestamp": int(t)}
-                for u, m, r, t in frame.itertuples(index=False, name=None)]
+        return {"user_id": ratings["user_id"].to_numpy(dtype=np.int64),
+                "movie_id": ratings["movie_id"].to_numpy(dtype=np.int64), "rating": values,
+                "timestamp": ratings["timestamp"].to_numpy(dtype=np.int64)}
 
     # -- reading ------------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -375,11 +491,25 @@ class Catalog:
         return [_movie_dict(r) for r in self._read(stmt)]
 
     def search_titles(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Movies whose title contains `query` (case-insensitive; % and _ match literally), most rated first."""
+        """Movies whose title contains `query`, ignoring case and accents (both sides `fold`ed; % and _ match
+        literally), most rated first."""
+        # `n_ratings + 0`: scan the folded titles and sort the matches, rather than walk the popularity index row
+        # by row (SQLite at 87k titles: ~15 ms for any word, against ~45 ms for a rare one; docs/benchmarks.md)
         stmt = (sa.select(movies_table)
-                .where(movies_table.c.title.icontains(query, autoescape=True))
-                .order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id).limit(int(limit)))
+                .where(movies_table.c.title_folded.contains(fold(query), autoescape=True))
+                .order_by((movies_table.c.n_ratings + 0).desc(), movies_table.c.movie_id).limit(int(limit)))
         return [_movie_dict(r) for r in self._read(stmt)]
+
+    def movie_count(self) -> int:
+        """The number of movies, after checking that every table (and the folded titles) is there and, for
+        SQLite, that the file still exists. Cheap at any size: only `movies` is counted, never the ratings."""
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            raise self.fault(FileNotFoundError(f"{path} was deleted"))
+        for table in (movie_genres_table, users_table, ratings_table):
+            self._read(sa.select(sa.literal(1)).select_from(table).limit(1))
+        self._read(sa.select(movies_table.c.title_folded).limit(1))
+        return int(self._read(sa.select(sa.func.count()).select_from(movies_table))[0][0])
 
     def ping(self) -> bool:
         try:

@@ -322,6 +322,41 @@ def _any(value: str) -> str:
     return value
 
 
+MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in every store
+
+
+def _id(value: str) -> int:
+    """A MovieLens id: a whole number from 1 to 2**63-1."""
+    number = int(value)
+    if not 1 <= number <= MAX_ID:
+        raise ValueError("out of range: ids are whole numbers from 1 to 2**63-1")
+    return number
+
+
+def _rating(value: str) -> float:
+    """A rating: a finite number from 0.5 to 5."""
+    number = float(value)
+    if not (math.isfinite(number) and 0.5 <= number <= 5):
+        raise ValueError("ratings are finite numbers from 0.5 to 5")
+    return number
+
+
+def _timestamp(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= MAX_ID:
+        raise ValueError("timestamps are whole seconds since 1970, from 0 to 2**63-1")
+    return number
+
+
+# vectorised twins of the strict parsers, run on every column after pandas read it (a NaN rating or an id of 0
+# parses fine as a number; these find it, and `_find_bad_line` then names its line)
+_COLUMN_CHECKS: dict[Callable[[str], object], Callable[[pd.Series], np.ndarray]] = {
+    _id: lambda c: (c >= 1).to_numpy(),
+    _rating: lambda c: (np.isfinite(c.to_numpy(dtype=np.float64)) & (c >= 0.5).to_numpy() & (c <= 5).to_numpy()),
+    _timestamp: lambda c: (c >= 0).to_numpy(),
+}
+
+
 def _find_bad_line(path: Path, layout: _Layout) -> str | None:
     """Describe the first line of `path` that does not fit `layout`, or None if every line fits."""
     try:
@@ -348,8 +383,9 @@ def _find_bad_line(path: Path, layout: _Layout) -> str | None:
         for field_name, value, parse in zip(layout.names, fields, layout.parsers, strict=True):
             try:
                 parse(value)
-            except (ValueError, TypeError):
-                return f"line {number}: {field_name} {value!r} is not valid ({raw[:120]!r})"
+            except (ValueError, TypeError, OverflowError) as exc:
+                why = f": {exc}" if parse in _COLUMN_CHECKS else ""
+                return f"line {number}: {field_name} {value[:40]!r} is not valid{why} ({raw[:120]!r})"
     return None
 
 
@@ -367,13 +403,23 @@ def _read_table(path: Path, layout: _Layout, dtypes: dict[str, object] | None = 
         required = [n for n, parse in zip(layout.names, layout.parsers, strict=True) if parse is not _any]
         if frame[required].isna().to_numpy().any():
             raise ValueError("missing value")
-        return frame
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        for name, parse in zip(layout.names, layout.parsers, strict=True):
+            if parse in _COLUMN_CHECKS and not _COLUMN_CHECKS[parse](frame[name]).all():
+                raise ValueError(f"a value of {name} is out of range")
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame(columns=list(layout.names))
+    except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         problem = _find_bad_line(path, layout) or str(exc)
         raise MalformedFileError(
             f"Cannot read {path}: {problem}. Fix or remove that line, or replace the file with a fresh copy "
             f"(delete the folder under RECSYS_CACHE to download it again)."
         ) from None
+    if len(frame) == 0:
+        raise MalformedFileError(
+            f"{path} holds no rows{' (only its header line)' if layout.header else ' (it is empty)'}: the dataset "
+            "is incomplete. Replace the file with a fresh copy (delete the folder under RECSYS_CACHE to download "
+            "it again); nothing stored was changed.")
+    return frame
 
 
 def split_title(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -403,19 +449,19 @@ _RATING_DTYPES = {"user_id": np.int64, "movie_id": np.int64, "rating": np.float3
 
 
 def _ratings_layout(sep: str, encoding: str, header: bool = False) -> _Layout:
-    return _Layout(sep, tuple(_RATING_DTYPES), (int, int, float, int), encoding, header)
+    return _Layout(sep, tuple(_RATING_DTYPES), (_id, _id, _rating, _timestamp), encoding, header)
 
 
 def _read_dat(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """ML-1M format (also the sample): `::`-separated, latin-1, no header."""
     ratings = _read_table(folder / "ratings.dat", _ratings_layout("::", "latin-1"), _RATING_DTYPES)
     movies_raw = _read_table(folder / "movies.dat",
-                             _Layout("::", ("movie_id", "title", "genres"), (int, _nonempty, _any), "latin-1"),
+                             _Layout("::", ("movie_id", "title", "genres"), (_id, _nonempty, _any), "latin-1"),
                              {"movie_id": np.int64, "title": str, "genres": str})
     movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], _split_genres(movies_raw["genres"]))
     users = _read_table(folder / "users.dat",
                         _Layout("::", ("user_id", "gender", "age", "occupation", "zip"),
-                                (int, _nonempty, int, int, _any), "latin-1"),
+                                (_id, _nonempty, int, int, _any), "latin-1"),
                         {"user_id": np.int64, "gender": str, "age": np.int64, "occupation": np.int64, "zip": str})
     users["zip"] = users["zip"].fillna("").astype(str)
     return ratings, movies, users
@@ -428,7 +474,7 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
                               {"genre": str, "index": np.int64}).sort_values("index")["genre"].tolist()
     flag_names = tuple(f"g{i}" for i in range(len(genre_names)))
     item_layout = _Layout("|", ("movie_id", "title", "release_date", "video_release_date", "url", *flag_names),
-                          (int, _nonempty, _any, _any, _any, *([int] * len(flag_names))), "latin-1")
+                          (_id, _nonempty, _any, _any, _any, *([int] * len(flag_names))), "latin-1")
     items = _read_table(folder / "u.item", item_layout,
                         {"movie_id": np.int64, "title": str, "release_date": str, "video_release_date": str,
                          "url": str, **{f: np.int64 for f in flag_names}})
@@ -442,7 +488,7 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
                    if line.strip()]
     users = _read_table(folder / "u.user",
                         _Layout("|", ("user_id", "age", "gender", "occupation", "zip"),
-                                (int, int, _nonempty, _nonempty, _any), "latin-1"),
+                                (_id, int, _nonempty, _nonempty, _any), "latin-1"),
                         {"user_id": np.int64, "age": np.int64, "gender": str, "occupation": str, "zip": str})
     unknown = sorted(set(users["occupation"]) - set(occupations))
     if unknown:
@@ -457,7 +503,7 @@ def _read_csv_dataset(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, None]:
     """ml-latest-small, ML-25M, ML-32M: UTF-8 CSV with a header; no user table."""
     ratings = _read_table(folder / "ratings.csv", _ratings_layout(",", "utf-8", header=True), _RATING_DTYPES)
     movies_raw = _read_table(folder / "movies.csv",
-                             _Layout(",", ("movie_id", "title", "genres"), (int, _nonempty, _any), "utf-8",
+                             _Layout(",", ("movie_id", "title", "genres"), (_id, _nonempty, _any), "utf-8",
                                      header=True, quoted=True),
                              {"movie_id": np.int64, "title": str, "genres": str})
     movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], _split_genres(movies_raw["genres"]))

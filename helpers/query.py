@@ -19,9 +19,10 @@ import numpy as np
 
 from helpers.config import Settings
 from helpers.embeddings import MovieEmbeddings, load_movie_embeddings
+from helpers.errors import RecsysError
 
 
-class UnknownQueryMovies(KeyError):
+class UnknownQueryMovies(RecsysError, KeyError):
     """Liked movie ids the encoder has no query vector for; `.movie_ids` lists them."""
 
     def __init__(self, movie_ids: list[int]):

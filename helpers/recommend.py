@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
-from helpers.catalog import Catalog, CatalogReport, safe_url
+from helpers.catalog import Catalog, CatalogReport, control_characters, safe_url
 from helpers.config import Settings, get_settings
 from helpers.embeddings import embeddings_path, load_movie_embeddings, normalise
 from helpers.query import MeanQueryEncoder, QueryEncoder, UnknownQueryMovies
@@ -46,6 +48,8 @@ from helpers.vectors import IngestReport, VectorStore, VectorStoreError
 
 MAX_K = 100
 MAX_LIKED = 200
+MAX_ID = 2**63 - 1  # ids are signed 64-bit in both stores
+STORES_BUILDING = "stores.building.json"
 COMBINE_METHODS: tuple[str, ...] = ("mean", "max", "sum")
 DEFAULT_COMBINE = "mean"
 DEFAULT_PER_MOVIE_LIMIT = 100
@@ -83,6 +87,11 @@ def _check_ids(liked_movie_ids: Any) -> list[int]:
     for value in liked_movie_ids:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise RecommendError(f"Movie ids are whole numbers; {value!r} is not. Find ids with search_titles().")
+        if not 1 <= value <= MAX_ID:
+            shown = str(int(value))
+            shown = shown if len(shown) <= 24 else f"{shown[:20]}... ({len(shown)} digits)"
+            raise RecommendError(f"Movie id {shown} is out of range: ids are whole numbers from 1 to 2**63-1. "
+                                 "Find ids with search_titles().")
         ids.append(int(value))
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -251,13 +260,24 @@ def write_stores_record(settings: Settings, vectors: IngestReport, check: StoreC
     return path
 
 
+def building_marker_path(settings: Settings) -> Path:
+    return settings.artifacts_dir / STORES_BUILDING
+
+
 def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> StoresReport:
     """Notebook 04 in one call: ingest the catalog (MovieLens) and the embeddings artifact into Milvus,
-    verify the two agree, and write the record. Safe to re-run (upserts)."""
+    verify the two agree, and write the record. Safe to re-run, and safe to kill: each store is swapped in
+    whole (the catalog's staging tables, Milvus' alias), and `stores.building.json` marks the build from
+    its first write to the record, so an engine that starts after a kill checks the stores before serving."""
     from helpers.data import load_dataset
 
     embeddings = load_movie_embeddings(settings)  # Milvus gets the candidate vectors
     ml = load_dataset(settings) if ml is None else ml
+    marker = building_marker_path(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid(),
+                                   "milvus_uri": settings.milvus_uri, "catalog_url": safe_url(settings.catalog_url)}))
     catalog = Catalog(settings)
     catalog_report = catalog.ingest(ml, progress=progress)
     store = VectorStore(settings)
@@ -266,7 +286,18 @@ def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> S
     check = verify_stores(store, catalog)
     check.raise_if_out_of_step()
     write_stores_record(settings, vector_report, check)
+    marker.unlink()
     return StoresReport(catalog_report, vector_report, check)
+
+
+def recorded_movies(settings: Settings) -> int | None:
+    """The movie count the stores record holds for this Milvus URI (None without a record)."""
+    path = stores_record_path(settings)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return int(record["movies"]) if record.get("milvus_uri") == settings.milvus_uri and "movies" in record else None
 
 
 # -- the engine ----------------------------------------------------------------------------------------------
@@ -292,6 +323,7 @@ class RecommendationEngine:
                 raise VectorStoreError(f"The Milvus collection at {self.settings.milvus_uri} is empty: run "
                                        "notebooks/04_vector_store.ipynb first.")
             self.catalog.genres()  # fails with "run notebook 04" when the tables are missing
+            self._check_interrupted_build()
             self.encoder = encoder or MeanQueryEncoder.from_settings(self.settings)
         except BaseException:
             self.store.close()
@@ -302,6 +334,21 @@ class RecommendationEngine:
         path = stores_record_path(self.settings)
         if manifest_path(path).exists() and json.loads(path.read_text()).get("milvus_uri") == self.settings.milvus_uri:
             require(path, "vectors", self.settings, inputs={"embeddings": embeddings_path(self.settings)})
+
+    def _check_interrupted_build(self) -> None:
+        """After a `build_stores` that never finished (killed), serve only if the two stores still agree."""
+        marker = building_marker_path(self.settings)
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return
+        if info.get("milvus_uri") != self.settings.milvus_uri:
+            return
+        check = verify_stores(self.store, self.catalog)
+        if not check.ok:
+            raise StoresOutOfStepError(
+                f"The stores build started {info.get('started')} (process {info.get('pid')}) did not finish and "
+                f"left the {check}. Re-run notebooks/04_vector_store.ipynb (or build_stores) to finish it.")
 
     # -- recommendations -------------------------------------------------------------------------------------
     def recommend(self, liked_movie_ids: Sequence[int], k: int = 10, genres: Sequence[str] | None = None,
@@ -345,7 +392,9 @@ class RecommendationEngine:
         if in_catalog:
             parts.append(f"movie id(s) {in_catalog} are in the catalog but have no embedding: the stores are out of "
                          "step, re-run notebooks/04_vector_store.ipynb")
-        raise RecommendError("; ".join(parts))
+        if unknown:
+            raise RecommendError("; ".join(parts))
+        raise StoresOutOfStepError(parts[0])  # the client asked for a real movie: the server's stores are at fault
 
     def _explain(self, top: list[tuple[int, float, int]], liked: list[int]) -> list[Recommendation]:
         rows = self.catalog.movies([m for m, _, _ in top] + liked)
@@ -369,11 +418,14 @@ class RecommendationEngine:
 
     # -- look-ups ---------------------------------------------------------------------------------------------
     def search_titles(self, query: str, limit: int = 10) -> list[dict]:
-        """Movies whose title contains `query` (case-insensitive), most rated first: {movie_id, title, year, genres}."""
+        """Movies whose title contains `query` (ignoring case and accents), most rated first: {movie_id, title, year, genres}."""
         if not isinstance(query, str):
             raise RecommendError(f"query must be text, got {query!r}")
         if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_K:
             raise RecommendError(f"limit must be a whole number from 1 to {MAX_K}, got {limit!r}")
+        if control_characters(query):
+            raise RecommendError(f"The query holds control characters {control_characters(query)[:5]} (such as "
+                                 "NUL): search with plain text.")
         if not query.strip():
             return []
         return [{key: r[key] for key in ("movie_id", "title", "year", "genres")}
@@ -390,13 +442,45 @@ class RecommendationEngine:
     def genres(self) -> list[str]:
         return self.catalog.genres()
 
-    def health(self) -> dict[str, bool]:
-        """Whether each store answers right now."""
+    def health(self) -> dict[str, Any]:
+        """Whether each store works right now and holds what the stores record says, from reads of the real
+        tables and collection (cheap at any size: movies are counted, never ratings):
+        {"ok", "stores": {"milvus", "catalog"}, "movies": {"milvus", "catalog", "record"}, "building",
+        "problems": [what is wrong, in which store, and what to do]}."""
+        problems: list[str] = []
+        counts: dict[str, int | None] = {"milvus": None, "catalog": None,
+                                         "record": recorded_movies(self.settings)}
         try:
-            milvus = self.store.exists()
-        except Exception:  # any client failure means "not healthy"; the caller only wants a yes/no
-            milvus = False
-        return {"milvus": bool(milvus), "catalog": self.catalog.ping()}
+            if self.store.lite and not Path(self.store.uri).exists():
+                raise VectorStoreError(f"The Milvus Lite file {self.store.uri} is gone: rebuild it with "
+                                       "notebooks/04_vector_store.ipynb, then restart the API or page.")
+            counts["milvus"] = self.store.count(consistency="Bounded")
+        except RecsysError as error:
+            problems.append(f"Milvus: {error}")
+        try:
+            counts["catalog"] = self.catalog.movie_count()
+        except RecsysError as error:
+            problems.append(f"catalog: {error}")
+        wrong = {name for name in ("milvus", "catalog") if counts[name] is None}
+        for name in ("milvus", "catalog"):
+            if counts[name] == 0:
+                wrong.add(name)
+                problems.append(f"{name}: holds no movies: run notebooks/04_vector_store.ipynb.")
+        milvus, catalog, record = counts["milvus"], counts["catalog"], counts["record"]
+        if milvus and catalog:
+            if record is not None:
+                for name, count in (("milvus", milvus), ("catalog", catalog)):
+                    if count != record:
+                        wrong.add(name)
+                        problems.append(f"{name}: holds {count:,} movies but the stores record says {record:,}: "
+                                        "it changed after notebook 04; re-run notebooks/04_vector_store.ipynb.")
+            elif milvus != catalog:
+                wrong.update(("milvus", "catalog"))
+                problems.append(f"Milvus holds {milvus:,} movies and the catalog {catalog:,}: re-run "
+                                "notebooks/04_vector_store.ipynb.")
+        stores = {name: name not in wrong for name in ("milvus", "catalog")}
+        return {"ok": not problems, "stores": stores, "movies": counts,
+                "building": building_marker_path(self.settings).exists(), "problems": problems}
 
     def close(self) -> None:
         """Release the Milvus client (and Milvus Lite's file lock) and the catalog's connection pool."""

@@ -1,12 +1,18 @@
 """Training PinSage (tqdm bar, per-epoch validation, best checkpoint, resume) and layer-wise inference.
 
+Each step with a softmax loss embeds every movie with the graph layers (`PinSage.embed_all`) and scores the
+batch's query vectors against all candidate vectors; with `loss="max_margin"` only the batch's neighbourhoods
+are embedded. The learning rate follows `TrainConfig.schedule` (warm-up + cosine over the whole run by default).
+
 Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `model.pt` (+ manifest, stage "model"): the best epoch's weights by validation HR@10, with its config;
 * `history.json` (+ manifest): one dict per epoch (epoch, loss, val_hr@10, val_ndcg@10, seconds, ...);
 * `train_state.pt`: the last epoch's model and optimizer, to resume an interrupted run.
 
 Every epoch starts from RNG seeds derived from `(RECSYS_SEED, epoch)`, so a run resumed after epoch n
-continues exactly as the uninterrupted run would have (same batches, same walks, same negatives).
+continues exactly as the uninterrupted run would have (same batches, same walks, same negatives). With a
+time budget the cosine schedule follows the elapsed time, so a resumed run is close to, not identical with,
+the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -39,8 +45,10 @@ SCHEDULES = ("cosine", "epoch_decay")
 
 @dataclass
 class TrainConfig:
-    """Everything that shapes a training run. The defaults are the best setting measured on ML-1M
-    (users 1-2999) within 10 minutes on 2 CPU cores (docs/benchmarks.md, section "PinSage training (stage 03)")."""
+    """Everything that shapes a training run. The defaults are the best setting measured on ML-1M (users 1-2999):
+    objective, scoring and schedule side by side at a fixed number of steps (docs/benchmarks.md, "PinSage against
+    what people watched next"), the neighbourhood settings within 10 minutes on 2 CPU cores ("PinSage training
+    (stage 03)")."""
 
     positives: str = "engagement"          # "engagement" (paper: next movie rated) or "random_walk" (DGL example)
     engagement_window: int = 1             # engagement: pair a movie with the next `window` movies rated

@@ -4,7 +4,7 @@ Where: `RECSYS_MILVUS_URI` (`settings.milvus_uri`). By default a Milvus Lite fil
 `<artifacts>/<dataset>/milvus.db`, embedded in this process; or a server such as the docker-compose one,
 `http://127.0.0.1:19530` (with `RECSYS_MILVUS_TOKEN` when it has authentication on).
 
-Collection `movies`: `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
+Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
 (0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter never matches 0),
 `genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
 
@@ -27,11 +27,19 @@ measured on milvus-server 2.3.5, which would make one recommendation cost 0.4-0.
 (`get`, `search`) use `"Session"`: a process sees its own writes at once (tests, notebook 04), and every
 process sees data that was flushed, as notebook 04 does before it finishes.
 
+Crash safety: readers use the alias `movies`. `VectorStore.ingest` builds a new physical collection
+`movies__<time>`, flushes, loads and verifies its count, and only then switches the alias to it and drops the old
+one; a kill or a failure before the switch leaves the old collection serving (the next ingestion drops the
+unfinished build). Milvus Lite and the server both support aliases. Every Milvus failure while serving becomes a
+`VectorStoreError` that says what to do (the API answers it with a 503); a collection that a restarted server has
+not loaded yet is loaded and the call retried once.
+
 Milvus Lite allows ONE process per `.db` folder (it takes a lock): close the client (`VectorStore.close`)
 before another notebook kernel opens the file, or point every process at a server.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -54,6 +62,7 @@ MAX_TITLE_BYTES = 1024
 MAX_GENRES = 32
 MAX_GENRE_BYTES = 64
 DEFAULT_BATCH_SIZE = 1_000
+CALL_TIMEOUT_SECONDS = 5.0  # a serving call to a server that stopped answering fails (a 503) instead of hanging
 SERVER_HINT = (
     "Start one with `docker compose up -d milvus` (docker-compose.yml) or `.venv/bin/milvus-server --data DIR`, "
     "or unset RECSYS_MILVUS_URI to use the embedded Milvus Lite file."
@@ -129,6 +138,25 @@ def _lock_holder_message(db_path: Path) -> str | None:
         os.close(fd)
 
 
+def _lite_open_error(db_path: Path, exc: Exception) -> VectorStoreError:
+    """Why Milvus Lite could not open `db_path`. The embedded server pymilvus started for this process may
+    still hold the file's lock after failing, so release it first; only a lock that some OTHER process holds
+    means "already open elsewhere". Anything else is the file itself (damaged), with Milvus' own reason."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    with contextlib.suppress(Exception):
+        server_manager_instance.release_server(str(db_path))
+    reason = _lock_holder_message(db_path)
+    if reason:
+        return VectorStoreError(reason)
+    cause = str(getattr(exc, "message", "") or exc).strip().splitlines()
+    return VectorStoreError(
+        f"Milvus Lite could not open {db_path}: {cause[0][:300] if cause else type(exc).__name__}. No other process "
+        "holds it, so the file is damaged or unreadable. Check the folder is writable; if it is, rebuild it: see "
+        "'When a store is damaged or stopped' in README.md (delete the folder and re-run "
+        "notebooks/04_vector_store.ipynb), or set RECSYS_MILVUS_URI to a server.")
+
+
 _CLIENTS: dict[tuple[int, str], Any] = {}  # (pid, uri) -> MilvusClient: one client per process and URI
 
 
@@ -148,11 +176,7 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
         client.list_collections()
     except MilvusException as exc:
         if lite:
-            reason = _lock_holder_message(Path(uri))
-            if reason:
-                raise VectorStoreError(reason) from exc
-            raise VectorStoreError(f"Could not open the Milvus Lite file {uri}: {exc}. Check the folder is "
-                                   "writable, or set RECSYS_MILVUS_URI to a server.") from exc
+            raise _lite_open_error(Path(uri), exc) from exc
         raise VectorStoreError(f"Cannot reach the Milvus server at {uri} ({exc}). {SERVER_HINT}") from exc
     _CLIENTS[key] = client
     return client
@@ -249,7 +273,10 @@ def _quiet_iterator_warning() -> None:
 
 
 class VectorStore:
-    """The `movies` collection at `settings.milvus_uri`: create, ingest (batched upsert), get, search."""
+    """The `movies` collection at `settings.milvus_uri`: create, ingest (build + alias switch), get, search.
+
+    Readers use the name `movies`, which is an alias of the physical collection `movies__<time>` that the
+    last completed ingestion built (a collection of that name from before aliases is treated the same way)."""
 
     def __init__(self, settings: Settings, collection: str = COLLECTION):
         self.uri = settings.milvus_uri
@@ -260,97 +287,168 @@ class VectorStore:
         if self.exists():  # a reopened collection must be loaded before get/search
             self.load()
 
+    def fault(self, exc: BaseException, action: str) -> VectorStoreError:
+        """A Milvus failure while `action` as a `VectorStoreError` that says what to do."""
+        text = str(getattr(exc, "message", "") or exc).strip()
+        reason = (text.splitlines()[0] if text else type(exc).__name__)[:300]
+        if self.lite and not Path(self.uri).exists():
+            return VectorStoreError(f"The Milvus Lite file {self.uri} is gone ({action}: {reason}): rebuild it with "
+                                    "notebooks/04_vector_store.ipynb, then restart the API or page.")
+        if self.lite:
+            return VectorStoreError(f"Milvus Lite at {self.uri} failed while {action} ({reason}). If it persists "
+                                    "the file is damaged: see 'When a store is damaged or stopped' in README.md.")
+        return VectorStoreError(f"The Milvus server at {self.uri} failed while {action} ({reason}). Check that it "
+                                f"is running; {SERVER_HINT}")
+
+    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`self.client.<method>(...)` within `CALL_TIMEOUT_SECONDS`, with a collection that is not loaded (a
+        restarted server) loaded and the call retried once, and every other failure a `VectorStoreError`."""
+        from pymilvus.exceptions import MilvusException
+
+        kwargs.setdefault("timeout", CALL_TIMEOUT_SECONDS)
+        for attempt in (1, 2):
+            try:
+                return getattr(self.client, method)(*args, **kwargs)
+            except MilvusException as exc:
+                if attempt == 1 and "not loaded" in str(exc).lower():
+                    with contextlib.suppress(MilvusException):
+                        self.load()
+                        continue
+                raise self.fault(exc, action) from exc
+            except VectorStoreError:
+                raise
+            except Exception as exc:  # grpc and connection errors below pymilvus
+                raise self.fault(exc, action) from exc
+        raise AssertionError("unreachable")
+
     # -- set-up -------------------------------------------------------------------------------------------
     def exists(self) -> bool:
-        return self.client.has_collection(self.collection)
+        return bool(self._call("looking for the collection", "has_collection", self.collection))
+
+    def physical(self) -> str | None:
+        """The physical collection `self.collection` names (itself when it is not an alias), or None."""
+        aliases = self._call("listing aliases", "list_aliases").get("aliases", [])
+        if self.collection in aliases:
+            return self._call("reading an alias", "describe_alias", self.collection)["collection_name"]
+        return self.collection if self.collection in self._call("listing collections", "list_collections") else None
 
     def dim(self) -> int | None:
         """The vector size of the existing collection, or None when there is none."""
         if not self.exists():
             return None
-        for field in self.client.describe_collection(self.collection)["fields"]:
+        for field in self._call("describing the collection", "describe_collection", self.collection)["fields"]:
             if field["name"] == "embedding":
                 return int(field["params"]["dim"])
         raise VectorStoreError(f"Collection {self.collection!r} at {self.uri} has no 'embedding' field: it was "
                                "not made by this project. Drop it or use another RECSYS_MILVUS_URI.")
 
-    def create(self, dim: int, n_rows: int, replace_other_dim: bool = False) -> IndexChoice:
-        """Create the collection with its index (a no-op when it exists with this `dim`) and load it.
-        An existing collection of another vector size is an error, or dropped first with `replace_other_dim`."""
+    def _create_physical(self, name: str, dim: int, index: IndexChoice) -> None:
         from pymilvus import DataType
 
-        index = choose_index(n_rows, self.lite)
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
+                                           description="MovieLens movies and their PinSage embeddings")
+        schema.add_field("movie_id", DataType.INT64, is_primary=True)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
+        schema.add_field("year", DataType.INT64)
+        schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
+                         max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
+        params = self.client.prepare_index_params()
+        params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
+                         params=index.build_params)
+        self.client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+
+    def _check_dim(self, dim: int, replace_other_dim: bool) -> None:
         existing = self.dim()
-        if existing is not None and existing != dim and replace_other_dim:
-            self.drop()
-            existing = None
-        if existing is not None and existing != dim:
+        if existing is not None and existing != dim and not replace_other_dim:
             raise VectorStoreError(
                 f"Collection {self.collection!r} at {self.uri} holds {existing}-d vectors but the embeddings are "
                 f"{dim}-d (the model changed). Nothing was changed; to replace it ingest with "
                 f"replace_other_dim=True (notebook 04 does) or call `VectorStore(settings).drop()` first.")
-        if existing is None:
-            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
-                                               description="MovieLens movies and their PinSage embeddings")
-            schema.add_field("movie_id", DataType.INT64, is_primary=True)
-            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
-            schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
-            schema.add_field("year", DataType.INT64)
-            schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
-                             max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
-            params = self.client.prepare_index_params()
-            params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
-                             params=index.build_params)
-            self.client.create_collection(self.collection, schema=schema, index_params=params,
-                                          consistency_level="Strong")
-        self.load()
-        self._index = self.index()
-        return self._index
 
     def index(self) -> IndexChoice:
         """The index the existing collection was built with."""
-        info = self.client.describe_index(self.collection, "embedding")
+        info = self._call("describing the index", "describe_index", self.collection, "embedding")
         build = {k: int(v) for k, v in info.items() if k in ("M", "efConstruction", "nlist")}
         return IndexChoice(info["index_type"], info["metric_type"], build, "as built")
 
     def load(self) -> None:
         """Load the collection into memory for search (needed again after reopening)."""
-        self.client.load_collection(self.collection)
+        self.client.load_collection(self.physical() or self.collection)
+
+    def _builds(self) -> list[str]:
+        """Physical collections that ingestions of `self.collection` made (the live one among them)."""
+        prefix = f"{self.collection}__"
+        return [n for n in self._call("listing collections", "list_collections") if n.startswith(prefix)]
 
     def drop(self) -> None:
-        if self.exists():
-            self.client.drop_collection(self.collection)
+        """Drop the collection: the alias, the collection it names and any unfinished builds."""
+        if self.collection in self._call("listing aliases", "list_aliases").get("aliases", []):
+            self.client.drop_alias(self.collection)
+        for name in self._builds() + ([self.collection] if self.client.has_collection(self.collection) else []):
+            self.client.drop_collection(name)
+        self._index = None
 
     # -- writing ------------------------------------------------------------------------------------------
     def ingest(self, movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame,
                batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
                replace_other_dim: bool = False) -> IngestReport:
-        """Upsert every movie (batched, with a progress bar), remove ids no longer embedded, flush, load and
-        check the count. All rows are validated before the first write, so bad input changes nothing.
-        `replace_other_dim`: a collection holding vectors of another size (an older model) is rebuilt."""
+        """Build the movies into a NEW collection (batched inserts, progress bar), flush, load, check its
+        count, and only then point the alias `self.collection` at it and drop the previous one. Readers see
+        the old collection until the switch and the new one after it, never a half-built one: a failure or a
+        kill leaves the old one serving (the unfinished build is dropped by the next ingestion). All rows are
+        validated before the first write. `replace_other_dim`: allow replacing vectors of another size."""
         from tqdm.auto import tqdm
 
         if batch_size < 1:
             raise VectorStoreError(f"batch_size must be at least 1, got {batch_size}")
         rows = movie_rows(movie_ids, vectors, movies)
+        dim = len(rows[0]["embedding"])
+        self._check_dim(dim, replace_other_dim)
         start = time.perf_counter()
-        index = self.create(len(rows[0]["embedding"]), len(rows), replace_other_dim=replace_other_dim)
-        with tqdm(total=len(rows), desc=f"upsert into {self.collection}", unit="movie", disable=not progress) as bar:
-            for first in range(0, len(rows), batch_size):
-                batch = rows[first:first + batch_size]
-                self.client.upsert(self.collection, batch)
-                bar.update(len(batch))
-        stale = np.setdiff1d(self.ids(), np.asarray(movie_ids, dtype=np.int64))
-        if len(stale):
-            self.client.delete(self.collection, ids=stale.tolist())
-        self.client.flush(self.collection)
-        self.load()
-        count = self.count()
-        seconds = time.perf_counter() - start
-        if count != len(rows):
-            raise VectorStoreError(f"After ingesting {len(rows)} movies the collection at {self.uri} holds {count}: "
-                                   "run the ingestion again; if it persists, drop the collection and re-ingest.")
-        return IngestReport(rows=len(rows), removed=len(stale), count=count, seconds=seconds, index=index)
+        previous = self.physical()
+        old_ids = self.ids() if previous else np.zeros(0, dtype=np.int64)
+        for debris in set(self._builds()) - {previous}:  # builds that never went live (a killed ingestion)
+            self.client.drop_collection(debris)
+        index = choose_index(len(rows), self.lite)
+        build = f"{self.collection}__{time.time_ns()}"
+        self._create_physical(build, dim, index)
+        try:
+            with tqdm(total=len(rows), desc=f"insert into {build}", unit="movie", disable=not progress) as bar:
+                for first in range(0, len(rows), batch_size):
+                    batch = rows[first:first + batch_size]
+                    self.client.insert(build, batch)
+                    bar.update(len(batch))
+            self.client.flush(build)
+            self.client.load_collection(build)
+            result = self.client.query(build, filter="", output_fields=["count(*)"], consistency_level="Strong")
+            count = int(result[0]["count(*)"])
+            if count != len(rows):
+                raise VectorStoreError(f"After inserting {len(rows)} movies the new collection at {self.uri} holds "
+                                       f"{count}: nothing was switched, the old collection still serves. Run the "
+                                       "ingestion again.")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.drop_collection(build)
+            raise
+        self._switch(build, previous)
+        self._index = index
+        removed = int(len(np.setdiff1d(old_ids, np.asarray(movie_ids, dtype=np.int64))))
+        return IngestReport(rows=len(rows), removed=removed, count=count,
+                            seconds=time.perf_counter() - start, index=index)
+
+    def _switch(self, build: str, previous: str | None) -> None:
+        """Point the alias at `build`, then drop `previous`."""
+        aliases = self._call("listing aliases", "list_aliases").get("aliases", [])
+        if self.collection in aliases:
+            self.client.alter_alias(build, self.collection)
+        else:
+            if previous == self.collection:  # a collection from before aliases: it must go to free the name
+                self.client.drop_collection(previous)
+                previous = None
+            self.client.create_alias(build, self.collection)
+        if previous and previous != build:
+            self.client.drop_collection(previous)
 
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
@@ -358,10 +456,11 @@ class VectorStore:
             raise VectorStoreError(f"No {self.collection!r} collection at {self.uri}: run "
                                    "notebooks/04_vector_store.ipynb (with this RECSYS_MILVUS_URI) first.")
 
-    def count(self) -> int:
+    def count(self, consistency: str = "Strong") -> int:
+        """Rows in the collection (`consistency="Bounded"` for a cheap check that may lag a fresh write)."""
         self._require()
-        result = self.client.query(self.collection, filter="", output_fields=["count(*)"],
-                                   consistency_level="Strong")
+        result = self._call("counting movies", "query", self.collection, filter="", output_fields=["count(*)"],
+                            consistency_level=consistency)
         return int(result[0]["count(*)"])
 
     def ids(self) -> np.ndarray:
@@ -373,13 +472,16 @@ class VectorStore:
         self._require()
         _quiet_iterator_warning()
         found: list[dict[str, Any]] = []
-        iterator = self.client.query_iterator(self.collection, batch_size=5_000, filter="movie_id >= 0",
-                                              output_fields=list(fields))
+        iterator = self._call("reading every movie", "query_iterator", self.collection, batch_size=5_000,
+                              filter="movie_id >= 0", output_fields=list(fields))
         try:
             while batch := iterator.next():
                 found.extend({f: row[f] for f in fields} for row in batch)
+        except Exception as exc:
+            raise self.fault(exc, "reading every movie") from exc
         finally:
-            iterator.close()
+            with contextlib.suppress(Exception):
+                iterator.close()
         frame = pd.DataFrame(found, columns=list(fields))
         if "genres" in frame:
             frame["genres"] = frame["genres"].map(list)
@@ -393,8 +495,8 @@ class VectorStore:
         if not movie_ids:
             return {}
         fields = ["movie_id", "title", "year", "genres"] + (["embedding"] if with_vectors else [])
-        rows = self.client.get(self.collection, ids=[int(i) for i in movie_ids], output_fields=fields,
-                               consistency_level=SERVING_CONSISTENCY)
+        rows = self._call("fetching movies by id", "get", self.collection, ids=[int(i) for i in movie_ids],
+                          output_fields=fields, consistency_level=SERVING_CONSISTENCY)
         out = {}
         for row in rows:
             row = dict(row)
@@ -414,10 +516,9 @@ class VectorStore:
         if self._index is None:
             self._index = self.index()
         expr = filter_expression(genres, years, exclude_ids)
-        result = self.client.search(self.collection, data=queries.tolist(), limit=int(limit), filter=expr,
-                                    output_fields=["embedding"] if with_vectors else ["movie_id"],
-                                    search_params=self._index.search_params(limit),
-                                    consistency_level=SERVING_CONSISTENCY)
+        result = self._call("searching", "search", self.collection, data=queries.tolist(), limit=int(limit),
+                            filter=expr, output_fields=["embedding"] if with_vectors else ["movie_id"],
+                            search_params=self._index.search_params(limit), consistency_level=SERVING_CONSISTENCY)
         return [[Hit(int(hit.id), float(hit.distance),
                      np.asarray(hit["entity"]["embedding"], dtype=np.float32) if with_vectors else None)
                  for hit in hits] for hits in result]

@@ -10,6 +10,8 @@ export RECSYS_ARTIFACTS="${RECSYS_TEST_ARTIFACTS:-$PWD/.test-artifacts}"
 export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
 unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL
 rm -rf "$RECSYS_ARTIFACTS"
-# unit tests in parallel, then the notebooks in order (each one builds on the artifacts of the one before)
-.venv/bin/python -m pytest -n 2 --dist loadfile -rs tests "$@"
+# unit tests in parallel; then, alone, the fault matrix (marker `faults`: it stops servers, breaks files and kills
+# processes, so nothing may run beside it); then the notebooks in order (each builds on the one before)
+.venv/bin/python -m pytest -n 2 --dist loadfile -rs -m "not faults" tests "$@"
+.venv/bin/python -m pytest -rs -m faults tests "$@"
 .venv/bin/python -m pytest --nbval-lax -p no:randomly notebooks

@@ -75,10 +75,13 @@ def ids(client) -> dict[str, int]:
     return found
 
 
-def test_health_says_both_stores_answer(client):
+def test_health_says_both_stores_answer(client, sample_ml):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True}}
+    n = len(sample_ml.movies)
+    assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True},
+                               "movies": {"milvus": n, "catalog": n, "record": n}, "building": False,
+                               "problems": []}
 
 
 def test_openapi_docs_are_served(client):
@@ -211,3 +214,78 @@ def test_a_store_that_stops_answering_gives_a_503(sample_ml, tmp_path):
         assert response.status_code == 503 and "04_vector_store" in response.json()["detail"]
     finally:
         stop(server)
+
+
+# -- the hostile-input table (issue 13): every case must get a clear 4xx, a short body, and keep the server up --
+BIG = 2**63
+HOSTILE_INPUT = [
+    # (case, method, path, request kwargs, status, fragment of the body)
+    ("NaN k", "POST", "/recommend", {"content": b'{"liked": [1], "k": NaN}'}, 422, "finite"),
+    ("Infinity in liked", "POST", "/recommend", {"content": b'{"liked": [Infinity]}'}, 422, "finite"),
+    ("-Infinity year", "POST", "/recommend", {"content": b'{"liked": [1], "year_min": -Infinity}'}, 422, "finite"),
+    ("1e999 k", "POST", "/recommend", {"content": b'{"liked": [1], "k": 1e999}'}, 422, "finite"),
+    ("id 2**63 in body", "POST", "/recommend", {"json": {"liked": [BIG]}}, 422, "less than or equal to"),
+    ("id 10**23 in body", "POST", "/recommend", {"json": {"liked": [10**23]}}, 422, "less than or equal to"),
+    ("id 2**63 in path", "GET", f"/movies/{BIG}", {}, 422, "less than or equal to"),
+    ("id 10**30 in path", "GET", f"/movies/{10**30}", {}, 422, "less than or equal to"),
+    ("id 2**63-1 in path", "GET", f"/movies/{BIG - 1}", {}, 404, "No movie with id"),
+    ("negative id in path", "GET", "/movies/-1", {}, 422, "greater than or equal to 1"),
+    ("body over 64 KB", "POST", "/recommend", {"content": b'{"liked": [' + b"1, " * 40_000 + b'1]}'}, 413, "64 KB"),
+    ("streamed body over 64 KB", "POST", "/recommend",
+     {"content": iter([b'{"liked": [' + b"1, " * 20_000] * 3 + [b'1]}'])}, 413, "64 KB"),
+    ("10,000 ids", "POST", "/recommend", {"json": {"liked": list(range(1, 10_001))}}, 422, f"at most {MAX_LIKED}"),
+    ("60 KB string", "POST", "/recommend", {"json": {"liked": [1], "genres": ["x" * 60_000]}}, 422, "at most 40"),
+    ("NUL in q", "GET", "/movies?q=god%00father", {}, 422, "control characters"),
+    ("only NUL in q", "GET", "/movies?q=%00", {}, 422, "control characters"),
+    ("escape in q", "GET", "/movies?q=a%1bb", {}, 422, "control characters"),
+    ("k a float", "POST", "/recommend", {"json": {"liked": [1], "k": 2.0}}, 422, "valid integer"),
+    ("k a string", "POST", "/recommend", {"json": {"liked": [1], "k": "ten"}}, 422, "valid integer"),
+    ("liked of strings", "POST", "/recommend", {"json": {"liked": ["1"]}}, 422, "valid integer"),
+    ("liked of booleans", "POST", "/recommend", {"json": {"liked": [True]}}, 422, "valid integer"),
+    ("liked null", "POST", "/recommend", {"json": {"liked": None}}, 422, "valid list"),
+    ("body a list", "POST", "/recommend", {"json": [1, 2]}, 422, "valid dictionary"),
+    ("unknown id", "POST", "/recommend", {"json": {"liked": [987654321]}}, 422, "unknown movie id"),
+    ("SQL in genres", "POST", "/recommend", {"json": {"liked": [1], "genres": ["' OR 1=1 --"]}}, 422, "Unknown genre"),
+    ("markup in q", "GET", "/movies?q=%3Cscript%3Ealert(1)%3C/script%3E", {}, 200, "[]"),
+    ("SQL in q", "GET", "/movies?q=%27%3B%20DROP%20TABLE%20movies%3B%20--", {}, 200, "[]"),
+    ("% and _ in q", "GET", "/movies?q=_%25_", {}, 200, "[]"),
+    ("q 201 characters", "GET", "/movies?q=" + "y" * 201, {}, 422, "at most 200 characters"),
+    ("limit 0", "GET", "/movies?q=golden&limit=0", {}, 422, "greater than or equal to 1"),
+    ("limit NaN", "GET", "/movies?q=golden&limit=NaN", {}, 422, "valid integer"),
+    ("accents ignored", "GET", "/movies?q=MISERABLES", {}, 200, "Misérables"),
+    ("accents in the query", "GET", "/movies?q=mis%C3%A9r", {}, 200, "Misérables"),
+    ("malformed JSON", "POST", "/recommend", {"content": b'{"liked": [1, 2'}, 422, "JSON decode error"),
+]
+
+
+@pytest.mark.parametrize("case, method, path, kwargs, status, fragment", HOSTILE_INPUT,
+                         ids=[row[0] for row in HOSTILE_INPUT])
+def test_hostile_input_table(client, case, method, path, kwargs, status, fragment):
+    """Each row of the README's hostile-input table (< 1 s each)."""
+    headers = {"content-type": "application/json"} if method == "POST" else {}
+    response = client.request(method, path, headers=headers, **kwargs)
+    assert response.status_code == status, response.text[:500]
+    assert fragment in response.text
+    assert len(response.content) < 4_000, f"{case}: a {len(response.content):,}-byte answer echoes the input"
+    assert client.get("/health").status_code == 200  # the server is still up and answering
+
+
+
+def test_fault_log_writes_one_line_per_kind_per_10_s(caplog):
+    """The rate limit on store-fault log lines, on a fake clock (< 1 s)."""
+    import logging
+
+    from helpers.api import FaultLog
+
+    now = [0.0]
+    faults = FaultLog(logging.getLogger("test.faults"), every=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.ERROR, logger="test.faults"):
+        for second in range(30):  # 100 faults a second of one kind, one of another, for 30 s
+            now[0] = float(second)
+            for _ in range(100):
+                faults.record("milvus:VectorStoreError", "down")
+            faults.record("catalog:CatalogError", "gone")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if line.startswith("milvus:")]) == 3  # at 0, 10 and 20 s
+    assert len([line for line in lines if line.startswith("catalog:")]) == 3
+    assert "(and 999 more like it in the last 10 s)" in lines[2]

@@ -154,3 +154,85 @@ def test_mysql_unknown_database_says_how_to_create_it(mysql_url) -> None:
     with pytest.raises(CatalogError, match="CREATE DATABASE recsys_no_such_db CHARACTER SET utf8mb4"):
         catalog.create()
     catalog.close()
+
+
+# -- issue 13: replace, never add; one search on both backends; hostile titles -----------------------------
+SEARCH_TITLES = ["Misérables, Les", "Misery", "Amélie", "Straße der Liebe", "ÉCOLE", "God Father, The"]
+SEARCHES = {"miserables": ["Misérables, Les"], "MISÉR": ["Misérables, Les", "Misery"], "amelie": ["Amélie"],
+            "AMÉLIE": ["Amélie"], "strasse": ["Straße der Liebe"], "école": ["ÉCOLE"], "ecole": ["ÉCOLE"],
+            "god father": ["God Father, The"], "godfather": []}
+
+
+def search_ml():
+    n = len(SEARCH_TITLES)
+    movies = pd.DataFrame({"movie_id": np.arange(1, n + 1, dtype=np.int64), "title": SEARCH_TITLES,
+                           "year": pd.array([1990] * n, dtype="Int64"), "genres": [["Drama"]] * n})
+    ratings = pd.DataFrame({"user_id": np.arange(1, n + 1, dtype=np.int64), "movie_id": movies["movie_id"],
+                            "rating": np.full(n, 4.0, dtype=np.float32), "timestamp": np.ones(n, dtype=np.int64)})
+    return SimpleNamespace(name="search", movies=movies, ratings=ratings, users=None)
+
+
+def check_search_and_replace(catalog: Catalog) -> None:
+    catalog.ingest(search_ml(), progress=False)
+    for query, expected in SEARCHES.items():
+        assert sorted(m["title"] for m in catalog.search_titles(query)) == sorted(expected), query
+    ml = small_ml()
+    catalog.ingest(ml, progress=False)
+    fewer = replace_frame(ml, ratings=ml.ratings.iloc[:2])
+    catalog.ingest(fewer, progress=False)
+    assert catalog.counts() == {"movies": 3, "movie_genres": 3, "users": 2, "ratings": 2}  # replaced, not added to
+    assert catalog.movie(2)["n_ratings"] == 0 and catalog.movie(1)["n_ratings"] == 1
+    for empty in (replace_frame(ml, ratings=ml.ratings.iloc[:0]), replace_frame(ml, movies=ml.movies.iloc[:0])):
+        with pytest.raises(CatalogError, match="is empty"):
+            catalog.ingest(empty, progress=False)
+    nul = replace_frame(ml, movies=ml.movies.assign(title=["ok", "God\x00father", "ok too"]))
+    with pytest.raises(CatalogError, match="control characters.*U\\+0000"):
+        catalog.ingest(nul, progress=False)
+    nan = replace_frame(ml, ratings=ml.ratings.assign(rating=[5.0, np.nan, 4.0, 2.0]))
+    with pytest.raises(CatalogError, match="NaN"):
+        catalog.ingest(nan, progress=False)
+    assert catalog.counts()["ratings"] == 2  # none of the bad inputs changed anything
+    assert [t for t in catalog.engine.dialect.get_table_names(catalog.engine.connect())
+            if t.endswith(("__new", "__old"))] == []
+
+
+def test_sqlite_search_folds_accents_and_ingest_replaces(sqlite_catalog) -> None:
+    """Issue 13 (#7, #8): ratings were added to, and 'miserables' missed 'Misérables' on SQLite (< 2 s)."""
+    check_search_and_replace(sqlite_catalog)
+
+
+@pytest.mark.real_server
+def test_mysql_search_folds_accents_and_ingest_replaces(mysql_catalog) -> None:
+    """The same searches give the same movies on MariaDB/MySQL (< 3 s)."""
+    check_search_and_replace(mysql_catalog)
+
+
+def test_bulk_insert_takes_column_arrays(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from helpers.catalog import bulk_insert, ratings_table
+
+    catalog = Catalog(url=f"sqlite:///{tmp_path / 'bulk.sqlite'}")
+    catalog.create()
+    n = 25_000
+    with catalog.engine.begin() as conn:
+        inserted = bulk_insert(conn, ratings_table, {"user_id": np.arange(n), "movie_id": np.ones(n, dtype=np.int64),
+                                                     "rating": np.full(n, 3.5), "timestamp": np.zeros(n, dtype=int)},
+                               chunk_rows=10_000)
+    assert inserted == n and catalog.counts()["ratings"] == n
+    with catalog.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.sum(ratings_table.c.rating))).scalar() == 3.5 * n
+    catalog.close()
+
+
+def test_a_deleted_sqlite_catalog_is_not_recreated_empty(tmp_path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    catalog = Catalog(url=f"sqlite:///{path}")
+    catalog.ingest(small_ml(), progress=False)
+    path.unlink()
+    with pytest.raises(CatalogError, match="is gone.*04_vector_store"):
+        catalog.movie_count()
+    catalog.close()
+    with pytest.raises(CatalogError, match="is gone"):
+        Catalog(url=f"sqlite:///{path}").movie(1)
+    assert not path.exists()

@@ -187,6 +187,32 @@ def test_malformed_csv_and_bad_utf8(tmp_path: Path) -> None:
         load_movielens("ml-25m", folder)
 
 
+@pytest.mark.parametrize("ratings, problem", [
+    ("", "ratings.csv holds no rows (only its header line)"),
+    ("userId,movieId,rating,timestamp\n", "ratings.csv holds no rows (only its header line)"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,99999999999999999999999,4.5,1\n",
+     "ratings.csv: line 3: movie_id '99999999999999999999999' is not valid: out of range"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n0,2,4.5,1\n", "ratings.csv: line 3: user_id '0'"),
+    ("userId,movieId,rating,timestamp\n1,1,nan,964982703\n", "ratings.csv: line 2: rating 'nan' is not valid"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,inf,1\n", "line 3: rating 'inf'"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,7,1\n", "line 3: rating '7'"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,-5\n", "line 2: timestamp '-5'"),
+])
+def test_empty_and_implausible_files_name_file_and_line(tmp_path: Path, ratings: str, problem: str) -> None:
+    """Issue 13 (#7, #9): these loaded as 0 ratings or failed with a bare OverflowError / a pandas message (< 1 s)."""
+    folder = write_csv_dataset(tmp_path / "ml-25m")
+    (folder / "ratings.csv").write_text(ratings, encoding="utf-8")
+    with pytest.raises(MalformedFileError) as info:
+        load_movielens("ml-25m", folder)
+    assert problem in str(info.value) and "ratings.csv" in str(info.value)
+
+
+def test_an_empty_dat_file_is_an_error(tmp_path: Path) -> None:
+    folder = write_ml1m(tmp_path / "ml-1m", ratings="\n")
+    with pytest.raises(MalformedFileError, match=r"ratings.dat holds no rows \(it is empty\)"):
+        load_movielens("ml-1m", folder)
+
+
 def test_ratings_must_point_at_known_movies(tmp_path: Path) -> None:
     folder = write_ml1m(tmp_path / "ml-1m", ratings="1::10::5::978300760\n1::99::3::978302109\n")
     with pytest.raises(MalformedFileError, match=r"1 rated movie ids are not in the movie file, e.g. \[99\]"):

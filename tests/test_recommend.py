@@ -131,7 +131,9 @@ def test_lookups(engine, sample_ml) -> None:
     assert set(found[0]) == {"movie_id", "title", "year", "genres"}
     assert engine.search_titles("  ") == []
     assert engine.genres() == sample_ml.genres
-    assert engine.health() == {"milvus": True, "catalog": True}
+    n = len(sample_ml.movies)
+    assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
+                               "movies": {"milvus": n, "catalog": n, "record": n}, "problems": []}
 
 
 def test_unknown_combine_is_refused(stores_settings) -> None:
@@ -159,8 +161,14 @@ def test_out_of_step_stores_are_detected(own_stores, sample_ml) -> None:
     with pytest.raises(StoresOutOfStepError, match=f"only in the catalog \\[{dropped}\\].*04_vector_store"):
         check.raise_if_out_of_step()
     with RecommendationEngine(own_stores) as engine:
-        with pytest.raises(RecommendError, match=f"\\[{dropped}\\] are in the catalog but have no embedding"):
+        # a server-side fault (a 503 in the API), not bad input
+        with pytest.raises(StoresOutOfStepError, match=f"\\[{dropped}\\] are in the catalog but have no embedding"):
             engine.recommend([dropped])
+        health = engine.health()
+        n = len(sample_ml.movies)
+        assert not health["ok"] and health["stores"] == {"milvus": False, "catalog": True}
+        assert health["movies"] == {"milvus": n - 1, "catalog": n, "record": n}
+        assert "milvus: holds" in health["problems"][0] and "04_vector_store" in health["problems"][0]
 
 
 def test_stale_embeddings_are_refused_until_notebook_04_reruns(own_stores, sample_ml) -> None:
@@ -200,5 +208,7 @@ def test_engine_on_milvus_server_and_mysql_equals_brute_force(tmp_path, sample_m
     with RecommendationEngine(settings) as engine:
         check_engine_equals_brute_force(engine, settings, sample_ml.movies)
         assert engine.recommend([], k=3)[0].source == "popular"
-        assert engine.health() == {"milvus": True, "catalog": True}
+        n = len(sample_ml.movies)
+        assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
+                                   "movies": {"milvus": n, "catalog": n, "record": n}, "problems": []}
     VectorStore(settings).drop()

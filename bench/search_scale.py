@@ -1,0 +1,73 @@
+"""Prepare stores for measuring title search at scale (issue 13, docs/benchmarks.md), then run bench/api_load.py on them.
+
+ML-1M as it is, or ML-1M's catalog grown to `--titles` titles (87,585 = ML-32M's catalog size): copy k of every
+movie gets the id `id + 4000 k` and the title "<title> <k>" (same year and genres); the ratings stay those of the
+real movies, so popularity ordering and the real ratings table are unchanged. The movie vectors are stand-ins
+(seeded random unit vectors): title search never reads them, and the recommend part of the load only needs some.
+
+    .venv/bin/python bench/search_scale.py --data-dir ../shared/movielens/ml-1m --titles 87585 --out /tmp/scale87k
+    # prints the RECSYS_* variables to run bench/api_load.py against those stores
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+ID_STRIDE = 4_000  # above ML-1M's largest movie id (3,952)
+
+
+def grow_catalog(source: Path, target: Path, titles: int) -> Path:
+    """Write an ML-1M-format folder whose movies.dat holds `titles` titles (see the module docstring)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("ratings.dat", "users.dat"):
+        shutil.copyfile(source / name, target / name)
+    lines = (source / "movies.dat").read_text(encoding="latin-1").splitlines()
+    out, copy = [], 0
+    while len(out) < titles:
+        for line in lines:
+            if len(out) == titles:
+                break
+            movie_id, title, genres = line.split("::")
+            if copy:
+                name, _, year = title.rpartition(" (")
+                title = f"{name} {copy} ({year}"
+            out.append(f"{int(movie_id) + ID_STRIDE * copy}::{title}::{genres}")
+        copy += 1
+    (target / "movies.dat").write_bytes(("\n".join(out) + "\n").encode("latin-1"))
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="an ML-1M folder (ratings.dat, movies.dat, users.dat)")
+    parser.add_argument("--titles", type=int, default=0, help="grow the catalog to this many titles (0: as it is)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the data copy and the artifacts")
+    parser.add_argument("--dim", type=int, default=32)
+    args = parser.parse_args()
+
+    from helpers.config import get_settings
+    from helpers.data import load_dataset
+    from helpers.embeddings import save_movie_embeddings
+    from helpers.recommend import build_stores
+
+    data_dir = grow_catalog(args.data_dir, args.out / "data", args.titles) if args.titles else args.data_dir
+    env = {"RECSYS_DATASET": "ml-1m", "RECSYS_DATA_DIR": str(data_dir.resolve()),
+           "RECSYS_ARTIFACTS": str((args.out / "artifacts").resolve()), "RECSYS_CACHE": str((args.out / "cache").resolve())}
+    settings = get_settings(env)
+    ml = load_dataset(settings)
+    vectors = np.random.default_rng(0).normal(size=(len(ml.movies), args.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    save_movie_embeddings(settings, ml.movies["movie_id"].to_numpy(dtype=np.int64), vectors)
+    start = time.perf_counter()
+    report = build_stores(settings, ml=ml, progress=False)
+    print(f"{len(ml.movies):,} titles, {len(ml.ratings):,} ratings: stores built in {time.perf_counter() - start:.1f} s "
+          f"({report.check})")
+    print(" ".join(f"{k}={v}" for k, v in env.items()))
+
+
+if __name__ == "__main__":
+    main()
