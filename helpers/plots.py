@@ -194,19 +194,27 @@ def plot_degree_distributions(gd, ml: MovieLens) -> Figure:
 
 
 # -- notebook 03: PinSage training -----------------------------------------------------------------
-def plot_training_history(history: list[dict], label: str, baselines: dict[str, float] | None = None) -> Figure:
-    """Per epoch: the training loss, and validation HR@10 (protocol a: latest movie) with `baselines`
-    (name -> validation HR@10) as dashed lines. `label` names the dataset (`dataset_label`)."""
+_BASELINE_STYLES = (("--", "tab:gray"), (":", "tab:brown"), ("-.", "tab:olive"), ((0, (5, 5)), "tab:cyan"),
+                    ((0, (3, 1, 1, 1)), "tab:pink"), ((0, (1, 3)), "tab:purple"), ("--", "black"))
+
+
+def plot_training_history(history: list[dict], label: str, baselines: dict[str, float] | None = None,
+                          loss_name: str = "training") -> Figure:
+    """Per epoch: the mean training loss (`loss_name`, e.g. "softmax"), and validation HR@10 (protocol a: latest
+    movie) with `baselines` (name -> validation HR@10, up to 7) as horizontal lines. `label` names the dataset
+    (`dataset_label`)."""
+    if len(baselines or {}) > len(_BASELINE_STYLES):
+        raise ValueError(f"{len(baselines)} baselines: the plot tells at most {len(_BASELINE_STYLES)} apart")
     fig, (loss_ax, hr_ax) = _figure(ncols=2, width=11)
     epochs = [h["epoch"] for h in history]
     loss_ax.plot(epochs, [h["loss"] for h in history], marker="o")
-    loss_ax.set(xlabel="epoch", ylabel="mean max-margin loss", title="Training loss")
+    loss_ax.set(xlabel="epoch", ylabel=f"mean {loss_name} loss", title="Training loss")
     hr_ax.plot(epochs, [h["val_hr@10"] for h in history], marker="o", label="PinSage")
     best = max(history, key=lambda h: h["val_hr@10"])
     hr_ax.scatter([best["epoch"]], [best["val_hr@10"]], s=120, facecolors="none", edgecolors="black",
                   label=f"best epoch ({best['epoch']})", zorder=3)
-    for (name, value), style in zip((baselines or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
-        hr_ax.axhline(value, linestyle=style, color="grey", label=name)
+    for (name, value), (style, colour) in zip((baselines or {}).items(), _BASELINE_STYLES):
+        hr_ax.axhline(value, linestyle=style, color=colour, label=name)
     hr_ax.set(xlabel="epoch", ylabel="HR@10", title="Validation HR@10 (query: latest training movie)")
     hr_ax.legend(fontsize="small")
     fig.suptitle(f"PinSage training: {label}")
@@ -246,4 +254,94 @@ def plot_embedding_map(vectors: np.ndarray, gd, label: str, method: str = "pca",
     ax.legend(markerscale=2, fontsize="small", loc="best")
     ax.set_title(f"PinSage movie embeddings ({method.upper()}, {len(rated):,} rated movies, colour = most specific "
                  f"genre): {label}")
+    return fig
+
+
+def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie_title: str, label: str,
+                          walks: int, hidden: int = 64, layers: int = 2, loss: str = "softmax") -> Figure:
+    """PinSage from walks to loss, left to right, for one movie: (1) random walks, (2) the neighbourhood they
+    give (`hood` from `helpers.sampling.neighbourhood_table`, its rows titled `neighbour_titles`), (3) the
+    `layers` convolutions, (4) the movie's vector, (5) the loss. `label` names the dataset."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if len(neighbour_titles) != len(hood):
+        raise ValueError(f"{len(neighbour_titles)} titles for {len(hood)} neighbours: give one title per row of hood")
+    if hood.empty:
+        raise ValueError("hood has no neighbours: the movie has no training ratings; pick a rated movie")
+    fig, ax = _figure(width=14, height=5.6)
+    ax.set(xlim=(0, 100), ylim=(0, 60))
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, colour: str, title: str) -> None:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="grey",
+                                    linewidth=1))
+        ax.text(x + w / 2, y + h - 1.5, title, ha="center", va="top", fontsize=10, fontweight="bold")
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, width: float = 1.2, colour: str = "black") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, linewidth=width,
+                                     color=colour))
+
+    short = [t if len(t) <= 26 else t[:24] + "…" for t in [movie_title, *neighbour_titles]]
+    # (1) random walks: movie -> user -> movie, drawn for the three most visited neighbours
+    box(0.5, 4, 19, 50, "#eaf2fb", "1. random walks")
+    ax.scatter([3.5], [29], s=260, marker="*", color="tab:red", zorder=3)
+    ax.text(3.5, 25, short[0], fontsize=8, ha="left", va="top", rotation=0)
+    shown = min(3, len(hood))
+    for i in range(shown):
+        y = 43 - 14 * i
+        ax.scatter([10], [y], s=90, color="tab:blue", zorder=3)
+        ax.scatter([17], [y], s=90, marker="s", color="tab:orange", zorder=3)
+        arrow(4.2, 29, 9.4, y, 0.8, "grey")
+        arrow(10.6, y, 16.4, y, 0.8, "grey")
+        ax.text(17, y - 2.5, f"{int(hood['visits'].iloc[i])} visits", fontsize=7, ha="center", va="top")
+    ax.text(10, 47.5, "user", fontsize=8, ha="center", color="tab:blue")
+    ax.text(17, 47.5, "movie", fontsize=8, ha="center", color="tab:orange")
+    ax.text(10, 7.5, f"{walks:,} walks movie → user → movie,\nrestarting now and then", fontsize=8, ha="center")
+    arrow(20.3, 29, 22.2, 29)
+
+    # (2) the neighbourhood: the most visited movies, their visits as importance weights
+    box(22.8, 4, 22, 50, "#fdf1e4", "2. neighbourhood")
+    importance = hood["importance"].to_numpy()
+    top = len(hood)
+    for i, (title, weight) in enumerate(zip(short[1:], importance, strict=True)):
+        y = 46 - i * min(7.0, 38.0 / top)
+        ax.barh(y, 9 * weight / importance.max(), left=24, height=2.4, color="tab:orange", alpha=0.8)
+        ax.text(24, y + 1.6, title, fontsize=7.5, va="bottom")
+        ax.text(24.2 + 9 * weight / importance.max(), y, f"α = {weight:.2f}", fontsize=7.5, va="center")
+    ax.text(33.8, 7.5, f"the {top} most visited movies;\nweight α = share of the visits", fontsize=8, ha="center")
+    arrow(45.6, 29, 47.5, 29)
+
+    # (3) the convolutions: layer 1 runs on the neighbours (from their own neighbours), the last on the movie
+    box(48.1, 4, 19, 50, "#eef7ee", f"3. {layers} PinSage layers")
+    names = [f"layer {l + 1}: " + ("neighbours' neighbours\n→ neighbours" if l < layers - 1 else "neighbours → movie")
+             for l in range(layers)]
+    for l, name in enumerate(names):
+        y = 14 + (layers - 1 - l) * (30 / max(layers, 1)) if layers > 1 else 24
+        ax.add_patch(FancyBboxPatch((50, y), 15, 10, boxstyle="round,pad=0.3", facecolor="white", edgecolor="tab:green"))
+        ax.text(57.5, y + 7.2, name, fontsize=7.5, ha="center", va="center")
+        ax.text(57.5, y + 2.2, r"$\mathrm{ReLU}(W[n_v \Vert h_v])\,/\,\Vert\cdot\Vert$", fontsize=7.5, ha="center",
+                va="center")
+    for l in range(layers - 1):
+        y = 14 + (layers - 1 - l) * (30 / layers)
+        arrow(57.5, y - 0.4, 57.5, y - (30 / layers) + 10.6, 1.0, "tab:green")
+    ax.text(57.6, 7.5, "pool neighbours weighted by α,\nconcatenate with the movie itself", fontsize=8, ha="center")
+    arrow(68, 29, 70, 29)
+
+    # (4) the vector
+    box(70.6, 4, 11, 50, "#f3effa", "4. vector")
+    cells = np.linspace(46, 19, 12)
+    for y in cells:
+        ax.add_patch(FancyBboxPatch((74.5, y), 3, 2.1, boxstyle="square,pad=0", facecolor="tab:purple", alpha=0.35,
+                                    edgecolor="white"))
+    ax.text(76, 11, f"$e_v$: {hidden} numbers,\nfeatures + layers,\nunit length; query $q$\nand candidate $c$ from it",
+            fontsize=8, ha="center", va="center")
+    arrow(82.4, 29, 84.2, 29)
+
+    # (5) the loss
+    box(84.8, 4, 14.7, 50, "#fbeaea", "5. loss")
+    ax.text(92.1, 44, "pair (movie, next movie)\nscore $s = q \\cdot c$", fontsize=8, ha="center", va="top")
+    ax.text(92.1, 32, "the next movie must\noutscore the negatives\n(other movies)", fontsize=8, ha="center",
+            va="top")
+    ax.text(92.1, 16, f"loss: {loss}", fontsize=9, ha="center", va="center", fontweight="bold")
+    ax.set_title(f"PinSage, from random walks to the loss, for {movie_title}: {label}")
     return fig

@@ -1,4 +1,5 @@
 """Notebook 03's stage end to end on the sample: real loader, real graph, brief training, evaluation.
+Cost: about 20 s (one 3-epoch training run on the sample, shared by the tests; the rest is instant).
 
 The sample is built so that the next movie follows from the last one (users watch a series' parts in
 order, within their taste group); popularity cannot see that, a graph model can. On 600 users the standard
@@ -11,14 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers.config import get_settings
 from helpers.data import load_dataset
 from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
 from helpers.evaluate import PopularityBaseline, evaluate_scores, query_candidate_scorer
 from helpers.graph import build_graph, graph_path, save_graph
-from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, infer_movie_vectors, train_pinsage,
-                           validation_metrics)
+from helpers.model import WeightedSAGELayer
+from helpers.sampling import Hop, neighbourhood_table
+from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, infer_movie_vectors, showcase_movie_ids,
+                           train_pinsage, validation_metrics)
 
 MARGIN = 0.15
 LEARNED_MARGIN = 0.1
@@ -62,6 +66,25 @@ def test_training_learns_over_the_untrained_model(trained):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 
 
+def test_layer_equations_of_notebook_03_match_the_library():
+    """The equations notebook 03 writes for a PinSage layer, with plain tensors, on two movies with uneven
+    neighbourhoods (one neighbour shared), equal `WeightedSAGELayer`'s output. Instant."""
+    torch.manual_seed(3)
+    dim = 5
+    h = torch.randn(6, dim)  # rows 0-1: the two movies; rows 2-5: neighbours
+    src, dst = torch.tensor([2, 3, 4, 4, 5]), torch.tensor([0, 0, 0, 1, 1])
+    alpha = torch.tensor([3.0, 1.0, 2.0, 4.0, 1.0])
+    layer = WeightedSAGELayer(dim)
+    with torch.no_grad():
+        library = layer(Hop(src, dst, alpha, num_dst=2), h, h[:2])
+        for v in (0, 1):
+            mine = dst == v
+            messages = F.relu(h[src[mine]] @ layer.Q.weight.T + layer.Q.bias)
+            n_v = (alpha[mine, None] * messages).sum(0) / alpha[mine].sum()
+            z_v = F.relu(layer.W.weight @ torch.cat([n_v, h[v]]) + layer.W.bias)
+            assert torch.allclose(z_v / z_v.norm(), library[v], atol=1e-6)
+
+
 def test_embeddings_artifact_round_trip(trained):
     settings, gd, result = trained
     vectors = infer_movie_vectors(result.model, gd, seed=settings.seed)
@@ -97,10 +120,39 @@ def test_training_plots_name_the_dataset(trained):
     from helpers.plots import plot_embedding_map, plot_training_history
 
     _, gd, result = trained
-    fig = plot_training_history(result.history, "synthetic sample", {"popularity": 0.2})
+    baselines = {name: 0.1 * i for i, name in enumerate(["popularity", "item-knn", "transitions",
+                                                         "transitions [after]", "next-movie [no graph]"])}
+    fig = plot_training_history(result.history, "synthetic sample", baselines, loss_name="softmax")
     assert "synthetic sample" in fig._suptitle.get_text()
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert set(baselines) <= set(legend), legend
+    assert fig.axes[0].get_ylabel() == "mean softmax loss"
+    with pytest.raises(ValueError, match="baselines"):
+        plot_training_history(result.history, "synthetic sample", {str(i): 0.1 for i in range(8)})
     vectors = infer_movie_embeddings(result.model, gd, seed=0)
     fig = plot_embedding_map(vectors, gd, "synthetic sample")
     assert "synthetic sample" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="method"):
         plot_embedding_map(vectors, gd, "synthetic sample", method="umap")
+
+
+def test_pipeline_figure_names_the_dataset_and_movie(trained):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import plot_pinsage_pipeline
+
+    settings, gd, result = trained
+    movies = load_dataset(settings).movies
+    example_id = showcase_movie_ids(movies, gd, count=1)[0]
+    hood = neighbourhood_table(gd.graph, int(gd.movie_index([example_id])[0]), result.config.spec, seed=0)
+    titles = movies.set_index("movie_id")["title"]
+    names = titles.loc[gd.movie_ids[hood["movie"]]].tolist()
+    fig = plot_pinsage_pipeline(hood, names, titles[example_id], "synthetic sample", walks=100)
+    title = fig.axes[0].get_title()
+    assert "synthetic sample" in title and titles[example_id] in title
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for stage in ("1. random walks", "2. neighbourhood", "3. 2 PinSage layers", "4. vector", "5. loss"):
+        assert stage in texts
+    with pytest.raises(ValueError, match="one title per row"):
+        plot_pinsage_pipeline(hood, names[:-1], titles[example_id], "synthetic sample", walks=100)
