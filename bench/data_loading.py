@@ -1,7 +1,7 @@
 """Loader speed, measured side by side in one run: helpers.data versus a plain pandas read of the same
 files (`sep="::", engine="python"`, the usual way ML-1M is read), plus writing the synthetic sample.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/data_loading.py [/work/shared/movielens]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/data_loading.py [../shared/movielens]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """CPU threads for PinSage training: milliseconds per training step with 1 or 2 OpenMP / PyTorch threads.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.pinsage_threads --dataset ml-1m --data-dir /work/shared/movielens/ml-1m
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.pinsage_threads --dataset ml-1m --data-dir ../shared/movielens/ml-1m
 
 DGL's wheel links its own OpenMP runtime next to PyTorch's; OMP_NUM_THREADS is read when the libraries load, so
 each setting runs in a fresh subprocess, one after the other, the same steps with the same seed. Each prints

@@ -10,7 +10,7 @@ is SQLite too unless `--catalog-url` names a MySQL database).
 Quality (`--quality`): HR@10/NDCG@10 of the three ways to combine liked movies (max, mean, sum) under
 notebook 03's history protocol (protocol (b) of helpers.evaluate), on the validation and test users.
 
-    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=/work/shared/movielens/ml-1m \
+    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m \
         .venv/bin/python bench/recommend_latency.py --quality [--server-uri http://127.0.0.1:19530]
 """
 from __future__ import annotations

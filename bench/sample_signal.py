@@ -2,7 +2,7 @@
 popularity, item co-occurrence (users who watched the last movie also watched) and "next movie" transitions.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/sample_signal.py sample
-    OMP_NUM_THREADS=1 .venv/bin/python bench/sample_signal.py ml-1m /work/shared/movielens/ml-1m
+    OMP_NUM_THREADS=1 .venv/bin/python bench/sample_signal.py ml-1m ../shared/movielens/ml-1m
 
 The ranking excludes movies the user already watched. Query for the item models: the user's last training movie.
 """
