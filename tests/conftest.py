@@ -149,6 +149,17 @@ def _wait_for_milvus(uri: str, process: subprocess.Popen, log: Path) -> str | No
     return f"milvus-server did not answer on {uri} within {MILVUS_START_SECONDS} s"
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a server the test started (SIGTERM, SIGKILL after 30 s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)

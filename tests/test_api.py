@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, make_test_embeddings, sample_settings, wait_for_http
+from conftest import free_port, make_test_embeddings, sample_settings, stop_process, wait_for_http
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
@@ -37,16 +37,6 @@ def start_uvicorn(settings: Settings, port: int, log: Path) -> subprocess.Popen:
                                 cwd=ROOT, env=server_env(settings), stdout=out, stderr=subprocess.STDOUT)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def api(stores_settings, tmp_path_factory) -> Iterator[str]:
     """Base URL of uvicorn serving helpers.api:create_app over the sample stores."""
@@ -58,7 +48,7 @@ def api(stores_settings, tmp_path_factory) -> Iterator[str]:
         wait_for_http(f"{base}/health", process, log, START_SECONDS, ready=lambda r: r.status_code == 200)
         yield base
     finally:
-        stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +177,7 @@ def test_second_process_on_the_lite_file_says_how_to_share_it(api, stores_settin
     try:
         assert second.wait(timeout=START_SECONDS) != 0
     finally:
-        stop(second)
+        stop_process(second)
     text = log.read_text()
     assert "The API cannot open the sample stores" in text and "one process per file" in text
     assert "RECSYS_MILVUS_URI=http://127.0.0.1:19530" in text and "docker-compose servers" in text
@@ -213,7 +203,7 @@ def test_a_store_that_stops_answering_gives_a_503(sample_ml, tmp_path):
         response = httpx.get(f"{base}/movies", params={"q": "golden"})
         assert response.status_code == 503 and "04_vector_store" in response.json()["detail"]
     finally:
-        stop(server)
+        stop_process(server)
 
 
 # -- the hostile-input table (issue 13): every case must get a clear 4xx, a short body, and keep the server up --

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from conftest import (MILVUS_PORT_OPTIONS, _stop, _unavailable, _wait_for_milvus, free_port, make_test_embeddings,
-                      sample_settings, wait_for_http)
+                      sample_settings, stop_process, wait_for_http)
 
 from helpers.catalog import Catalog
 from helpers.config import Settings
@@ -71,13 +71,7 @@ def serving(settings: Settings, log: Path) -> Iterator[str]:
         wait_for_http(f"{base}/health", process, log, 90, ready=lambda r: r.status_code == 200)
         yield base
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
 
 
 class Load:
