@@ -1,7 +1,7 @@
 """How long stage 02 takes and how big its graph is: build_graph (median of `repeats`), save_graph, load_graph.
 
-    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=/tmp/bench-artifacts .venv/bin/python bench/graph_build.py sample
-    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=/tmp/bench-artifacts .venv/bin/python bench/graph_build.py ml-1m ../shared/movielens/ml-1m
+    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=artifacts/bench .venv/bin/python bench/graph_build.py sample
+    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=artifacts/bench .venv/bin/python bench/graph_build.py ml-1m ../shared/movielens/ml-1m
 
 The first build also pays for importing DGL; it is reported on its own, and the median covers the later builds.
 """

@@ -1,7 +1,7 @@
 """FLAT vs IVF_FLAT vs HNSW on Milvus Lite and milvus-server: build time, recall@10 against brute force,
 p50/p99 search latency, without and with filters (a genre, a year range).
 
-    .venv/bin/python -m bench.index_choice --rows 87585 1000000 [--server] [--server-lock /work/notes/milvus.lock]
+    .venv/bin/python -m bench.index_choice --rows 87585 1000000 [--server] [--server-lock artifacts/milvus.lock]
 
 Vectors: `--rows` 64-d unit vectors (PinSage's size) drawn around 500 random centres (clustered like trained
 movie vectors, not uniform noise), seeded; each row gets genres and a year with the synthetic catalogue's

@@ -95,7 +95,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def milvus_server(folder: Path) -> Iterator[str]:
     """A milvus-server (PyPI `milvus==2.3.5`) in `folder` on free ports; yields its URI. Its embedded etcd
-    takes the fixed peer port 2380: run it under a lock (e.g. `flock /tmp/milvus.lock ...`) on a shared machine."""
+    takes the fixed peer port 2380: run it under a lock (e.g. `flock artifacts/milvus.lock ...`) on a shared machine."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also ingest into a milvus-server started here and MariaDB (--mysql-url)")
     parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
     parser.add_argument("--server-lock", default=None,
-                        help="a file to flock around the server stages only (e.g. /tmp/milvus.lock)")
+                        help="a file to flock around the server stages only (e.g. artifacts/milvus.lock)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the results are merged into")
     parser.add_argument("--plot", action="store_true", help="print the table and write docs/scale.png, run nothing")
     args = parser.parse_args(argv)

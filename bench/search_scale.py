@@ -5,7 +5,7 @@ movie gets the id `id + 4000 k` and the title "<title> <k>" (same year and genre
 real movies, so popularity ordering and the real ratings table are unchanged. The movie vectors are stand-ins
 (seeded random unit vectors): title search never reads them, and the recommend part of the load only needs some.
 
-    .venv/bin/python bench/search_scale.py --data-dir ../shared/movielens/ml-1m --titles 87585 --out /tmp/scale87k
+    .venv/bin/python bench/search_scale.py --data-dir ../shared/movielens/ml-1m --titles 87585 --out artifacts/bench/scale87k
     # prints the RECSYS_* variables to run bench/api_load.py against those stores
 """
 from __future__ import annotations

@@ -100,6 +100,17 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def generated_folder_ready(folder: Path, marker: str, expected: dict[str, Any], files: tuple[str, ...]) -> bool:
+    """True when a generator finished writing `folder`: its `marker` JSON (written last) holds `expected`
+    and every one of `files` is there. A damaged or older marker counts as not ready."""
+    try:
+        info = json.loads((folder / marker).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (isinstance(info, dict) and all(info.get(key) == value for key, value in expected.items())
+            and all((folder / name).is_file() for name in files))
+
+
 def write_manifest(path: Path, stage: str, settings: Settings, inputs: dict[str, Path] | None = None,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write `path`'s manifest (call it after `path` itself is complete) and return it."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.artifacts import atomic_path
+from helpers.artifacts import atomic_path, generated_folder_ready
 from helpers.config import ConfigError, Settings, check_dataset_name, get_settings
 from helpers.errors import RecsysError
 
@@ -576,15 +576,8 @@ class SampleShape:
 def ensure_sample(cache_dir: Path, seed: int = 42) -> Path:
     """The sample's folder `cache_dir/sample-seed<seed>/`, written first if it is missing or incomplete."""
     folder = Path(cache_dir) / f"sample-seed{seed}"
-    marker = folder / SAMPLE_MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            info = {}
-        if info.get("version") == SAMPLE_VERSION and info.get("seed") == seed and all(
-                (folder / f).is_file() for f in DAT_FILES):
-            return folder
+    if generated_folder_ready(folder, SAMPLE_MARKER, {"version": SAMPLE_VERSION, "seed": seed}, DAT_FILES):
+        return folder
     return write_sample(folder, seed)
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.artifacts import atomic_path
+from helpers.artifacts import atomic_path, generated_folder_ready
 from helpers.errors import RecsysError
 
 PREFIX = "synthetic-"
@@ -346,15 +346,9 @@ def ensure_synthetic(cache_dir: Path, name: str, seed: int = 42) -> Path:
     if ratings is None:
         raise SyntheticError(f"{name!r} is not a synthetic dataset name (synthetic-<size>, e.g. synthetic-32m)")
     folder = Path(cache_dir) / f"{name}-seed{seed}"
-    marker = folder / MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            info = {}
-        if (info.get("version") == VERSION and info.get("seed") == seed and info.get("ratings") == ratings
-                and all((folder / f).is_file() for f in ("ratings.csv", "movies.csv"))):
-            return folder
+    if generated_folder_ready(folder, MARKER, {"version": VERSION, "seed": seed, "ratings": ratings},
+                              ("ratings.csv", "movies.csv")):
+        return folder
     return write_synthetic(folder, ratings, seed)
 
 

@@ -99,3 +99,19 @@ def test_folder_fingerprint_sees_names_and_contents(tmp_path: Path) -> None:
     second = fingerprint(folder)
     (folder / "a").rename(folder / "b")
     assert len({first, second, fingerprint(folder)}) == 3
+
+
+def test_generated_folder_ready_needs_the_marker_written_last_and_every_file(tmp_path):
+    """A generator's folder counts as done only with a matching marker and all its files (instant)."""
+    from helpers.artifacts import generated_folder_ready
+
+    files = ("a.csv", "b.csv")
+    assert not generated_folder_ready(tmp_path, "done.json", {"seed": 1}, files)  # nothing written yet
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "done.json").write_text('{"seed": 1, "version": 3}')
+    assert not generated_folder_ready(tmp_path, "done.json", {"seed": 1}, files)  # a file is missing
+    (tmp_path / "b.csv").write_text("y")
+    assert generated_folder_ready(tmp_path, "done.json", {"seed": 1, "version": 3}, files)
+    assert not generated_folder_ready(tmp_path, "done.json", {"seed": 2}, files)  # another seed
+    (tmp_path / "done.json").write_text("{not json")
+    assert not generated_folder_ready(tmp_path, "done.json", {"seed": 1}, files)  # damaged marker
