@@ -1,6 +1,6 @@
-"""Bounded load test of the FastAPI service (helpers/api.py) on 127.0.0.1.
+"""Bounded load test of the FastAPI service (helpers/serving/api.py) on 127.0.0.1.
 
-Starts the API with `scripts/api.sh` (uvicorn, helpers.api:create_app) on a free local port with the current
+Starts the API with `scripts/api.sh` (uvicorn, helpers.serving.api:create_app) on a free local port with the current
 RECSYS_* settings (the stores must be filled: notebook 04), waits until every worker has started and /health answers, then sends
 `--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies,
 k=10), GET /movies?q= and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.data import load_movielens, write_sample
+from helpers.data.loader import load_movielens
+from helpers.data.sample import write_sample
 
 
 def best_of(fn, repeat: int = 3) -> float:

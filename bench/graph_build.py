@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from helpers.config import get_settings
-from helpers.data import load_movielens
+from helpers.data.loader import load_movielens
 
 
 def seconds(start: float) -> float:
@@ -27,7 +27,7 @@ def main(name: str, data_dir: str | None = None, repeats: int = 5) -> None:
     load_s = seconds(start)
 
     start = time.perf_counter()
-    from helpers.graph import build_graph, load_graph, save_graph
+    from helpers.graph.build import build_graph, load_graph, save_graph
     gd = build_graph(ml)
     first_s = seconds(start)
     builds = []

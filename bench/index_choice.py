@@ -6,9 +6,9 @@ p50/p99 search latency, without and with filters (a genre, a year range).
 Vectors: `--rows` 64-d unit vectors (PinSage's size) drawn around 500 random centres (clustered like trained
 movie vectors, not uniform noise), seeded; each row gets genres and a year with the synthetic catalogue's
 proportions. Queries: `--queries` vectors drawn the same way. Brute force: NumPy inner products over the same
-rows with the same filter. Collections use the project's schema (helpers.vectors) and metric IP. Index
+rows with the same filter. Collections use the project's schema (helpers.stores.milvus) and metric IP. Index
 settings: IVF_FLAT nlist = 4 sqrt(rows), nprobe = 32; HNSW M = 16, efConstruction = 200, ef = 64 (what
-helpers.vectors uses). Results are merged into `--results` (default docs/index_results.json).
+helpers.stores.milvus uses). Results are merged into `--results` (default docs/index_results.json).
 """
 from __future__ import annotations
 

@@ -53,13 +53,17 @@ def main() -> None:
     variants = [] if args.no_pinsage else [parse_variant(v) for v in args.variant] or [("default", {})]
 
     from helpers.config import get_settings
-    from helpers.data import load_movielens
-    from helpers.evaluate import ItemKNNBaseline, TransitionsBaseline, evaluate_scores, query_candidate_scorer
-    from helpers.graph import build_graph
-    from helpers.next_movie import NextMovieBaseline, next_movie_steps_for
-    from helpers.notebook import seed_everything, set_threads
+    from helpers.data.loader import load_movielens
+    from helpers.evaluation.baselines import ItemKNNBaseline, TransitionsBaseline
+    from helpers.evaluation.protocols import evaluate_scores
+    from helpers.evaluation.scorers import query_candidate_scorer
+    from helpers.graph.build import build_graph
+    from helpers.training.baselines import NextMovieBaseline, next_movie_steps_for
+    from helpers.runtime import seed_everything, set_threads
     from helpers.plots import dataset_label
-    from helpers.train import TrainConfig, infer_movie_vectors, train_pinsage
+    from helpers.training.config import TrainConfig
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import train_pinsage
 
     with tempfile.TemporaryDirectory(prefix="pinsage-settings-") as folder:
         settings = get_settings(dataset=args.dataset, seed=args.seed[0], artifacts_root=Path(folder))

@@ -24,12 +24,13 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     import torch
 
     from helpers.config import get_settings
-    from helpers.data import load_movielens
-    from helpers.graph import build_graph
-    from helpers.model import max_margin_loss
-    from helpers.notebook import seed_everything
-    from helpers.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
-    from helpers.train import TrainConfig, build_model
+    from helpers.data.loader import load_movielens
+    from helpers.graph.build import build_graph
+    from helpers.training.model import max_margin_loss
+    from helpers.runtime import seed_everything
+    from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
+    from helpers.training.config import TrainConfig
+    from helpers.training.loop import build_model
 
     torch.set_num_threads(threads)
     settings = get_settings(dataset=dataset)
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pool is None:
-        from helpers.train import TrainConfig
+        from helpers.training.config import TrainConfig
 
         args.pool = TrainConfig.for_dataset(args.dataset).neighbour_pool
     if args.child is not None:

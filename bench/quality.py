@@ -1,10 +1,10 @@
-"""Quality benchmark: PinSage against the baselines of `helpers.evaluate.fit_baselines` on the same time split.
+"""Quality benchmark: PinSage against the baselines of `helpers.training.baselines.fit_baselines` on the same time split.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-1m --data-dir ../shared/movielens/ml-1m
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir ../shared/movielens/ml-100k
 
 Loads the data (helpers.data), builds the graph (helpers.graph), fits the baselines, trains PinSage with the
-`TrainConfig` defaults of the dataset (helpers.train; `--time-budget`, `--positives` override) and prints
+`TrainConfig` defaults of the dataset (helpers.training.loop; `--time-budget`, `--positives` override) and prints
 HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and (b) history, the
 PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its query
 and candidate vectors (protocol b: the mean of the liked movies' query vectors, as the engine does); the
@@ -56,15 +56,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
-    from helpers import evaluate as ev
+    from helpers.evaluation.baselines import ItemKNNBaseline
+    from helpers.evaluation.protocols import HISTORY_LENGTH, SPLITS, evaluate_models, prepare_evaluation
+    from helpers.evaluation.report import write_metrics
+    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
+    from helpers.training.baselines import fit_baselines
     from helpers.config import get_settings
-    from helpers.data import load_movielens
-    from helpers.graph import build_graph
-    from helpers.notebook import seed_everything, set_threads
+    from helpers.data.loader import load_movielens
+    from helpers.graph.build import build_graph
+    from helpers.runtime import seed_everything, set_threads
     from helpers.plots import dataset_label
-    from helpers.train import TrainConfig, infer_movie_embeddings, infer_movie_vectors, train_pinsage
+    from helpers.training.config import TrainConfig
+    from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors
+    from helpers.training.loop import train_pinsage
 
-    history = args.history or ev.HISTORY_LENGTH
+    history = args.history or HISTORY_LENGTH
     settings = get_settings(dataset=args.dataset, seed=args.seed, artifacts_root=artifacts_root,
                             data_dir=args.data_dir)
     set_threads(settings.threads)
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     load_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    baselines = ev.fit_baselines(gd, next_movie_steps=args.next_movie_steps, seed=settings.seed)
+    baselines = fit_baselines(gd, next_movie_steps=args.next_movie_steps, seed=settings.seed)
     fit_s = time.perf_counter() - started
 
     overrides: dict[str, Any] = {}
@@ -94,16 +100,16 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     vectors = infer_movie_embeddings(result.model, gd, seed=settings.seed)
 
     started = time.perf_counter()
-    data = ev.prepare_evaluation(gd, max_history=max(history, 50))
+    data = prepare_evaluation(gd, max_history=max(history, 50))
     limit = args.per_movie_limit
-    models = {"pinsage": ev.query_candidate_scorer(movie_vectors.query, movie_vectors.candidate), **baselines}
-    table = ev.evaluate_models(models, data, k=args.k, history=history)
-    variants = {"pinsage [cosine, sum]": ev.embedding_scorer(vectors, "sum"),
-                "pinsage [cosine, max]": ev.embedding_scorer(vectors, "max"),
-                f"pinsage [cosine, sum, {limit}/movie]": ev.embedding_scorer(vectors, "sum", per_movie_limit=limit),
-                f"pinsage [cosine, max, {limit}/movie]": ev.embedding_scorer(vectors, "max", per_movie_limit=limit),
-                "item-knn [max]": ev.ItemKNNBaseline("max").fit(gd)}
-    table.update(ev.evaluate_models(variants, data, protocols=("history",), k=args.k, history=history))
+    models = {"pinsage": query_candidate_scorer(movie_vectors.query, movie_vectors.candidate), **baselines}
+    table = evaluate_models(models, data, k=args.k, history=history)
+    variants = {"pinsage [cosine, sum]": embedding_scorer(vectors, "sum"),
+                "pinsage [cosine, max]": embedding_scorer(vectors, "max"),
+                f"pinsage [cosine, sum, {limit}/movie]": embedding_scorer(vectors, "sum", per_movie_limit=limit),
+                f"pinsage [cosine, max, {limit}/movie]": embedding_scorer(vectors, "max", per_movie_limit=limit),
+                "item-knn [max]": ItemKNNBaseline("max").fit(gd)}
+    table.update(evaluate_models(variants, data, protocols=("history",), k=args.k, history=history))
     eval_s = time.perf_counter() - started
 
     info = {"dataset_label": label, "seed": settings.seed, "k": args.k, "history": history,
@@ -113,11 +119,11 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
             "next_movie": {**baselines["next-movie [no graph]"].settings(),
                            "seconds": round(baselines["next-movie [no graph]"].seconds, 1)}, "evaluation_seconds": round(eval_s, 2),
             "peak_rss_mib_before_training": round(rss_before), "peak_rss_mib_after_training": round(rss_train),
-            "peak_rss_mib": round(peak_rss_mib()), "n_users": {s: len(gd.split(s)) for s in ev.SPLITS},
+            "peak_rss_mib": round(peak_rss_mib()), "n_users": {s: len(gd.split(s)) for s in SPLITS},
             "n_train": len(gd.train), "n_movies": gd.n_movies,
             "steps": int(sum(h["steps"] for h in result.history))}
     if args.artifacts:
-        info["metrics_path"] = str(ev.write_metrics(settings, table, k=args.k, history=history,
+        info["metrics_path"] = str(write_metrics(settings, table, k=args.k, history=history,
                                                     dataset_label=label, extra={"benchmark": info}))
     return {"table": table, "info": info}
 
@@ -135,7 +141,7 @@ def ratios(table: dict[str, Any], k: int, over: str = "item-knn", model: str = "
 
 
 def report(outcome: dict[str, Any], command: str) -> str:
-    from helpers.evaluate import metrics_frame
+    from helpers.evaluation.report import metrics_frame
 
     table, info = outcome["table"], outcome["info"]
     k = info["k"]

@@ -1,14 +1,14 @@
 """Recommendation latency and the choice of combination method, on the embeddings artifact of RECSYS_DATASET.
 
 Latency: `RecommendationEngine.recommend()` p50/p99 for 1, 5 and 20 liked movies (k=10), next to an
-in-process NumPy brute-force search over the same vectors (`helpers.recommend.numpy_recommend`), measured
+in-process NumPy brute-force search over the same vectors (`helpers.engine.reference.numpy_recommend`), measured
 in the same run on the same liked sets (and checked to return the same movies); ingestion rows per
 second for Milvus and the catalog. Backends: the embedded default (Milvus Lite + SQLite, in a temporary
 folder so the notebooks' files are untouched) and, with `--server-uri`, a Milvus server (the catalog there
 is SQLite too unless `--catalog-url` names a MySQL database).
 
 Quality (`--quality`): HR@10/NDCG@10 of the three ways to combine liked movies (max, mean, sum) under
-notebook 03's history protocol (protocol (b) of helpers.evaluate), on the validation and test users.
+notebook 03's history protocol (protocol (b) of helpers.evaluation), on the validation and test users.
 
     RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m \
         .venv/bin/python bench/recommend_latency.py --quality [--server-uri http://127.0.0.1:19530]
@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.catalog import Catalog
+from helpers.stores.catalog import Catalog
 from helpers.config import get_settings
-from helpers.data import load_dataset
-from helpers.embeddings import load_movie_embeddings
-from helpers.recommend import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT, RecommendationEngine, numpy_recommend
-from helpers.vectors import VectorStore
+from helpers.data.loader import load_dataset
+from helpers.training.embeddings import load_movie_embeddings
+from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
+from helpers.engine.engine import RecommendationEngine
+from helpers.engine.reference import numpy_recommend
+from helpers.stores.milvus import VectorStore
 
 LIKED_SIZES = (1, 5, 20)
 
@@ -84,8 +86,9 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
 
 
 def quality(settings, embeddings) -> None:
-    from helpers.evaluate import EmbeddingScorer, evaluate_scores
-    from helpers.graph import load_graph
+    from helpers.evaluation.scorers import EmbeddingScorer
+    from helpers.evaluation.protocols import evaluate_scores
+    from helpers.graph.build import load_graph
 
     gd = load_graph(settings)
     print(f"quality on {label(settings)}: protocol (b) history (last 10 training movies), k=10, "

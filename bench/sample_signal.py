@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from helpers.config import get_settings
-from helpers.data import load_movielens
+from helpers.data.loader import load_movielens
 
 
 def main(name: str, data_dir: str | None = None, k: int = 10) -> None:

@@ -11,8 +11,8 @@ the reset lowers ru_maxrss too); training prints ms/step. Results are merged by 
 table with the log-log slope of each stage (seconds and memory against ratings).
 
 Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (helpers.data), `graph`
-(helpers.graph.build_graph), `pool` (the neighbourhood pool of TrainConfig.neighbour_pool draws over all
-movies), `train` (the steps of helpers.train's loop for `--train-seconds`, without per-epoch validation),
+(helpers.graph.build.build_graph), `pool` (the neighbourhood pool of TrainConfig.neighbour_pool draws over all
+movies), `train` (the steps of helpers.training.loop's loop for `--train-seconds`, without per-epoch validation),
 `infer` (layer-wise inference of every movie in batches), `eval_prepare`, `eval_pinsage`, `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite`, and with `--server`
@@ -137,17 +137,20 @@ def milvus_server(folder: Path) -> Iterator[str]:
 def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from helpers import synthetic
+    from helpers.data import synthetic
     from helpers.config import get_settings
-    from helpers.data import load_movielens
-    from helpers.embeddings import save_movie_embeddings
-    from helpers.evaluate import (ItemKNNBaseline, PopularityBaseline, TransitionsBaseline, embedding_scorer,
-                                  evaluate_scores, prepare_evaluation)
-    from helpers.graph import build_graph
-    from helpers.model import max_margin_loss
-    from helpers.notebook import set_threads
-    from helpers.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
-    from helpers.train import TrainConfig, build_model, infer_movie_embeddings
+    from helpers.data.loader import load_movielens
+    from helpers.training.embeddings import save_movie_embeddings
+    from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
+    from helpers.evaluation.scorers import embedding_scorer
+    from helpers.evaluation.protocols import evaluate_scores, prepare_evaluation
+    from helpers.graph.build import build_graph
+    from helpers.training.model import max_margin_loss
+    from helpers.runtime import set_threads
+    from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
+    from helpers.training.config import TrainConfig
+    from helpers.training.loop import build_model
+    from helpers.training.inference import infer_movie_embeddings
 
     name = dataset_name(ratings)
     cache = Path(args.cache).expanduser()
@@ -245,8 +248,9 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def _ingest(stages: Stages, vector_stage: str, catalog_stage: str, settings: Any, gd: Any, vectors: np.ndarray,
             ml: Any) -> None:
-    from helpers.catalog import Catalog
-    from helpers.vectors import VectorStore, disconnect
+    from helpers.stores.catalog import Catalog
+    from helpers.stores.milvus import VectorStore
+    from helpers.stores.milvus_client import disconnect
 
     with stages(vector_stage) as rec:
         store = VectorStore(settings)
@@ -274,7 +278,7 @@ def _create_mysql_database(url: str, database: str) -> None:
 def _drop_mysql_database(url: str, database: str) -> None:
     import sqlalchemy as sa
 
-    from helpers.catalog import dispose_engine
+    from helpers.stores.sql import dispose_engine
 
     dispose_engine(f"{url.rstrip('/')}/{database}")
     engine = sa.create_engine(url)

@@ -50,9 +50,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from helpers.config import get_settings
-    from helpers.data import load_dataset
-    from helpers.embeddings import save_movie_embeddings
-    from helpers.recommend import build_stores
+    from helpers.data.loader import load_dataset
+    from helpers.training.embeddings import save_movie_embeddings
+    from helpers.stores.build import build_stores
 
     data_dir = grow_catalog(args.data_dir, args.out / "data", args.titles) if args.titles else args.data_dir
     env = {"RECSYS_DATASET": "ml-1m", "RECSYS_DATA_DIR": str(data_dir.resolve()),

@@ -21,14 +21,7 @@ from typing import Any
 
 from helpers.config import Settings
 from helpers.errors import RecsysError
-
-NOTEBOOK_FOR_STAGE: dict[str, str] = {
-    "data": "notebooks/01_data_loading.ipynb",
-    "graph": "notebooks/02_graph_construction.ipynb",
-    "model": "notebooks/03_pinsage_training.ipynb",
-    "vectors": "notebooks/04_vector_store.ipynb",
-}
-
+from helpers.stages import notebook_for
 
 class ArtifactError(RecsysError, RuntimeError):
     """Base class: an artifact cannot be used; the message says which notebook to run."""
@@ -138,7 +131,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def require(path: Path, stage: str, settings: Settings, inputs: dict[str, Path] | None = None) -> dict[str, Any]:
     """Check that artifact `path` exists, is complete, was built for `settings` (dataset and seed) and from
     the current version of each of its `inputs`; return its manifest or raise an error naming the notebook."""
-    notebook = NOTEBOOK_FOR_STAGE.get(stage, stage)
+    notebook = notebook_for(stage)
     wanted = f"RECSYS_DATASET={settings.dataset} RECSYS_SEED={settings.seed}"
     if not path.exists() or not manifest_path(path).exists():
         raise MissingArtifactError(f"No {stage} artifact at {path}: run {notebook} with {wanted} first.")

@@ -26,7 +26,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATASETS: tuple[str, ...] = ("ml-1m", "ml-100k", "ml-latest-small", "ml-25m", "ml-32m", "sample")
 DEFAULT_DATASET = "ml-1m"
-SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.synthetic
+SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.data.synthetic
+INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")  # Milvus index types (helpers.stores.milvus_index)
+INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
 
 
 class ConfigError(RecsysError, ValueError):
@@ -80,13 +82,14 @@ def _int_env(env: dict[str, str], key: str, default: int, minimum: int) -> int:
     return value
 
 
-def _index_env(env: dict[str, str]) -> str:
-    from helpers.milvus_index import check_index_setting
-
-    try:
-        return check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+def check_index_setting(value: str) -> str:
+    """The canonical spelling of a `RECSYS_MILVUS_INDEX` value (see helpers/stores/milvus_index.py);
+    anything else raises a `ConfigError`."""
+    canonical = value.strip().upper() if value.strip().lower() != "auto" else "auto"
+    if canonical not in INDEX_SETTINGS:
+        raise ConfigError(f"RECSYS_MILVUS_INDEX={value!r}: use one of {', '.join(INDEX_SETTINGS)} "
+                          "(auto = FLAT up to a size measured per backend, HNSW above)")
+    return canonical
 
 
 def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -114,6 +117,6 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         threads=_int_env(env, "RECSYS_THREADS", 1, 1),
         milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
-        milvus_index=_index_env(env),
+        milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
     )

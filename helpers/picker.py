@@ -20,11 +20,12 @@ import ipywidgets as widgets
 import pandas as pd
 
 from helpers.artifacts import ArtifactError
-from helpers.catalog import CatalogError
+from helpers.stores.catalog import CatalogError
 from helpers.config import Settings
 from helpers.errors import RecsysError
-from helpers.recommend import Recommendation, RecommendationEngine, RecommendError
-from helpers.vectors import VectorStoreError
+from helpers.engine.engine import Recommendation, RecommendationEngine
+from helpers.engine.inputs import RecommendError
+from helpers.stores.milvus_client import VectorStoreError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from helpers.data import MovieLens
+from helpers.data.movielens import MovieLens
 
 _NAMES = {"ml-1m": "ML-1M", "ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small", "ml-25m": "ML-25M",
           "ml-32m": "ML-32M", "sample": "synthetic sample"}
@@ -176,8 +176,8 @@ def plot_graph_sketch(ml: MovieLens, n_users: int = 4, movies_per_user: int = 3,
 
 # -- notebook 02: the graph ------------------------------------------------------------------------
 def plot_degree_distributions(gd, ml: MovieLens) -> Figure:
-    """Two log-log histograms of the training graph (`helpers.graph.GraphData`): ratings per user and per movie."""
-    from helpers.graph import degrees
+    """Two log-log histograms of the training graph (`helpers.graph.build.GraphData`): ratings per user and per movie."""
+    from helpers.graph.explore import degrees
 
     fig, axes = _figure(ncols=2, width=11)
     for ax, (kind, degree) in zip(axes, degrees(gd).items(), strict=True):
@@ -260,7 +260,7 @@ def plot_embedding_map(vectors: np.ndarray, gd, label: str, method: str = "pca",
 def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie_title: str, label: str,
                           walks: int, hidden: int = 64, layers: int = 2, loss: str = "softmax") -> Figure:
     """PinSage from walks to loss, left to right, for one movie: (1) random walks, (2) the neighbourhood they
-    give (`hood` from `helpers.sampling.neighbourhood_table`, its rows titled `neighbour_titles`), (3) the
+    give (`hood` from `helpers.training.sampling.neighbourhood_table`, its rows titled `neighbour_titles`), (3) the
     `layers` convolutions, (4) the movie's vector, (5) the loss. `label` names the dataset."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 

@@ -13,5 +13,5 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" DGLBACKEND=pytorch
 port=8000
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then port="$1"; shift; fi
 echo "Serving the movie picker web app on http://127.0.0.1:${port}/  (API docs: http://127.0.0.1:${port}/docs; Ctrl+C stops it)"
-exec .venv/bin/uvicorn --factory helpers.api:create_app --http helpers.serving:NoDelayH11Protocol --host 127.0.0.1 \
+exec .venv/bin/uvicorn --factory helpers.serving.api:create_app --http helpers.serving.protocol:NoDelayH11Protocol --host 127.0.0.1 \
   --port "$port" "$@"

@@ -47,7 +47,7 @@ def sample_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sample_ml(sample_cache: Path):
     """The synthetic `sample` MovieLens (helpers.data)."""
-    from helpers.data import load_movielens
+    from helpers.data.loader import load_movielens
 
     return load_movielens("sample", cache_dir=sample_cache)
 
@@ -67,7 +67,7 @@ def make_test_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarr
 
 
 def make_test_directed_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stand-in vectors of a directed model with a per-movie bias, as `helpers.train.MovieVectors` has them:
+    """Stand-in vectors of a directed model with a per-movie bias, as `helpers.training.inference.MovieVectors` has them:
     (movie ids, candidate vectors `[v, bias]`, query vectors `[W v / 0.1, 1]`), none of unit length, and the
     query side ranks differently from the candidate side (W is a random rotation plus noise)."""
     movie_ids, unit = make_test_embeddings(movies, dim, seed)
@@ -89,11 +89,11 @@ def sample_settings(root: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iterator[Settings]:
     """Settings whose Milvus Lite file and SQLite catalog hold the sample with test embeddings (saved as the
-    real `movie_embeddings.npz` artifact and ingested by `helpers.recommend.build_stores`). Use it to build a
+    real `movie_embeddings.npz` artifact and ingested by `helpers.stores.build.build_stores`). Use it to build a
     `RecommendationEngine(stores_settings)`; close the engine when done."""
-    from helpers.embeddings import save_movie_embeddings
-    from helpers.recommend import build_stores
-    from helpers.vectors import disconnect
+    from helpers.training.embeddings import save_movie_embeddings
+    from helpers.stores.build import build_stores
+    from helpers.stores.milvus_client import disconnect
 
     settings = sample_settings(tmp_path_factory.mktemp("stores"))
     save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
@@ -277,7 +277,7 @@ def mysql_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        from helpers.catalog import dispose_engine
+        from helpers.stores.sql import dispose_engine
 
         dispose_engine(url)
         with admin.begin() as conn:

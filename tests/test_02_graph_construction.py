@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from helpers.config import get_settings
-from helpers.data import load_movielens
-from helpers.graph import GraphData, build_graph, degrees, describe_walk, load_graph, random_walk, save_graph
+from helpers.data.loader import load_movielens
+from helpers.graph.build import build_graph, GraphData, load_graph, save_graph
+from helpers.graph.explore import degrees, describe_walk, random_walk
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"
 

@@ -15,14 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from helpers.config import get_settings
-from helpers.data import load_dataset
-from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.evaluate import PopularityBaseline, evaluate_scores, query_candidate_scorer
-from helpers.graph import build_graph, graph_path, save_graph
-from helpers.model import WeightedSAGELayer
-from helpers.sampling import Hop, neighbourhood_table
-from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, infer_movie_vectors, showcase_movie_ids,
-                           train_pinsage, validation_metrics)
+from helpers.data.loader import load_dataset
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.evaluation.baselines import PopularityBaseline
+from helpers.evaluation.protocols import evaluate_scores
+from helpers.evaluation.scorers import query_candidate_scorer
+from helpers.graph.build import build_graph, graph_path, save_graph
+from helpers.training.model import WeightedSAGELayer
+from helpers.training.sampling import Hop, neighbourhood_table
+from helpers.training.config import TrainConfig
+from helpers.training.loop import build_model, train_pinsage
+from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
+from helpers.training.showcase import showcase_movie_ids
 
 MARGIN = 0.15
 LEARNED_MARGIN = 0.1
@@ -100,7 +104,7 @@ def test_embeddings_artifact_round_trip(trained):
 
 def test_nearest_movies_and_showcase(trained):
     settings, gd, result = trained
-    from helpers.train import nearest_movies, showcase_movie_ids
+    from helpers.training.showcase import nearest_movies, showcase_movie_ids
 
     movies = load_dataset(settings).movies
     vectors = infer_movie_embeddings(result.model, gd, seed=0)

@@ -9,11 +9,12 @@ import pytest
 
 from conftest import make_test_embeddings, sample_settings
 from helpers.artifacts import read_manifest
-from helpers.catalog import Catalog
+from helpers.stores.catalog import Catalog
 from helpers.config import PROJECT_ROOT
-from helpers.embeddings import embeddings_path, save_movie_embeddings
-from helpers.recommend import build_stores, stores_record_path
-from helpers.vectors import VectorStore, disconnect
+from helpers.training.embeddings import embeddings_path, save_movie_embeddings
+from helpers.stores.build import build_stores, stores_record_path
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import disconnect
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_vector_store.ipynb"
 

@@ -78,7 +78,7 @@ def test_served_as_a_page_it_shows_only_an_empty_picker(stores_settings, monkeyp
 HOLD_FILE = """
 import sys, time
 from helpers.config import get_settings
-from helpers.recommend import RecommendationEngine
+from helpers.engine.engine import RecommendationEngine
 engine = RecommendationEngine(get_settings())
 print("holding", flush=True)
 time.sleep(float(sys.argv[1]))

@@ -1,4 +1,4 @@
-"""The FastAPI service (helpers/api.py) through a REAL uvicorn server on 127.0.0.1 (a subprocess on a free
+"""The FastAPI service (helpers/serving/api.py) through a REAL uvicorn server on 127.0.0.1 (a subprocess on a free
 port) over the sample stores, plus the OpenAPI schema in process."""
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import pytest
 import sqlalchemy as sa
 from conftest import free_port, make_test_embeddings, sample_settings, stop_process, wait_for_http
 
-from helpers.catalog import Catalog
+from helpers.stores.catalog import Catalog
 from helpers.config import Settings
-from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.recommend import MAX_LIKED, RecommendationEngine, build_stores, numpy_recommend
-from helpers.vectors import disconnect
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.engine.inputs import MAX_LIKED
+from helpers.engine.engine import RecommendationEngine
+from helpers.stores.build import build_stores
+from helpers.engine.reference import numpy_recommend
+from helpers.stores.milvus_client import disconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 90
@@ -32,14 +35,14 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 def start_uvicorn(settings: Settings, port: int, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
+        return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.serving.api:create_app",
                                  "--host", "127.0.0.1", "--port", str(port)],
                                 cwd=ROOT, env=server_env(settings), stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
 def api(stores_settings, tmp_path_factory) -> Iterator[str]:
-    """Base URL of uvicorn serving helpers.api:create_app over the sample stores."""
+    """Base URL of uvicorn serving helpers.serving.api:create_app over the sample stores."""
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "uvicorn.log"
     process = start_uvicorn(stores_settings, port, log)
@@ -265,7 +268,7 @@ def test_fault_log_writes_one_line_per_kind_per_10_s(caplog):
     """The rate limit on store-fault log lines, on a fake clock (< 1 s)."""
     import logging
 
-    from helpers.api import FaultLog
+    from helpers.serving.api import FaultLog
 
     now = [0.0]
     faults = FaultLog(logging.getLogger("test.faults"), every=10.0, clock=lambda: now[0])

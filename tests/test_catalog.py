@@ -1,4 +1,4 @@
-"""helpers.catalog on the embedded SQLite default and on the real MariaDB/MySQL server."""
+"""helpers.stores.catalog on the embedded SQLite default and on the real MariaDB/MySQL server."""
 from __future__ import annotations
 
 import socket
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.catalog import Catalog, CatalogError, get_engine
+from helpers.stores.catalog import Catalog, CatalogError
+from helpers.stores.sql import get_engine
 
 TRICKY_TITLES = ['It\'s "Quoted"; DROP TABLE movies; --', "100% _Wild_ Card", "Amélie \u2013 Noël à Québec 🎬"]
 
@@ -210,7 +211,7 @@ def test_mysql_search_folds_accents_and_ingest_replaces(mysql_catalog) -> None:
 def test_bulk_insert_takes_column_arrays(tmp_path) -> None:
     import sqlalchemy as sa
 
-    from helpers.catalog import bulk_insert, ratings_table
+    from helpers.stores.sql import bulk_insert, ratings_table
 
     catalog = Catalog(url=f"sqlite:///{tmp_path / 'bulk.sqlite'}")
     catalog.create()

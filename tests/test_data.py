@@ -9,18 +9,10 @@ import pandas as pd
 import pytest
 
 from helpers.config import DATASETS, get_settings
-from helpers.data import (
-    DatasetError,
-    DatasetFileError,
-    MalformedFileError,
-    MovieLens,
-    SampleShape,
-    ensure_sample,
-    load_dataset,
-    load_movielens,
-    split_title,
-    write_sample,
-)
+from helpers.data.movielens import DatasetError, DatasetFileError, MalformedFileError, MovieLens
+from helpers.data.sample import ensure_sample, SampleShape, write_sample
+from helpers.data.loader import load_dataset, load_movielens
+from helpers.data.parsing import split_title
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"
 
@@ -364,7 +356,7 @@ def zip_release(files: Path, root: Path, name: str) -> str:
 @pytest.fixture
 def served_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An ml-1m zip (files under `ml-1m/`, as GroupLens packs them) served from 127.0.0.1."""
-    import helpers.data as data
+    import helpers.data.download as data
 
     root = tmp_path / "www"
     md5 = zip_release(write_ml1m(tmp_path / "src" / "ml-1m"), root, "ml-1m")
@@ -385,7 +377,7 @@ def test_download_checks_md5_shows_progress_and_is_reused(served_zip, capsys: py
 
 
 def test_download_checksum_mismatch_deletes_the_file(served_zip, monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.data as data
+    import helpers.data.download as data
 
     server, _, cache = served_zip
     monkeypatch.setitem(data.DOWNLOADS, "ml-1m", (f"{server.url}/ml-1m.zip", "0" * 32))
@@ -401,7 +393,7 @@ def test_partial_download_is_never_reused(served_zip) -> None:
     (cache / "ml-1m.zip.partial").write_bytes(b"PK\x03\x04 half of a zip")
     load_movielens("ml-1m", cache_dir=cache)
     assert server.hits == {"/ml-1m.zip": 1} and not (cache / "ml-1m.zip.partial").exists()
-    import helpers.data as data
+    import helpers.data.download as data
 
     assert data.md5_of(cache / "ml-1m.zip") == md5
 
@@ -416,7 +408,7 @@ def test_corrupt_cached_zip_is_reverified_and_replaced(served_zip) -> None:
 
 
 def test_md5_from_published_md5_file_when_not_in_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.data as data
+    import helpers.data.download as data
 
     root = tmp_path / "www"
     md5 = zip_release(write_csv_dataset(tmp_path / "src" / "ml-latest-small"), root, "ml-latest-small")
@@ -437,7 +429,7 @@ def test_md5_from_published_md5_file_when_not_in_table(tmp_path: Path, monkeypat
 def test_no_network_points_at_recsys_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    import helpers.data as data
+    import helpers.data.download as data
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -11,8 +11,8 @@ from helpers.errors import RecsysError
 
 def project_error_classes() -> list[type]:
     found = []
-    for info in pkgutil.iter_modules(helpers.__path__):
-        module = importlib.import_module(f"helpers.{info.name}")
+    for info in pkgutil.walk_packages(helpers.__path__, "helpers."):
+        module = importlib.import_module(info.name)
         found += [c for _, c in inspect.getmembers(module, inspect.isclass)
                   if issubclass(c, BaseException) and c.__module__ == module.__name__]
     return found
@@ -25,8 +25,9 @@ def test_every_project_error_is_a_recsys_error():
 
 
 def test_the_standard_bases_are_kept():
-    from helpers.data import DatasetError, DatasetFileError
-    from helpers.recommend import RecommendError, StoresOutOfStepError
+    from helpers.data.movielens import DatasetError, DatasetFileError
+    from helpers.engine.inputs import RecommendError
+    from helpers.stores.build import StoresOutOfStepError
 
     assert issubclass(DatasetError, ValueError) and issubclass(DatasetFileError, FileNotFoundError)
     assert issubclass(RecommendError, ValueError) and issubclass(StoresOutOfStepError, RuntimeError)

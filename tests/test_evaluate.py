@@ -1,4 +1,4 @@
-"""helpers.evaluate: metrics, the two protocols, the baselines, metrics.json."""
+"""helpers.evaluation: metrics, the two protocols, the baselines, metrics.json."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import evaluate as ev
+from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
+from helpers.evaluation.metrics import hit_rate_at_k, ndcg_at_k, rank_metrics, recall_at_k, top_k
+from helpers.evaluation.protocols import EvaluationError, evaluate_models, evaluate_scores, movie_indices, prepare_evaluation
+from helpers.evaluation.report import metrics_frame, write_metrics
+from helpers.evaluation.scorers import EmbeddingScorer, embedding_scorer, query_candidate_scorer
+from helpers.training.baselines import fit_baselines
 from helpers.artifacts import read_manifest
 from helpers.config import get_settings
-from helpers.graph import GraphData
+from helpers.graph.build import GraphData
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
@@ -45,23 +50,23 @@ def gd() -> GraphData:
 def test_metrics_on_ranked_lists():
     ranked = np.array([[5, 3, 1], [3, 5, 1], [1, 2, 4]])
     target = np.array([5, 5, 5])
-    assert ev.hit_rate_at_k(ranked, target, k=3).tolist() == [1.0, 1.0, 0.0]
-    assert ev.ndcg_at_k(ranked, target, k=3) == pytest.approx([1.0, 1 / math.log2(3), 0.0])
-    assert ev.hit_rate_at_k(ranked, target, k=1).tolist() == [1.0, 0.0, 0.0]
+    assert hit_rate_at_k(ranked, target, k=3).tolist() == [1.0, 1.0, 0.0]
+    assert ndcg_at_k(ranked, target, k=3) == pytest.approx([1.0, 1 / math.log2(3), 0.0])
+    assert hit_rate_at_k(ranked, target, k=1).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_recall_and_ndcg_with_several_targets():
     ranked = np.array([[7, 8, 9, 1]])
     targets = np.array([[8, 1, -1]])  # two targets, padded
-    assert ev.recall_at_k(ranked, targets, k=2).tolist() == [0.5]
-    assert ev.recall_at_k(ranked, targets, k=4).tolist() == [1.0]
+    assert recall_at_k(ranked, targets, k=2).tolist() == [0.5]
+    assert recall_at_k(ranked, targets, k=4).tolist() == [1.0]
     ideal = 1 + 1 / math.log2(3)
-    assert ev.ndcg_at_k(ranked, targets, k=4)[0] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / ideal)
+    assert ndcg_at_k(ranked, targets, k=4)[0] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / ideal)
 
 
 def test_ranked_lists_shorter_than_k_are_refused():
-    with pytest.raises(ev.EvaluationError, match="fewer than k=10"):
-        ev.hit_rate_at_k(np.zeros((2, 5), np.int64), np.zeros(2, np.int64), k=10)
+    with pytest.raises(EvaluationError, match="fewer than k=10"):
+        hit_rate_at_k(np.zeros((2, 5), np.int64), np.zeros(2, np.int64), k=10)
 
 
 def test_rank_metrics_match_ranked_lists_without_ties():
@@ -70,40 +75,40 @@ def test_rank_metrics_match_ranked_lists_without_ties():
     exclude = rng.random((200, 50)) < 0.2
     target = rng.integers(0, 50, size=200)
     exclude[np.arange(200), target] = False
-    by_rank = ev.rank_metrics(scores, target, exclude, k=10)
-    ranked = ev.top_k(scores, 10, exclude)
-    assert by_rank["hr"] == pytest.approx(ev.hit_rate_at_k(ranked, target, 10))
-    assert by_rank["ndcg"] == pytest.approx(ev.ndcg_at_k(ranked, target, 10))
-    assert by_rank["recall"] == pytest.approx(ev.recall_at_k(ranked, target, 10))
+    by_rank = rank_metrics(scores, target, exclude, k=10)
+    ranked = top_k(scores, 10, exclude)
+    assert by_rank["hr"] == pytest.approx(hit_rate_at_k(ranked, target, 10))
+    assert by_rank["ndcg"] == pytest.approx(ndcg_at_k(ranked, target, 10))
+    assert by_rank["recall"] == pytest.approx(recall_at_k(ranked, target, 10))
 
 
 def test_ties_count_at_their_expected_position():
     scores = np.zeros((1, 20))  # the target ties with the 19 other candidates
-    got = ev.rank_metrics(scores, np.array([3]), None, k=10)
+    got = rank_metrics(scores, np.array([3]), None, k=10)
     assert got["hr"][0] == pytest.approx(10 / 20)
     assert got["ndcg"][0] == pytest.approx(sum(1 / math.log2(p + 2) for p in range(10)) / 20)
     scores[0, :5] = 1.0  # 5 better, target (index 7) ties with 14 others -> positions 5..19
-    assert ev.rank_metrics(scores, np.array([7]), None, k=10)["hr"][0] == pytest.approx(5 / 15)
+    assert rank_metrics(scores, np.array([7]), None, k=10)["hr"][0] == pytest.approx(5 / 15)
 
 
 # ------------------------------------------------------------------------------------ protocol data
 def test_histories_are_time_ordered_latest_last(gd):
-    data = ev.prepare_evaluation(gd)
+    data = prepare_evaluation(gd)
     assert data.queries("val", np.array([0, 1, 2]), "latest").ravel().tolist() == [2, 3, 4]
     assert data.queries("val", np.array([0, 2]), "history", history=3).tolist() == [[0, 1, 2], [1, 2, 4]]
     assert data.queries("val", np.array([2]), "history", history=4).tolist() == [[-1, 1, 2, 4]]
-    with pytest.raises(ev.EvaluationError, match="history=99"):
+    with pytest.raises(EvaluationError, match="history=99"):
         data.queries("val", np.array([0]), "history", history=99)
 
 
 def test_test_split_knows_the_val_movie(gd):
-    data = ev.prepare_evaluation(gd)
+    data = prepare_evaluation(gd)
     # val movies: user 0 -> 3, user 1 -> 2, user 2 -> 0
     assert data.queries("test", np.array([0, 1, 2]), "latest").ravel().tolist() == [3, 2, 0]
     assert data.queries("test", np.array([2]), "history", history=4).tolist() == [[1, 2, 4, 0]]
     assert data.seen["test"][0].toarray().ravel().tolist() == [True, True, True, True, False, False]
     assert data.seen["val"][0].toarray().ravel().tolist() == [True, True, True, False, False, False]
-    literal = ev.prepare_evaluation(gd, chained=False)
+    literal = prepare_evaluation(gd, chained=False)
     assert literal.queries("test", np.array([0, 1, 2]), "latest").ravel().tolist() == [2, 3, 4]
     assert not literal.seen["test"][0, 3]
 
@@ -115,34 +120,34 @@ def test_training_movies_are_not_candidates(gd):
         scores[:, [0, 1, 2]] = 10.0
         scores[:, 3] = 5.0
         return scores
-    got = ev.evaluate_scores(scorer, gd, "val", "latest", k=1)
+    got = evaluate_scores(scorer, gd, "val", "latest", k=1)
     # user 0 trained on 0, 1, 2 and wants 3: a hit only because 0, 1, 2 are left out;
     # user 1 wants 2 (someone else's training movie, so a candidate): a hit; user 2 wants 0: a hit
     assert got["n_users"] == 3
     assert got["hr@1"] == 1.0 and got["ndcg@1"] == 1.0
     # test split, the literal variant (val movie still a candidate): user 0 wants 4 (candidates 3, 4, 5:
     # 3 wins); user 1 wants 5 (2 wins), user 2 wants 5 (0 and 3 win)
-    literal = ev.prepare_evaluation(gd, chained=False)
-    assert ev.evaluate_scores(scorer, literal, "test", "latest", k=1)["hr@1"] == 0.0
+    literal = prepare_evaluation(gd, chained=False)
+    assert evaluate_scores(scorer, literal, "test", "latest", k=1)["hr@1"] == 0.0
     # k=2: users 0 and 1 have one better candidate and one tie (hit with probability 1/2), user 2 two better
-    at_2 = ev.evaluate_scores(scorer, literal, "test", "latest", k=2)
+    at_2 = evaluate_scores(scorer, literal, "test", "latest", k=2)
     assert at_2["hr@2"] == pytest.approx((0.5 + 0.5 + 0) / 3)
     assert at_2["hr@2_stderr"] == pytest.approx(np.std([0.5, 0.5, 0], ddof=1) / math.sqrt(3))
     # chained (default): the val movie is known, so it is no candidate: user 0 (4 vs 5: a tie) and user 1
     # (4 vs 5) hit with probability 1/2 at k=1; user 2 (3 scores 5, 5 scores 0) misses
-    chained = ev.evaluate_scores(scorer, gd, "test", "latest", k=1)
+    chained = evaluate_scores(scorer, gd, "test", "latest", k=1)
     assert chained["hr@1"] == pytest.approx((0.5 + 0.5 + 0) / 3)
 
 
 # ------------------------------------------------------------------------------------ baselines
 def test_popularity_counts_training_interactions(gd):
-    pop = ev.PopularityBaseline().fit(gd)
+    pop = PopularityBaseline().fit(gd)
     assert pop.counts.tolist() == [2, 3, 2, 1, 1, 0]
     assert pop(np.array([[2], [0]])).shape == (2, 6)
 
 
 def test_item_knn_is_cosine_of_user_sets(gd):
-    knn = ev.ItemKNNBaseline().fit(gd)
+    knn = ItemKNNBaseline().fit(gd)
     sim = knn.similarity.toarray()
     # users of movie 0: {0, 1}; movie 1: {0, 1, 2}; movie 2: {0, 2}
     assert sim[0, 1] == pytest.approx(2 / math.sqrt(2 * 3))
@@ -151,11 +156,11 @@ def test_item_knn_is_cosine_of_user_sets(gd):
     assert np.allclose(sim, sim.T) and np.all(np.diag(sim) == 0)
     # history protocol: sum (default) or max of the rows
     assert knn(np.array([[0, 2]]))[0, 1] == pytest.approx(sim[0, 1] + sim[2, 1])
-    assert ev.ItemKNNBaseline("max").fit(gd)(np.array([[0, 2]]))[0, 1] == pytest.approx(max(sim[0, 1], sim[2, 1]))
+    assert ItemKNNBaseline("max").fit(gd)(np.array([[0, 2]]))[0, 1] == pytest.approx(max(sim[0, 1], sim[2, 1]))
 
 
 def test_transitions_count_neighbours_in_time(gd):
-    trans = ev.TransitionsBaseline().fit(gd).similarity.toarray()
+    trans = TransitionsBaseline().fit(gd).similarity.toarray()
     # consecutive pairs: (0,1) (1,2) | (0,1) (1,3) | (1,2) (2,4); counted in both directions
     assert trans[0, 1] == trans[1, 0] == 2
     assert trans[1, 2] == 2 and trans[2, 4] == 1 and trans[1, 3] == 1
@@ -163,21 +168,21 @@ def test_transitions_count_neighbours_in_time(gd):
 
 
 def test_transitions_after_only_counts_the_next_movie(gd):
-    after = ev.TransitionsBaseline(direction="after").fit(gd).similarity.toarray()
+    after = TransitionsBaseline(direction="after").fit(gd).similarity.toarray()
     assert after[0, 1] == 2 and after[1, 0] == 0 and after[2, 4] == 1 and after[4, 2] == 0
     assert after.sum() == 6
-    with pytest.raises(ev.EvaluationError, match="'sideways'"):
-        ev.TransitionsBaseline(direction="sideways")
+    with pytest.raises(EvaluationError, match="'sideways'"):
+        TransitionsBaseline(direction="sideways")
 
 
 def test_baselines_must_be_fitted():
-    with pytest.raises(ev.EvaluationError, match="fit"):
-        ev.ItemKNNBaseline()(np.array([[0]]))
+    with pytest.raises(EvaluationError, match="fit"):
+        ItemKNNBaseline()(np.array([[0]]))
 
 
 def test_unknown_combine_method_is_named():
-    with pytest.raises(ev.EvaluationError, match="'median'"):
-        ev.TransitionsBaseline("median")
+    with pytest.raises(EvaluationError, match="'median'"):
+        TransitionsBaseline("median")
 
 
 # ------------------------------------------------------------------------------------ embeddings
@@ -185,11 +190,11 @@ def test_embedding_mean_and_sum_rank_alike_without_a_limit():
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(40, 8))
     queries = np.array([[3, 7, 9], [-1, 2, 5]])
-    mean = ev.embedding_scorer(vectors, "mean")(queries)
-    total = ev.embedding_scorer(vectors, "sum")(queries)
+    mean = embedding_scorer(vectors, "mean")(queries)
+    total = embedding_scorer(vectors, "sum")(queries)
     ratio = total / mean  # one positive factor per row (the norm of the summed unit vectors): same ranking
     assert np.allclose(ratio, ratio[:, :1], rtol=1e-4) and (ratio > 0).all()
-    best = ev.embedding_scorer(vectors, "max")(queries)
+    best = embedding_scorer(vectors, "max")(queries)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert best[1] == pytest.approx((unit[[2, 5]] @ unit.T).max(axis=0), abs=1e-5)
 
@@ -199,96 +204,96 @@ def test_query_candidate_scorer_uses_both_sides_as_they_are():
     candidate = np.hstack([rng.normal(size=(30, 4)), rng.normal(scale=3, size=(30, 1))])  # last column: a bias
     query = np.hstack([rng.normal(size=(30, 4)) * 10, np.ones((30, 1))])
     queries = np.array([[3, 7, 9], [-1, -1, 5]])
-    mean = ev.query_candidate_scorer(query, candidate)(queries)
+    mean = query_candidate_scorer(query, candidate)(queries)
     want = np.stack([query[[3, 7, 9]].mean(0), query[5]]) @ candidate.T
     ratio = mean / want  # the engine normalises the mean query: a positive factor per row, the same ranking
     assert np.allclose(ratio, ratio[:, :1], rtol=1e-4) and (ratio > 0).all()
-    best = ev.query_candidate_scorer(query, candidate, "max")(queries)
+    best = query_candidate_scorer(query, candidate, "max")(queries)
     assert best[0] == pytest.approx((query[[3, 7, 9]] @ candidate.T).max(axis=0), rel=1e-5)
-    cosine = ev.embedding_scorer(candidate)(queries)  # one set of vectors: cosine, which ranks differently here
+    cosine = embedding_scorer(candidate)(queries)  # one set of vectors: cosine, which ranks differently here
     assert not np.array_equal(np.argsort(-mean[0])[:10], np.argsort(-cosine[0])[:10])
-    with pytest.raises(ev.EvaluationError, match="same shape"):
-        ev.query_candidate_scorer(query[:, :3], candidate)
-    aligned = ev.EmbeddingScorer.from_movie_ids(np.arange(30)[::-1], candidate[::-1], np.arange(30),
+    with pytest.raises(EvaluationError, match="same shape"):
+        query_candidate_scorer(query[:, :3], candidate)
+    aligned = EmbeddingScorer.from_movie_ids(np.arange(30)[::-1], candidate[::-1], np.arange(30),
                                                 query_vectors=query[::-1])
     assert np.allclose(aligned(queries), mean, rtol=1e-5)
 
 
 def test_per_movie_limit_keeps_only_each_movies_nearest():
     vectors = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1], [0.2, 0.8]], dtype=np.float32)
-    limited = ev.embedding_scorer(vectors, "sum", per_movie_limit=2)(np.array([[0], [3]]))
+    limited = embedding_scorer(vectors, "sum", per_movie_limit=2)(np.array([[0], [3]]))
     assert np.isfinite(limited).tolist() == [[True, True, False, False, False], [False, False, False, True, True]]
-    both = ev.embedding_scorer(vectors, "max", per_movie_limit=2)(np.array([[0, 3]]))
+    both = embedding_scorer(vectors, "max", per_movie_limit=2)(np.array([[0, 3]]))
     assert np.isfinite(both).tolist() == [[True, True, False, True, True]]
-    with pytest.raises(ev.EvaluationError, match="per_movie_limit"):
-        ev.embedding_scorer(vectors, "sum", per_movie_limit=0)
+    with pytest.raises(EvaluationError, match="per_movie_limit"):
+        embedding_scorer(vectors, "sum", per_movie_limit=0)
 
 
 def test_embeddings_are_aligned_by_movie_id(gd):
     stored_ids = gd.movie_ids[::-1].copy()
     vectors = np.arange(12, dtype=np.float32).reshape(6, 2)[::-1] + 1  # row i of stored = node 5 - i
-    scorer = ev.EmbeddingScorer.from_movie_ids(stored_ids, vectors, gd.movie_ids)
+    scorer = EmbeddingScorer.from_movie_ids(stored_ids, vectors, gd.movie_ids)
     assert scorer.vectors[0] == pytest.approx((np.array([0, 1]) + 1) / np.linalg.norm([1, 2]))
-    with pytest.raises(ev.EvaluationError, match=r"no vector for movie id\(s\) \[51\]"):
-        ev.EmbeddingScorer.from_movie_ids(stored_ids[1:], vectors[1:], gd.movie_ids)
+    with pytest.raises(EvaluationError, match=r"no vector for movie id\(s\) \[51\]"):
+        EmbeddingScorer.from_movie_ids(stored_ids[1:], vectors[1:], gd.movie_ids)
 
 
 def test_nan_vectors_are_refused():
     vectors = np.ones((3, 2))
     vectors[1, 0] = np.nan
-    with pytest.raises(ev.EvaluationError, match=r"node indices \[1\]"):
-        ev.embedding_scorer(vectors)
+    with pytest.raises(EvaluationError, match=r"node indices \[1\]"):
+        embedding_scorer(vectors)
 
 
 # ------------------------------------------------------------------------------------ bad input
 def test_unknown_node_indices_in_a_split_are_named(gd):
     gd.val.loc[1, "movie"] = 99
-    with pytest.raises(ev.EvaluationError, match="val: movie node indices 99"):
-        ev.prepare_evaluation(gd)
+    with pytest.raises(EvaluationError, match="val: movie node indices 99"):
+        prepare_evaluation(gd)
 
 
 def test_queries_out_of_range_are_named(gd):
-    with pytest.raises(ev.EvaluationError, match=r"\[6\]"):
-        ev.PopularityBaseline().fit(gd)(np.array([[6]]))
-    with pytest.raises(ev.EvaluationError, match="no movie"):
-        ev.embedding_scorer(np.ones((6, 2)))(np.array([[-1, -1]]))
+    with pytest.raises(EvaluationError, match=r"\[6\]"):
+        PopularityBaseline().fit(gd)(np.array([[6]]))
+    with pytest.raises(EvaluationError, match="no movie"):
+        embedding_scorer(np.ones((6, 2)))(np.array([[-1, -1]]))
 
 
 def test_unknown_movie_ids_are_named(gd):
-    assert ev.movie_indices([21, 1], gd.movie_ids).tolist() == [2, 0]
-    with pytest.raises(ev.EvaluationError, match=r"\[7, 8\]"):
-        ev.movie_indices([1, 7, 8], gd.movie_ids)
+    assert movie_indices([21, 1], gd.movie_ids).tolist() == [2, 0]
+    with pytest.raises(EvaluationError, match=r"\[7, 8\]"):
+        movie_indices([1, 7, 8], gd.movie_ids)
 
 
 def test_unknown_split_protocol_and_bad_scores(gd):
-    pop = ev.PopularityBaseline().fit(gd)
-    with pytest.raises(ev.EvaluationError, match="split 'train'"):
-        ev.evaluate_scores(pop, gd, "train")
-    with pytest.raises(ev.EvaluationError, match="protocol 'random'"):
-        ev.evaluate_scores(pop, gd, "val", "random")
-    with pytest.raises(ev.EvaluationError, match="shape"):
-        ev.evaluate_scores(lambda q: np.zeros((len(q), 5)), gd)
+    pop = PopularityBaseline().fit(gd)
+    with pytest.raises(EvaluationError, match="split 'train'"):
+        evaluate_scores(pop, gd, "train")
+    with pytest.raises(EvaluationError, match="protocol 'random'"):
+        evaluate_scores(pop, gd, "val", "random")
+    with pytest.raises(EvaluationError, match="shape"):
+        evaluate_scores(lambda q: np.zeros((len(q), 5)), gd)
 
 
 def test_two_held_out_rows_for_one_user_are_named(gd):
     gd.val.loc[2, "user"] = 0
-    with pytest.raises(ev.EvaluationError, match=r"users \[0\] have more than one"):
-        ev.prepare_evaluation(gd)
+    with pytest.raises(EvaluationError, match=r"users \[0\] have more than one"):
+        prepare_evaluation(gd)
 
 
 def test_users_without_training_movies_are_named():
     gd = tiny_graph(train=[(0, 0, 1)], val=[(1, 1, 2)], test=[(1, 2, 3)], n_users=2, n_movies=3)
-    with pytest.raises(ev.EvaluationError, match=r"users \[1\]"):
-        ev.prepare_evaluation(gd)
+    with pytest.raises(EvaluationError, match=r"users \[1\]"):
+        prepare_evaluation(gd)
 
 
 # ------------------------------------------------------------------------------------ table and file
 def test_evaluate_models_write_metrics_and_frame(gd, tmp_path):
     settings = get_settings({}, dataset="sample", artifacts_root=tmp_path, seed=7)
-    table = ev.evaluate_models(ev.fit_baselines(gd), gd, history=2)
+    table = evaluate_models(fit_baselines(gd), gd, history=2)
     assert set(table) == {"popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]"}
     assert set(table["item-knn"]) == {"latest", "history"} and set(table["item-knn"]["latest"]) == {"val", "test"}
-    path = ev.write_metrics(settings, table, history=2, dataset_label="tiny")
+    path = write_metrics(settings, table, history=2, dataset_label="tiny")
     saved = json.loads(path.read_text())
     assert path == tmp_path / "sample" / "metrics.json"
     assert (saved["dataset"], saved["dataset_label"], saved["k"], saved["seed"]) == ("sample", "tiny", 10, 7)
@@ -297,37 +302,37 @@ def test_evaluate_models_write_metrics_and_frame(gd, tmp_path):
     assert "hr@10_stderr" in saved["models"]["popularity"]["history"]["test"]
     assert read_manifest(path)["stage"] == "model"
 
-    shown = ev.metrics_frame(saved)
+    shown = metrics_frame(saved)
     assert shown.shape == (10, 6)
     assert list(shown.columns.get_level_values(0)[:3]) == ["val"] * 3
     assert shown.loc[("popularity", "latest"), ("val", "HR@10")].count(" ± ") == 1
-    assert ev.metrics_frame(table, numeric=True).loc[("item-knn", "latest"), ("test", "NDCG@10")] == pytest.approx(
+    assert metrics_frame(table, numeric=True).loc[("item-knn", "latest"), ("test", "NDCG@10")] == pytest.approx(
         table["item-knn"]["latest"]["test"]["ndcg@10"])
 
 
 def test_failed_write_keeps_the_old_metrics(gd, tmp_path):
     settings = get_settings({}, dataset="sample", artifacts_root=tmp_path)
-    table = ev.evaluate_models({"popularity": ev.PopularityBaseline().fit(gd)}, gd, protocols=("latest",))
-    path = ev.write_metrics(settings, table)
+    table = evaluate_models({"popularity": PopularityBaseline().fit(gd)}, gd, protocols=("latest",))
+    path = write_metrics(settings, table)
     before = path.read_text()
     with pytest.raises(TypeError):
-        ev.write_metrics(settings, table, extra={"not json": object()})
+        write_metrics(settings, table, extra={"not json": object()})
     assert path.read_text() == before
     mixed = {"a": table["popularity"], "b": {"latest": {"val": {**table["popularity"]["latest"]["val"], "n_users": 2}}}}
-    with pytest.raises(ev.EvaluationError, match="same split"):
-        ev.write_metrics(settings, mixed)
-    with pytest.raises(ev.EvaluationError, match="empty"):
-        ev.write_metrics(settings, {})
+    with pytest.raises(EvaluationError, match="same split"):
+        write_metrics(settings, mixed)
+    with pytest.raises(EvaluationError, match="empty"):
+        write_metrics(settings, {})
     assert path.read_text() == before
 
 
 # ------------------------------------------------------------------------------------ on a real graph
 def test_baselines_on_the_sample_graph_beat_chance(tmp_path):
-    from helpers.data import load_movielens
-    from helpers.graph import build_graph
+    from helpers.data.loader import load_movielens
+    from helpers.graph.build import build_graph
 
     graph = build_graph(load_movielens("sample", cache_dir=tmp_path))
-    table = ev.evaluate_models(ev.fit_baselines(graph), graph, splits=("val",))
+    table = evaluate_models(fit_baselines(graph), graph, splits=("val",))
     chance = 10 / graph.n_movies
     for model, protocols in table.items():
         for protocol, splits in protocols.items():

@@ -32,11 +32,13 @@ import sqlalchemy as sa
 from conftest import (MILVUS_PORT_OPTIONS, _stop, _unavailable, _wait_for_milvus, free_port, make_test_embeddings,
                       sample_settings, stop_process, wait_for_http)
 
-from helpers.catalog import Catalog
+from helpers.stores.catalog import Catalog
 from helpers.config import Settings
-from helpers.embeddings import save_movie_embeddings
-from helpers.recommend import RecommendationEngine, build_stores
-from helpers.vectors import VectorStore, VectorStoreError, disconnect
+from helpers.training.embeddings import save_movie_embeddings
+from helpers.engine.engine import RecommendationEngine
+from helpers.stores.build import build_stores
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import disconnect, VectorStoreError
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +65,7 @@ def serving(settings: Settings, log: Path) -> Iterator[str]:
     """A real uvicorn over `settings`' stores; yields its base URL once /health is 200."""
     port = free_port()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.api:create_app",
+        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.serving.api:create_app",
                                     "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=api_env(settings),
                                    stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -244,11 +246,11 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from conftest import make_test_embeddings, sample_settings
-import helpers.catalog as catalog
-import helpers.vectors as vectors
-from helpers.data import load_movielens
-from helpers.embeddings import save_movie_embeddings
-from helpers.recommend import build_stores
+import helpers.stores.catalog as catalog
+import helpers.stores.milvus as vectors
+from helpers.data.loader import load_movielens
+from helpers.training.embeddings import save_movie_embeddings
+from helpers.stores.build import build_stores
 from pymilvus import MilvusClient
 
 root, stage, overrides = Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])

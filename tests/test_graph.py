@@ -12,9 +12,11 @@ import torch
 
 from helpers.artifacts import MissingArtifactError, StaleArtifactError
 from helpers.config import get_settings
-from helpers.data import MovieLens
-from helpers.graph import (GraphData, GraphError, build_graph, describe_walk, graph_path, load_graph, random_walk,
-                           save_graph, time_split, title_tokens, tokenize_title)
+from helpers.data.movielens import MovieLens
+from helpers.graph.build import (build_graph, graph_path, GraphData, GraphError, load_graph, save_graph,
+                                 time_split)
+from helpers.graph.explore import describe_walk, random_walk
+from helpers.graph.features import title_tokens, tokenize_title
 
 
 def movielens(ratings: list[tuple[int, int, float, int]], movies: list[tuple[int, str, int | None, list[str]]],

@@ -1,4 +1,4 @@
-"""helpers.model: the plain-PyTorch convolution against DGL's own message passing, the projector, the loss."""
+"""helpers.training.model: the plain-PyTorch convolution against DGL's own message passing, the projector, the loss."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers.dgl_import import dgl
-from helpers.model import MovieFeatures, PinSage, WeightedSAGELayer, max_margin_loss, softmax_loss
-from helpers.sampling import Hop, Neighbourhood
+from helpers.training.model import MovieFeatures, PinSage, WeightedSAGELayer, max_margin_loss, softmax_loss
+from helpers.training.sampling import Hop, Neighbourhood
 
 
 def features(n: int = 6) -> dict[str, torch.Tensor]:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import make_test_embeddings, sample_settings
 
-from helpers.catalog import Catalog
-from helpers.embeddings import save_movie_embeddings
+from helpers.stores.catalog import Catalog
+from helpers.training.embeddings import save_movie_embeddings
 from helpers.notebook import init_notebook, running_in_voila
 from helpers.picker import MoviePicker, movie_label, results_frame, results_html
-from helpers.recommend import Recommendation, RecommendationEngine, build_stores
+from helpers.engine.engine import Recommendation, RecommendationEngine
+from helpers.stores.build import build_stores
 
 QUERIES = ["misérables", "golden", "midnight"]
 

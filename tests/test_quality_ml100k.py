@@ -35,10 +35,13 @@ def ml100k_run(tmp_path_factory):
     if not (folder / "u.data").exists():
         pytest.skip(f"the shared copy of ML-100K is absent ({folder}/u.data): put MovieLens 100K there or point "
                     "RECSYS_TEST_ML100K_DIR at it to run the real-data quality regression test")
-    from helpers.data import load_movielens
-    from helpers.evaluate import ItemKNNBaseline, evaluate_scores
-    from helpers.graph import build_graph
-    from helpers.train import TrainConfig, infer_movie_vectors, train_pinsage, validation_metrics
+    from helpers.data.loader import load_movielens
+    from helpers.evaluation.baselines import ItemKNNBaseline
+    from helpers.evaluation.protocols import evaluate_scores
+    from helpers.graph.build import build_graph
+    from helpers.training.config import TrainConfig
+    from helpers.training.inference import infer_movie_vectors, validation_metrics
+    from helpers.training.loop import train_pinsage
 
     settings = get_settings({}, dataset="ml-100k", seed=SEED, artifacts_root=tmp_path_factory.mktemp("ml100k"))
     gd = build_graph(load_movielens("ml-100k", folder, cache_dir=settings.cache_dir, seed=SEED))

@@ -1,4 +1,4 @@
-"""helpers.recommend: the engine against a brute-force NumPy reference, its errors, and the two stores' checks."""
+"""helpers.engine.engine: the engine against a brute-force NumPy reference, its errors, and the two stores' checks."""
 from __future__ import annotations
 
 import subprocess
@@ -9,11 +9,15 @@ import pytest
 
 from conftest import make_test_directed_embeddings, make_test_embeddings, sample_settings
 from helpers.artifacts import StaleArtifactError
-from helpers.catalog import Catalog
-from helpers.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.recommend import (COMBINE_METHODS, MAX_K, RecommendationEngine, RecommendError, StoresOutOfStepError,
-                               build_stores, numpy_recommend, verify_stores)
-from helpers.vectors import VectorStore, disconnect
+from helpers.stores.catalog import Catalog
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.ranking import COMBINE_METHODS
+from helpers.engine.inputs import MAX_K, RecommendError
+from helpers.engine.engine import RecommendationEngine
+from helpers.stores.build import build_stores, StoresOutOfStepError, verify_stores
+from helpers.engine.reference import numpy_recommend
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import disconnect
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +191,7 @@ def test_engine_without_stores_names_notebook_04(tmp_path) -> None:
 
 def test_close_releases_the_lite_file_for_the_next_notebook(own_stores) -> None:
     RecommendationEngine(own_stores).close()
-    code = ("import sys; from helpers.recommend import RecommendationEngine; from conftest import sample_settings;"
+    code = ("import sys; from helpers.engine.engine import RecommendationEngine; from conftest import sample_settings;"
             "from pathlib import Path; e = RecommendationEngine(sample_settings(Path(sys.argv[1])));"
             "print(len(e.recommend([], k=2))); e.close()")
     done = subprocess.run([sys.executable, "-c", code, str(own_stores.artifacts_root.parent)], capture_output=True,

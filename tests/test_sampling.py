@@ -1,4 +1,4 @@
-"""helpers.sampling on small graphs built by hand with helpers.graph: positives, negatives, neighbourhoods."""
+"""helpers.training.sampling on small graphs built by hand with helpers.graph: positives, negatives, neighbourhoods."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.data import MovieLens
+from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
-from helpers.graph import build_graph
-from helpers.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
+from helpers.graph.build import build_graph
+from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
                               RandomWalkPositives, engagement_pairs, pair_batch)
 
 
@@ -137,7 +137,7 @@ def test_a_neighbourhood_pool_draws_like_fresh_walks():
 
 
 def test_neighbourhood_table_shares_add_up():
-    from helpers.sampling import neighbourhood_table
+    from helpers.training.sampling import neighbourhood_table
 
     gd = two_cliques()
     table = neighbourhood_table(gd.graph, 0, NeighbourhoodSpec(neighbours=5, walks=40), seed=0)

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import evaluate as ev
-from helpers.graph import GraphData
+import helpers.evaluation.baselines as baselines_module
+from helpers.evaluation.baselines import ItemKNNBaseline
+from helpers.evaluation.protocols import EvaluationData, EvaluationError, evaluate_scores, prepare_evaluation, sample_rows
+from helpers.graph.build import GraphData
 
 
 def random_graph(n_users: int = 120, n_movies: int = 60, seed: int = 0) -> GraphData:
@@ -42,7 +44,7 @@ def test_item_knn_in_chunks_is_exact() -> None:
     gd = random_graph()
     expected = dense_cosine(gd)
     for chunk in (1, 7, 1000):
-        knn = ev.ItemKNNBaseline(chunk=chunk).fit(gd)
+        knn = ItemKNNBaseline(chunk=chunk).fit(gd)
         assert knn.kept is None  # 60 movies: below KNN_EXACT_UP_TO, every similarity kept
         assert np.allclose(knn.similarity.toarray(), expected, atol=1e-6)
 
@@ -50,7 +52,7 @@ def test_item_knn_in_chunks_is_exact() -> None:
 def test_item_knn_keeps_the_top_k_per_movie() -> None:
     gd = random_graph()
     expected = dense_cosine(gd)
-    knn = ev.ItemKNNBaseline(neighbours=5, chunk=8).fit(gd)
+    knn = ItemKNNBaseline(neighbours=5, chunk=8).fit(gd)
     sim = knn.similarity.toarray()
     assert knn.kept == 5 and ((sim > 0).sum(axis=1) <= 5).all()
     for row, full in zip(sim, expected):
@@ -58,40 +60,40 @@ def test_item_knn_keeps_the_top_k_per_movie() -> None:
         assert np.allclose(row[kept], full[kept])
         # nothing left out scores above what was kept
         assert full[np.setdiff1d(np.arange(len(full)), kept)].max() <= row[kept].min() + 1e-6
-    with pytest.raises(ev.EvaluationError, match="neighbours"):
-        ev.ItemKNNBaseline(neighbours=0)
+    with pytest.raises(EvaluationError, match="neighbours"):
+        ItemKNNBaseline(neighbours=0)
 
 
 def test_item_knn_prunes_automatically_above_the_exact_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ev, "KNN_EXACT_UP_TO", 50)
-    monkeypatch.setattr(ev, "KNN_NEIGHBOURS", 3)
-    knn = ev.ItemKNNBaseline().fit(random_graph())  # 60 movies > 50
+    monkeypatch.setattr(baselines_module, "KNN_EXACT_UP_TO", 50)
+    monkeypatch.setattr(baselines_module, "KNN_NEIGHBOURS", 3)
+    knn = ItemKNNBaseline().fit(random_graph())  # 60 movies > 50
     assert knn.kept == 3 and (np.diff(knn.similarity.indptr) <= 3).all()
 
 
 def test_sampled_evaluation_is_the_full_one_on_the_chosen_users() -> None:
     gd = random_graph(n_users=300)
-    data = ev.prepare_evaluation(gd)
-    scorer = ev.ItemKNNBaseline().fit(gd)
-    full = ev.evaluate_scores(scorer, data, "test", "history")
-    assert ev.evaluate_scores(scorer, data, "test", "history", sample=10_000) == full  # more than there are
-    sampled = ev.evaluate_scores(scorer, data, "test", "history", sample=100, seed=3, batch_size=16)
+    data = prepare_evaluation(gd)
+    scorer = ItemKNNBaseline().fit(gd)
+    full = evaluate_scores(scorer, data, "test", "history")
+    assert evaluate_scores(scorer, data, "test", "history", sample=10_000) == full  # more than there are
+    sampled = evaluate_scores(scorer, data, "test", "history", sample=100, seed=3, batch_size=16)
     assert sampled["n_users"] == 100
-    chosen = ev.sample_rows(300, 100, seed=3)
-    assert np.array_equal(chosen, ev.sample_rows(300, 100, seed=3)) and len(np.unique(chosen)) == 100
+    chosen = sample_rows(300, 100, seed=3)
+    assert np.array_equal(chosen, sample_rows(300, 100, seed=3)) and len(np.unique(chosen)) == 100
     users, movies = data.targets["test"]
-    subset = ev.EvaluationData(n_movies=data.n_movies, seen=data.seen, histories=data.histories,
+    subset = EvaluationData(n_movies=data.n_movies, seen=data.seen, histories=data.histories,
                                targets={"test": (users[chosen], movies[chosen])})
-    by_hand = ev.evaluate_scores(scorer, subset, "test", "history")
+    by_hand = evaluate_scores(scorer, subset, "test", "history")
     assert sampled == pytest.approx(by_hand)
     assert sampled["hr@10_stderr"] > full["hr@10_stderr"]  # fewer users, a wider interval
-    with pytest.raises(ev.EvaluationError, match="at least 2"):
-        ev.evaluate_scores(scorer, data, "test", "history", sample=1)
+    with pytest.raises(EvaluationError, match="at least 2"):
+        evaluate_scores(scorer, data, "test", "history", sample=1)
 
 
 def test_index_choice_by_size_and_override() -> None:
     from helpers.config import ConfigError, get_settings
-    from helpers.milvus_index import EXACT_UP_TO_SERVER, choose_index
+    from helpers.stores.milvus_index import EXACT_UP_TO_SERVER, choose_index
 
     assert choose_index(87_585, lite=False).index_type == "FLAT"  # ML-32M's catalogue: exact
     assert choose_index(EXACT_UP_TO_SERVER, lite=False).index_type == "FLAT"
@@ -112,7 +114,8 @@ def test_the_store_builds_the_index_the_setting_asks_for(tmp_path, sample_ml) ->
     """RECSYS_MILVUS_INDEX reaches the collection (Milvus Lite); the default stays exact for a catalogue."""
     from conftest import make_test_embeddings, sample_settings
 
-    from helpers.vectors import VectorStore, disconnect
+    from helpers.stores.milvus import VectorStore
+    from helpers.stores.milvus_client import disconnect
 
     ids, vectors = make_test_embeddings(sample_ml.movies)
     for setting, expected in (("auto", "FLAT"), ("HNSW", "HNSW")):

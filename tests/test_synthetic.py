@@ -1,4 +1,4 @@
-"""The synthetic MovieLens of any size (helpers.synthetic): release format, shape, determinism, loading.
+"""The synthetic MovieLens of any size (helpers.data.synthetic): release format, shape, determinism, loading.
 
 Cost: about 10 s (one 200k-rating dataset, written once per module, and a few 2k-rating ones).
 """
@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import synthetic
+from helpers.data import synthetic
 from helpers.config import ConfigError, check_dataset_name, get_settings
-from helpers.data import DatasetError, load_dataset, load_movielens
+from helpers.data.movielens import DatasetError
+from helpers.data.loader import load_dataset, load_movielens
 
 RATINGS = 200_000
 

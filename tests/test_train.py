@@ -1,4 +1,4 @@
-"""helpers.train on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
+"""helpers.training.loop on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-import helpers.train as train_module
+import helpers.training.loop as train_module
 from helpers.artifacts import require
 from helpers.config import get_settings
-from helpers.data import MovieLens, load_movielens
+from helpers.data.movielens import MovieLens
+from helpers.data.loader import load_movielens
 from helpers.dgl_import import dgl
-from helpers.graph import build_graph
-from helpers.sampling import NeighbourSampler
-from helpers.train import (TrainConfig, build_model, infer_movie_embeddings, load_trained_model, train_pinsage)
+from helpers.graph.build import build_graph
+from helpers.training.sampling import NeighbourSampler
+from helpers.training.config import TrainConfig
+from helpers.training.loop import build_model, load_trained_model, train_pinsage
+from helpers.training.inference import infer_movie_embeddings
 
 TINY = dict(batch_size=32, steps_per_epoch=6, max_epochs=3, time_budget_s=None, hard_start_epoch=1,
             hard_ramp_epochs=1, hard_ranks=(5, 50))

@@ -1,4 +1,4 @@
-"""helpers.vectors: the Milvus collection on Milvus Lite and on a real Milvus server.
+"""helpers.stores.milvus: the Milvus collection on Milvus Lite and on a real Milvus server.
 
 Search results are held to a brute-force NumPy search over the same normalised vectors."""
 from __future__ import annotations
@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_test_embeddings, sample_settings
-from helpers.vectors import (VectorStore, VectorStoreError, choose_index, connect, disconnect, filter_expression,
-                             quote)
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import connect, disconnect, filter_expression, quote, VectorStoreError
+from helpers.stores.milvus_index import choose_index
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ def test_missing_collection_names_notebook_04(lite_store) -> None:
 def test_second_process_on_the_lite_file_is_told_why(tmp_path) -> None:
     settings = sample_settings(tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from helpers.vectors import connect; connect(sys.argv[1]); "
+        [sys.executable, "-c", "import sys; from helpers.stores.milvus import connect; connect(sys.argv[1]); "
                                "print('ready', flush=True); sys.stdin.read()", settings.milvus_uri],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

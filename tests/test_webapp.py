@@ -1,4 +1,4 @@
-"""The web app at / of the API (helpers/webapp.py) on a REAL uvicorn server over the sample stores, driven in
+"""The web app at / of the API (helpers/serving/webapp.py) on a REAL uvicorn server over the sample stores, driven in
 headless Debian Chromium through Playwright (never a downloaded browser): ten visitors at once get exactly what
 `RecommendationEngine.recommend()` gives for their lists; accents; markup and SQL typed into every field shown as
 text; rapid typing (a late answer never wins); a server restarted under an open page; an accessible name on every
@@ -25,8 +25,8 @@ import pytest
 
 from conftest import free_port, wait_for_http
 from helpers.config import Settings
-from helpers.recommend import RecommendationEngine
-from helpers.vectors import disconnect
+from helpers.engine.engine import RecommendationEngine
+from helpers.stores.milvus_client import disconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -34,7 +34,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_SECONDS = 90
 WAIT_MS = 30_000
-MAX_MATCHES = 20  # the page asks for this many matches (helpers/web/app.js)
+MAX_MATCHES = 20  # the page asks for this many matches (helpers/serving/web/app.js)
 # ten visitors, three searches each (accents included); each likes the first match of each search
 VISITORS = [("misérables", "golden", "midnight"), ("crème", "iron summer", "velvet"), ("señor", "frozen", "hollow"),
             ("café", "distant", "electric"), ("göteborg", "burning", "quiet"), ("amélie", "crimson", "savage"),
@@ -52,7 +52,7 @@ def visitor_filters(i: int) -> dict[str, Any]:
 
 # -- the server ------------------------------------------------------------------------------------------------
 class Server:
-    """`scripts/api.sh PORT` (uvicorn, helpers.api:create_app) over the sample stores; can be stopped and started
+    """`scripts/api.sh PORT` (uvicorn, helpers.serving.api:create_app) over the sample stores; can be stopped and started
     again on the same port (the restart test)."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
@@ -205,7 +205,7 @@ def test_connections_get_tcp_nodelay_even_on_a_listener_bound_like_uvicorns_work
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    from helpers.serving import NoDelayH11Protocol
+    from helpers.serving.protocol import NoDelayH11Protocol
 
     async def accepted_nodelay(protocol_class) -> int:
         listener = socket.socket(socket.AF_INET)  # proto 0, as uvicorn.Config.bind_socket() makes it
@@ -230,7 +230,7 @@ def test_connections_get_tcp_nodelay_even_on_a_listener_bound_like_uvicorns_work
 
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    # the bug worked around; when this fails, uvicorn fixed #3149 and helpers.serving can go
+    # the bug worked around; when this fails, uvicorn fixed #3149 and helpers.serving.protocol can go
     assert asyncio.run(accepted_nodelay(H11Protocol)) == 0
     assert asyncio.run(accepted_nodelay(NoDelayH11Protocol)) != 0
 

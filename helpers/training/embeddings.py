@@ -5,7 +5,7 @@
 (float32, same shape: what the engine's query encoder turns liked movies into). The model's score of movie j
 after movie i is `query_vectors[i] . vectors[j]`, so Milvus searches by inner product.
 
-* A directed model (`helpers.model.PinSage` with `directed` / `bias`, the default) saves both sides as they
+* A directed model (`helpers.training.model.PinSage` with `directed` / `bias`, the default) saves both sides as they
   are: they are NOT unit length (the query side carries the softmax temperature; with a per-movie bias the
   candidate's last dimension is the bias and the query's is a constant 1), so the inner product is the
   model's score, not a cosine.
@@ -51,7 +51,7 @@ def save_movie_embeddings(settings: Settings, movie_ids: np.ndarray, vectors: np
                           inputs: dict[str, Path] | None = None, extra: dict | None = None,
                           query_vectors: np.ndarray | None = None) -> Path:
     """Write the embeddings atomically, then their manifest (stage `model`). `vectors` are the candidate
-    vectors; with `query_vectors` (a directed model's `helpers.train.MovieVectors`) both are kept as they
+    vectors; with `query_vectors` (a directed model's `helpers.training.inference.MovieVectors`) both are kept as they
     are, without them `vectors` are normalised and serve as both sides (cosine)."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     if movie_ids.ndim != 1 or len(movie_ids) != len(vectors):

@@ -3,7 +3,7 @@
 Run it with `bash scripts/api.sh` (uvicorn with the `create_app` factory). One `RecommendationEngine`, and
 with it one Milvus client and one SQL engine, is created per process when the app starts (lifespan) and
 closed when it stops. OpenAPI docs are served at `/docs` (Swagger UI's files from the package, no CDN);
-the web page at `/` (helpers/webapp.py).
+the web page at `/` (helpers/serving/webapp.py).
 
 Milvus Lite serves one process per file: while a notebook holds `<artifacts>/<dataset>/milvus.db`, the API
 cannot open it (and the other way round). To run both, point both at the docker-compose Milvus server.
@@ -34,13 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpers.catalog import CatalogError, control_characters
+from helpers.stores.catalog import CatalogError
+from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
-from helpers.recommend import (MAX_ID, MAX_K, MAX_LIKED, RecommendationEngine, RecommendError,
-                               StoresOutOfStepError)
-from helpers.vectors import VectorStoreError
-from helpers.webapp import add_webapp
+from helpers.engine.inputs import MAX_ID, MAX_K, MAX_LIKED, RecommendError
+from helpers.engine.engine import RecommendationEngine
+from helpers.stores.build import StoresOutOfStepError
+from helpers.stores.milvus_client import VectorStoreError
+from helpers.serving.webapp import add_webapp
 
 MAX_QUERY_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
@@ -304,7 +306,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPIOffline(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
                          description=f"PinSage movie recommendations over the {settings.dataset} catalog.")
-    add_webapp(app, settings)  # the page at / (helpers/webapp.py)
+    add_webapp(app, settings)  # the page at / (helpers/serving/webapp.py)
 
     app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
     faults = FaultLog(log)

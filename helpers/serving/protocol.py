@@ -3,7 +3,7 @@
 With `--workers N` uvicorn binds the listening socket itself, leaving its `proto` at 0; asyncio then never turns
 Nagle's algorithm off on the accepted connections, and on Linux every keep-alive response after the first waits
 ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149, open for uvicorn 0.54; one worker is unaffected).
-`--http helpers.serving:NoDelayH11Protocol` sets TCP_NODELAY itself, whatever the number of workers.
+`--http helpers.serving.protocol:NoDelayH11Protocol` sets TCP_NODELAY itself, whatever the number of workers.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The PinSage model: a feature projector, weighted-SAGE layers, a query/candidate scoring head and two
 losses (softmax over all movies, the paper's max-margin), in plain PyTorch.
 
-Message passing is written with `index_add_` over each hop's edge lists (`helpers.sampling.Hop`), so the
+Message passing is written with `index_add_` over each hop's edge lists (`helpers.training.sampling.Hop`), so the
 model runs on any PyTorch device although DGL's PyPI build is CPU-only. A movie's embedding `h` is its
 projected features plus the output of the last convolution, L2-normalised.
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.sampling import Hop, Neighbourhood, NeighbourhoodSpec
+from helpers.training.sampling import Hop, Neighbourhood, NeighbourhoodSpec
 
 YEAR_BUCKETS = torch.linspace(-3.0, 3.0, 25)  # standardised release year -> 26 buckets (unknown year = 0)
 

@@ -1,13 +1,13 @@
 """Query encoders: how the engine turns a visitor's liked movies into the vector it searches Milvus with.
 
 Milvus holds every movie's candidate vector; the model's score of movie j for a query vector q is q . c_j
-(`helpers.embeddings`). A `QueryEncoder` gives, for liked movie ids (in the order they were liked):
+(`helpers.training.embeddings`). A `QueryEncoder` gives, for liked movie ids (in the order they were liked):
 * `movie_vectors(liked)`: one query vector per liked movie (the per-movie searches of `combine="max"` /
   `"sum"`, and the explanation "because you liked ...");
 * `encode(liked)`: the one query vector of the whole list (`combine="mean"`, the default).
 
 `MeanQueryEncoder` is today's encoder: the mean of the liked movies' query vectors from the embeddings
-artifact, as the evaluation's history protocol scores it (`helpers.evaluate.QueryCandidateScorer`). A
+artifact, as the evaluation's history protocol scores it (`helpers.evaluation.QueryCandidateScorer`). A
 sequence encoder (order-aware) can stand behind the same interface.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from helpers.config import Settings
-from helpers.embeddings import MovieEmbeddings, load_movie_embeddings
+from helpers.training.embeddings import MovieEmbeddings, load_movie_embeddings
 from helpers.errors import RecsysError
 
 

@@ -3,7 +3,7 @@
 `RecommendationEngine.recommend(liked, k, genres, years)`:
 1. checks the input (RecommendError with what to do on bad input);
 2. checks that Milvus holds the liked movies (unknown ids are named in the error);
-3. turns them into query vectors with its query encoder (`helpers.query`: by default the mean of the liked
+3. turns them into query vectors with its query encoder (`helpers.engine.query`: by default the mean of the liked
    movies' query vectors from notebook 03's embeddings artifact) and searches Milvus, which holds the
    candidate vectors, by inner product, with the genre and year filters applied IN Milvus, combining the
    liked movies by `combine` (below), and drops the liked movies themselves;
@@ -13,7 +13,7 @@ An empty liked list returns the most rated movies passing the filters (`source="
 of ratings).
 
 How several liked movies are combined (`combine`), measured with notebook 03's history protocol
-(protocol (b) of helpers.evaluate: a user's last 10 training movies as the liked list) by
+(protocol (b) of helpers.evaluation: a user's last 10 training movies as the liked list) by
 `bench/recommend_latency.py --quality` (docs/benchmarks.md, notebook 04):
 * `"mean"` (the default, the winner): one search with the normalised mean of the liked query vectors. On ML-1M
   (users 1-2999) validation HR@10 0.123 vs 0.107 for "max" (1.15x) and 0.115 for "sum"; test 0.108 vs
@@ -29,39 +29,24 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
 import numpy as np
-
-from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
-from helpers.catalog import Catalog, CatalogReport, control_characters, safe_url
+from helpers.artifacts import manifest_path, require
+from helpers.stores.catalog import Catalog
+from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
-from helpers.embeddings import embeddings_path, load_movie_embeddings, normalise
-from helpers.query import MeanQueryEncoder, QueryEncoder, UnknownQueryMovies
+from helpers.training.embeddings import embeddings_path, normalise
+from helpers.engine.query import MeanQueryEncoder, QueryEncoder, UnknownQueryMovies
 from helpers.errors import RecsysError
-from helpers.vectors import IngestReport, VectorStore, VectorStoreError
-
-MAX_K = 100
-MAX_LIKED = 200
-MAX_ID = 2**63 - 1  # ids are signed 64-bit in both stores
-STORES_BUILDING = "stores.building.json"
-COMBINE_METHODS: tuple[str, ...] = ("mean", "max", "sum")
-DEFAULT_COMBINE = "mean"
-DEFAULT_PER_MOVIE_LIMIT = 100
-STORES_RECORD = "stores.json"
-
-
-class RecommendError(RecsysError, ValueError):
-    """Bad input to the engine; the message says what to do."""
-
-
-class StoresOutOfStepError(RecsysError, RuntimeError):
-    """Milvus and the catalog disagree about which movies exist; re-run notebook 04."""
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import VectorStoreError
+from helpers.engine.inputs import MAX_K, RecommendError, check_genres, check_ids, check_k, check_years
+from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, ranked, fuse
+from helpers.stores.build import StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
+from helpers.ranking import COMBINE_METHODS
 
 
 @dataclass(frozen=True)
@@ -77,227 +62,6 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# -- input checks ------------------------------------------------------------------------------------------
-def _check_ids(liked_movie_ids: Any) -> list[int]:
-    if isinstance(liked_movie_ids, (str, bytes)) or not isinstance(liked_movie_ids, (Sequence, np.ndarray, set)):
-        raise RecommendError(f"liked_movie_ids must be a list of movie ids, e.g. [1, 260], got {liked_movie_ids!r}")
-    ids = []
-    for value in liked_movie_ids:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise RecommendError(f"Movie ids are whole numbers; {value!r} is not. Find ids with search_titles().")
-        if not 1 <= value <= MAX_ID:
-            shown = str(int(value))
-            shown = shown if len(shown) <= 24 else f"{shown[:20]}... ({len(shown)} digits)"
-            raise RecommendError(f"Movie id {shown} is out of range: ids are whole numbers from 1 to 2**63-1. "
-                                 "Find ids with search_titles().")
-        ids.append(int(value))
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise RecommendError(f"Liked movie ids repeat: {repeated}. List each movie once.")
-    if len(ids) > MAX_LIKED:
-        raise RecommendError(f"{len(ids)} liked movies is more than the {MAX_LIKED} the engine takes; pick fewer.")
-    return ids
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
-        raise RecommendError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
-    return int(k)
-
-
-def _check_years(years: Any) -> tuple[int, int] | None:
-    if years is None:
-        return None
-    try:
-        low, high = years
-        if any(isinstance(y, bool) or not isinstance(y, numbers.Integral) for y in (low, high)):
-            raise TypeError
-    except (TypeError, ValueError):
-        raise RecommendError(f"years must be a (first, last) pair of whole years, e.g. (1990, 1999), got {years!r}") from None
-    if low > high:
-        raise RecommendError(f"years={years!r}: the first year is after the last; give (earlier, later)")
-    return int(low), int(high)
-
-
-def _check_genres(genres: Any, known: Sequence[str]) -> list[str] | None:
-    if genres is None:
-        return None
-    if isinstance(genres, str) or not all(isinstance(g, str) for g in genres):
-        raise RecommendError(f"genres must be a list of genre names, e.g. ['Comedy'], got {genres!r}")
-    genres = list(dict.fromkeys(genres))
-    unknown = [g for g in genres if g not in known]
-    if unknown:
-        raise RecommendError(f"Unknown genre(s) {unknown}. Known genres: {', '.join(known)}")
-    return genres or None
-
-
-# -- fusion (shared by the engine and the NumPy reference) ---------------------------------------------------
-def fuse(per_query: list[list[tuple[int, float]]], combine: str) -> dict[int, tuple[float, int]]:
-    """Candidate -> (fused score, index of the liked movie that contributed most) from per-query hit lists."""
-    fused: dict[int, tuple[float, int, float]] = {}  # id -> (score, best query, best similarity)
-    for q, hits in enumerate(per_query):
-        for movie_id, score in hits:
-            if movie_id not in fused:
-                fused[movie_id] = (score, q, score)
-                continue
-            total, best_q, best = fused[movie_id]
-            if combine == "max":
-                fused[movie_id] = (max(total, score), q if score > best else best_q, max(best, score))
-            else:  # "sum"
-                fused[movie_id] = (total + score, q if score > best else best_q, max(best, score))
-    return {movie_id: (score, q) for movie_id, (score, q, _) in fused.items()}
-
-
-def _ranked(candidates: dict[int, tuple[float, int]], exclude: set[int], k: int) -> list[tuple[int, float, int]]:
-    """The top `k` (id, score, query index), highest score first, ties by lower id."""
-    rows = [(mid, s, q) for mid, (s, q) in candidates.items() if mid not in exclude]
-    rows.sort(key=lambda r: (-r[1], r[0]))
-    return rows[:k]
-
-
-def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids: Sequence[int], k: int = 10,
-                    combine: str = DEFAULT_COMBINE, allowed: np.ndarray | None = None,
-                    per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT,
-                    query_vectors: np.ndarray | None = None) -> list[tuple[int, float, int]]:
-    """Reference ranking by brute force in memory: (movie id, score, liked movie id it came from), best first.
-    `vectors` are the candidate vectors and `query_vectors` (default: `vectors`) the query vectors, as in
-    the embeddings artifact; `allowed` is a boolean mask over `movie_ids` (the filters); liked movies never
-    come back."""
-    movie_ids = np.asarray(movie_ids, dtype=np.int64)
-    liked = [int(m) for m in liked_movie_ids]
-    by_id = np.argsort(movie_ids)
-    rows = by_id[np.clip(np.searchsorted(movie_ids, liked, sorter=by_id), 0, len(movie_ids) - 1)]
-    if not np.array_equal(movie_ids[rows], liked):
-        raise RecommendError(f"liked movie id(s) {sorted(set(liked) - set(movie_ids[rows].tolist()))} have no vector")
-    query = (vectors if query_vectors is None else query_vectors)[rows]
-    similarity = query @ vectors.T  # [n_liked, n_movies]
-    mask = np.ones(len(movie_ids), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-    if combine == "mean":
-        scores = similarity.mean(axis=0) / max(float(np.linalg.norm(query.mean(axis=0))), 1e-12)
-    elif combine == "max":
-        scores = similarity.max(axis=0)
-    elif combine == "sum":
-        limit = max(per_movie_limit, k + len(liked))
-        masked = np.where(mask, similarity, -np.inf)
-        cut = np.sort(masked, axis=1)[:, -min(limit, mask.sum())][:, None]
-        retrieved = (masked >= cut) & mask
-        scores = np.where(retrieved, similarity, 0.0).sum(axis=0)
-        mask = mask & retrieved.any(axis=0)
-    else:
-        raise RecommendError(f"Unknown combine method {combine!r}; use one of {', '.join(COMBINE_METHODS)}")
-    candidates = np.flatnonzero(mask & ~np.isin(movie_ids, liked))
-    if len(candidates) > 4 * k:  # only the best few need the exact (score, id) ordering
-        candidates = candidates[np.argpartition(-scores[candidates], 4 * k)[:4 * k]]
-    order = candidates[np.lexsort((movie_ids[candidates], -scores[candidates]))][:k]
-    best = similarity[:, order].argmax(axis=0)
-    return [(int(movie_ids[i]), float(scores[i]), liked[int(b)]) for i, b in zip(order, best, strict=True)]
-
-
-# -- the two stores together ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StoreCheck:
-    """Whether Milvus and the catalog hold the same movies with the same title, year and genres."""
-
-    vectors: int
-    catalog: int
-    only_in_vectors: list[int] = field(default_factory=list)
-    only_in_catalog: list[int] = field(default_factory=list)
-    different: list[int] = field(default_factory=list)  # in both, but title/year/genres differ
-
-    @property
-    def ok(self) -> bool:
-        return not (self.only_in_vectors or self.only_in_catalog or self.different)
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"stores agree: {self.vectors:,} movies in Milvus and in the catalog"
-        return (f"stores OUT OF STEP: Milvus {self.vectors:,} movies, catalog {self.catalog:,}; only in Milvus "
-                f"{self.only_in_vectors[:10]}, only in the catalog {self.only_in_catalog[:10]}, different "
-                f"details {self.different[:10]}")
-
-    def raise_if_out_of_step(self) -> None:
-        if not self.ok:
-            raise StoresOutOfStepError(f"{self}. Re-run notebooks/04_vector_store.ipynb to ingest both again.")
-
-
-def verify_stores(store: VectorStore, catalog: Catalog) -> StoreCheck:
-    """Compare every movie in Milvus with the catalog (ids, then title, year and genres)."""
-    in_vectors = store.metadata()
-    in_catalog = catalog.all_movies()[["movie_id", "title", "year", "genres"]]
-    vector_ids, catalog_ids = set(in_vectors["movie_id"].tolist()), set(in_catalog["movie_id"].tolist())
-    both = in_vectors.merge(in_catalog, on="movie_id", suffixes=("_v", "_c"))
-    differs = ((both["title_v"] != both["title_c"])
-               | (both["year_v"].astype("Float64").fillna(-1) != both["year_c"].astype("Float64").fillna(-1))
-               | (both["genres_v"].map(tuple) != both["genres_c"].map(tuple)))
-    return StoreCheck(vectors=len(vector_ids), catalog=len(catalog_ids),
-                      only_in_vectors=sorted(vector_ids - catalog_ids), only_in_catalog=sorted(catalog_ids - vector_ids),
-                      different=sorted(both.loc[differs, "movie_id"].astype(int).tolist()))
-
-
-@dataclass(frozen=True)
-class StoresReport:
-    catalog: CatalogReport
-    vectors: IngestReport
-    check: StoreCheck
-
-
-def stores_record_path(settings: Settings) -> Path:
-    return settings.artifacts_dir / STORES_RECORD
-
-
-def write_stores_record(settings: Settings, vectors: IngestReport, check: StoreCheck) -> Path:
-    """Record what was ingested where (stage `vectors`, input: the embeddings), so a later retraining shows
-    up as a stale record instead of silently serving old vectors."""
-    path = stores_record_path(settings)
-    record = {"milvus_uri": settings.milvus_uri, "catalog_url": safe_url(settings.catalog_url),
-              "movies": vectors.count, "index_type": vectors.index.index_type, "metric": vectors.index.metric_type,
-              "stores_agree": check.ok}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    write_manifest(path, "vectors", settings, inputs={"embeddings": embeddings_path(settings)})
-    return path
-
-
-def building_marker_path(settings: Settings) -> Path:
-    return settings.artifacts_dir / STORES_BUILDING
-
-
-def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> StoresReport:
-    """Notebook 04 in one call: ingest the catalog (MovieLens) and the embeddings artifact into Milvus,
-    verify the two agree, and write the record. Safe to re-run, and safe to kill: each store is swapped in
-    whole (the catalog's staging tables, Milvus' alias), and `stores.building.json` marks the build from
-    its first write to the record, so an engine that starts after a kill checks the stores before serving."""
-    from helpers.data import load_dataset
-
-    embeddings = load_movie_embeddings(settings)  # Milvus gets the candidate vectors
-    ml = load_dataset(settings) if ml is None else ml
-    marker = building_marker_path(settings)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(marker) as tmp:
-        tmp.write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid(),
-                                   "milvus_uri": settings.milvus_uri, "catalog_url": safe_url(settings.catalog_url)}))
-    catalog = Catalog(settings)
-    catalog_report = catalog.ingest(ml, progress=progress)
-    store = VectorStore(settings)
-    vector_report = store.ingest(embeddings.movie_ids, embeddings.vectors, ml.movies, progress=progress,
-                                 replace_other_dim=True)
-    check = verify_stores(store, catalog)
-    check.raise_if_out_of_step()
-    write_stores_record(settings, vector_report, check)
-    marker.unlink()
-    return StoresReport(catalog_report, vector_report, check)
-
-
-def recorded_movies(settings: Settings) -> int | None:
-    """The movie count the stores record holds for this Milvus URI (None without a record)."""
-    path = stores_record_path(settings)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return int(record["movies"]) if record.get("milvus_uri") == settings.milvus_uri and "movies" in record else None
 
 
 # -- the engine ----------------------------------------------------------------------------------------------
@@ -354,10 +118,10 @@ class RecommendationEngine:
     def recommend(self, liked_movie_ids: Sequence[int], k: int = 10, genres: Sequence[str] | None = None,
                   years: tuple[int, int] | None = None) -> list[Recommendation]:
         """The `k` movies most like `liked_movie_ids` (in `genres`, released within `years`), best first."""
-        liked = _check_ids(liked_movie_ids)
-        k = _check_k(k)
-        years = _check_years(years)
-        genres = _check_genres(genres, self.genres())
+        liked = check_ids(liked_movie_ids)
+        k = check_k(k)
+        years = check_years(years)
+        genres = check_genres(genres, self.genres())
         if not liked:
             return self._popular(k, genres, years)
         stored = self.store.get(liked, with_vectors=False)
@@ -377,7 +141,7 @@ class RecommendationEngine:
             limit = k + len(liked) if self.combine == "max" else max(self.per_movie_limit, k + len(liked))
             per_query = self.store.search(query, limit=limit, genres=genres, years=years)
             fused = fuse([[(h.movie_id, h.score) for h in hits] for hits in per_query], self.combine)
-            top = _ranked(fused, set(liked), k)
+            top = ranked(fused, set(liked), k)
         return self._explain(top, liked)
 
     def _check_known(self, liked: list[int], stored: dict[int, dict[str, Any]]) -> None:
@@ -433,7 +197,7 @@ class RecommendationEngine:
 
     def movie(self, movie_id: int) -> dict:
         """One movie's catalog row (title, year, genres, n_ratings, mean_rating)."""
-        (movie_id,) = _check_ids([movie_id])
+        (movie_id,) = check_ids([movie_id])
         row = self.catalog.movie(movie_id)
         if row is None:
             raise RecommendError(f"Unknown movie id {movie_id}: find ids with search_titles()")
@@ -492,3 +256,4 @@ class RecommendationEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+

@@ -7,7 +7,7 @@
   drawn from ranks `hard_ranks` of the model's own neighbour list of the query movie (paper, section 3.3).
 * Neighbourhoods. `NeighbourSampler` runs `dgl.sampling.PinSAGESampler` (random walks from each movie through
   users; the `neighbours` most visited movies, weighted by their visit counts) and returns plain tensors
-  (`Hop`, `Neighbourhood`) that the model in `helpers.model` consumes on any device.
+  (`Hop`, `Neighbourhood`) that the model in `helpers.training.model` consumes on any device.
 
 Sampling runs on the CPU (DGL's PyPI build is CPU-only); `Neighbourhood.to(device)` moves the result.
 """
@@ -92,7 +92,7 @@ class RandomWalkPositives:
         self.graph = graph
         self.edge_movies = graph.edges(etype=WATCHED)[1]
         if len(self.edge_movies) == 0:
-            raise ValueError("The graph has no training edges: build it with helpers.graph.build_graph.")
+            raise ValueError("The graph has no training edges: build it with helpers.graph.build.build_graph.")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         heads = self.edge_movies[torch.randint(len(self.edge_movies), (batch_size,), generator=generator)]

@@ -21,76 +21,21 @@ rows (ratings are replaced, never added to). One engine (connection pool) per pr
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-
+from sqlalchemy.engine import Connection, make_url
 from helpers.config import Settings
 from helpers.errors import RecsysError
-
-GENRE_SEPARATOR = "|"
-DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
-STAGING_SUFFIX = "__new"
-RETIRED_SUFFIX = "__old"
-SERVER_HINT = ("Start it with `docker compose up -d mysql` (docker-compose.yml), or unset RECSYS_CATALOG_URL "
-               "to use the embedded SQLite file.")
-
-_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci",
-                  "mariadb_charset": "utf8mb4", "mariadb_collate": "utf8mb4_unicode_ci"}
-metadata = sa.MetaData()
-movies_table = sa.Table(
-    "movies", metadata,
-    sa.Column("movie_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("title", sa.String(1024), nullable=False),
-    # binary collation on MySQL, so both backends compare the folded text exactly alike
-    sa.Column("title_folded", sa.String(1024).with_variant(sa.String(1024, collation="utf8mb4_bin"), "mysql",
-                                                           "mariadb"), nullable=False),
-    sa.Column("year", sa.Integer, nullable=True),
-    sa.Column("genres", sa.String(1024), nullable=False, default=""),
-    sa.Column("n_ratings", sa.Integer, nullable=False, default=0),
-    sa.Column("mean_rating", sa.Float, nullable=True),
-    sa.Index("ix_movies_n_ratings", "n_ratings"),
-    **_TABLE_OPTIONS,
-)
-movie_genres_table = sa.Table(
-    "movie_genres", metadata,
-    sa.Column("movie_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("genre", sa.String(64), primary_key=True),
-    sa.Index("ix_movie_genres_genre", "genre"),
-    **_TABLE_OPTIONS,
-)
-users_table = sa.Table(
-    "users", metadata,
-    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("gender", sa.String(16), nullable=True),
-    sa.Column("age", sa.Integer, nullable=True),
-    sa.Column("occupation", sa.Integer, nullable=True),
-    sa.Column("zip", sa.String(32), nullable=True),
-    **_TABLE_OPTIONS,
-)
-ratings_table = sa.Table(
-    "ratings", metadata,
-    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("movie_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("rating", sa.Float, nullable=False),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Index("ix_ratings_movie_id", "movie_id"),
-    **_TABLE_OPTIONS,
-)
+from helpers.stores.sql import GENRE_SEPARATOR, RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
+from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, SERVER_HINT
 
 
-class CatalogError(RecsysError, RuntimeError):
-    """The catalog cannot be reached or used, or was given bad input; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -104,114 +49,6 @@ class CatalogReport:
     def rows_per_second(self) -> float:
         rows = self.movies + self.users + self.ratings
         return rows / self.seconds if self.seconds > 0 else float("inf")
-
-
-def _normalise_url(url: str) -> URL:
-    parsed = make_url(url)
-    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return parsed
-
-
-def safe_url(url: str | URL) -> str:
-    """The URL with its password hidden, for messages."""
-    return make_url(url).render_as_string(hide_password=True) if isinstance(url, str) else url.render_as_string(hide_password=True)
-
-
-_ENGINES: dict[tuple[int, str], Engine] = {}  # (pid, url) -> Engine: one pool per process and URL
-
-
-def get_engine(url: str) -> Engine:
-    """This process's SQLAlchemy engine for `url` (created on first use)."""
-    key = (os.getpid(), url)
-    if key not in _ENGINES:
-        parsed = _normalise_url(url)
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            engine = _sqlite_engine(parsed)
-        elif backend in ("mysql", "mariadb"):
-            engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
-        else:
-            raise CatalogError(f"Unsupported catalog database {safe_url(parsed)}: use sqlite:///path.sqlite or "
-                               "mysql+pymysql://user:password@host:3306/database (RECSYS_CATALOG_URL).")
-        _ENGINES[key] = engine
-    return _ENGINES[key]
-
-
-def _sqlite_engine(parsed: URL) -> Engine:
-    """SQLite with transactional DDL (SQLAlchemy's recipe: the driver's own transaction handling off, BEGIN
-    emitted by us), so an ingestion's CREATE/DROP/RENAME commit or roll back together. A file URL opens the
-    file read-write but never creates it: a catalog deleted under a running API is an error, not a new empty
-    file (`Catalog.create` makes the file)."""
-    path = parsed.database
-    if path and path != ":memory:":
-        target = f"file:{Path(path).resolve()}?mode=rw"
-        engine = sa.create_engine(parsed, creator=lambda: sqlite3.connect(target, uri=True, check_same_thread=False))
-    else:
-        engine = sa.create_engine(parsed)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
-
-
-def dispose_engine(url: str) -> None:
-    engine = _ENGINES.pop((os.getpid(), url), None)
-    if engine is not None:
-        engine.dispose()
-
-
-def fold(text: str) -> str:
-    """Text as title search compares it: accents removed, case folded ("Misérables" -> "miserables")."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def control_characters(text: str) -> list[str]:
-    """The control characters (NUL, escapes, ...) in `text`, as code points such as 'U+0000'."""
-    return sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"})
-
-
-def bulk_insert(conn: Connection, table: sa.Table, columns: dict[str, Sequence[Any]],
-                chunk_rows: int = DEFAULT_BATCH_SIZE, progress: Any = None) -> int:
-    """Insert column arrays (equal lengths; NumPy arrays or lists, None for NULL) into `table` through the
-    driver's `executemany`, `chunk_rows` rows per call: no per-row dicts, no ORM. Returns the rows inserted.
-    Identifiers are quoted by the dialect; every value is a bound parameter."""
-    names = list(columns)
-    lengths = {len(values) for values in columns.values()}
-    if len(lengths) != 1:
-        raise CatalogError(f"bulk_insert into {table.name}: columns of different lengths {sorted(lengths)}")
-    (n_rows,) = lengths
-    quote_id = conn.dialect.identifier_preparer.quote
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    statement = (f"INSERT INTO {quote_id(table.name)} ({', '.join(quote_id(n) for n in names)}) "
-                 f"VALUES ({', '.join([marker] * len(names))})")
-    for first in range(0, n_rows, chunk_rows):
-        chunk = [values[first:first + chunk_rows] for values in columns.values()]
-        rows = list(zip(*(c.tolist() if isinstance(c, np.ndarray) else list(c) for c in chunk), strict=True))
-        conn.exec_driver_sql(statement, rows)
-        if progress is not None:
-            progress.update(len(rows))
-    return n_rows
-
-
-def _staging(table: sa.Table, suffix: str, target: sa.MetaData) -> sa.Table:
-    """A copy of `table` named `<name><suffix>`, without its secondary indexes (built after the bulk load)."""
-    return sa.Table(table.name + suffix, target, *(c._copy() for c in table.columns), **_TABLE_OPTIONS)
 
 
 def _none_if_na(value: Any) -> Any:
@@ -262,7 +99,7 @@ class Catalog:
                                 f"(CREATE DATABASE {database} CHARACTER SET utf8mb4) or fix RECSYS_CATALOG_URL.")
         if path is not None and not path.exists():
             return CatalogError(f"The catalog file {path} is gone ({message}): rebuild it with "
-                                "notebooks/04_vector_store.ipynb (or helpers.recommend.build_stores), then restart "
+                                "notebooks/04_vector_store.ipynb (or helpers.stores.build.build_stores), then restart "
                                 "the API or page.")
         if any(s in message for s in ("no such table", "doesn't exist", "no such column", "Unknown column")):
             return CatalogError(f"The catalog at {where} is missing tables or columns ({message}): it was never "
@@ -331,7 +168,7 @@ class Catalog:
         staging_md = sa.MetaData()
         with self._begin() as conn:
             for table, columns in tables.items():
-                staged = _staging(table, STAGING_SUFFIX, staging_md)
+                staged = staging_table(table, STAGING_SUFFIX, staging_md)
                 staged.drop(conn, checkfirst=True)
                 staged.create(conn)
                 bulk_insert(conn, staged, columns, batch_size, bar)
@@ -346,7 +183,7 @@ class Catalog:
         before it leaves only staging tables behind (dropped by the next run), never a half-filled live one."""
         staging_md = sa.MetaData()
         for table, columns in tables.items():
-            staged = _staging(table, STAGING_SUFFIX, staging_md)
+            staged = staging_table(table, STAGING_SUFFIX, staging_md)
             with self._begin() as conn:
                 staged.drop(conn, checkfirst=True)
                 staged.create(conn)
@@ -356,7 +193,7 @@ class Catalog:
             with self._begin() as conn:
                 for index in table.indexes:
                     sa.Index(index.name, *(staged.c[c.name] for c in index.columns)).create(conn)
-        retired = [_staging(table, RETIRED_SUFFIX, staging_md) for table in tables]
+        retired = [staging_table(table, RETIRED_SUFFIX, staging_md) for table in tables]
         with self._begin() as conn:
             for old in retired:
                 old.drop(conn, checkfirst=True)
@@ -526,3 +363,4 @@ class Catalog:
 
     def close(self) -> None:
         dispose_engine(self.url)
+

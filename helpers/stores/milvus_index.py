@@ -24,10 +24,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")
-INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
+from helpers.config import INDEX_TYPES, check_index_setting
+
 EXACT_UP_TO_SERVER = 1_000_000  # rows: FLAT up to here on a server, HNSW above (Milvus Lite: always FLAT)
-METRIC = "IP"  # inner product = cosine on the unit vectors of helpers.embeddings
+METRIC = "IP"  # inner product = cosine on the unit vectors of helpers.training.embeddings
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,6 @@ def build_params(index_type: str, n_rows: int) -> dict[str, Any]:
     if index_type == "IVF_FLAT":
         return {"nlist": max(1, min(65_536, int(4 * math.sqrt(max(n_rows, 1)))))}
     return {}
-
-
-def check_index_setting(value: str) -> str:
-    """The canonical spelling of a `RECSYS_MILVUS_INDEX` value; anything else raises ValueError."""
-    canonical = value.strip().upper() if value.strip().lower() != "auto" else "auto"
-    if canonical not in INDEX_SETTINGS:
-        raise ValueError(f"RECSYS_MILVUS_INDEX={value!r}: use one of {', '.join(INDEX_SETTINGS)} "
-                         "(auto = FLAT up to a size measured per backend, HNSW above)")
-    return canonical
 
 
 def choose_index(n_rows: int, lite: bool, setting: str = "auto") -> IndexChoice:

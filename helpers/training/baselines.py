@@ -1,24 +1,27 @@
 """`next-movie [no graph]`: the baseline that isolates what PinSage's graph adds.
 
 Per movie one query vector, one candidate vector and a bias, nothing else (no features, no neighbours):
-score(j after i) = query_i . candidate_j + bias_j. It is trained like PinSage (`helpers.train`, loss
+score(j after i) = query_i . candidate_j + bias_j. It is trained like PinSage (`helpers.training.loop`, loss
 "softmax"): on the same consecutive training pairs (a movie and the one the same user rated right after it),
-with the same full softmax over all movies (`helpers.model.softmax_loss`) and the same warm-up + cosine
-learning-rate schedule (`helpers.train.one_cycle`), for a fixed number of steps (its own budget, stated
+with the same full softmax over all movies (`helpers.training.model.softmax_loss`) and the same warm-up + cosine
+learning-rate schedule (`helpers.training.config.one_cycle`), for a fixed number of steps (its own budget, stated
 beside its figures). Several query movies are combined by the mean of their query vectors, as for PinSage.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from helpers.model import softmax_loss
-from helpers.sampling import EngagementPositives
-from helpers.train import MovieVectors, one_cycle
+from helpers.training.model import softmax_loss
+from helpers.training.sampling import EngagementPositives
+from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
+from helpers.training.config import one_cycle
+from helpers.training.inference import MovieVectors
 
 
 class NextMovieBaseline:
@@ -45,7 +48,7 @@ class NextMovieBaseline:
                 "weight_decay": self.weight_decay, "warmup": self.warmup, "seed": self.seed}
 
     def fit(self, gd: Any) -> NextMovieBaseline:
-        from helpers.evaluate import query_candidate_scorer
+        from helpers.evaluation.scorers import query_candidate_scorer
 
         started = time.perf_counter()
         self.n_movies = n = len(gd.movie_ids)
@@ -85,7 +88,7 @@ class NextMovieBaseline:
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
         if self._scorer is None:
-            from helpers.evaluate import EvaluationError
+            from helpers.evaluation.protocols import EvaluationError
 
             raise EvaluationError("NextMovieBaseline is not fitted: call .fit(gd) first")
         return self._scorer(queries)
@@ -101,3 +104,19 @@ def next_movie_steps_for(dataset: str) -> int:
     from helpers.config import DATASETS
 
     return REAL_STEPS if dataset in DATASETS and dataset != "sample" else SAMPLE_STEPS
+
+
+def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = None,
+                  seed: int = 42) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The baselines fitted on `gd`'s training edges, by name: popularity, item-kNN, transitions (before or
+    after), transitions [after] (the movie watched next) and next-movie [no graph] (`helpers.training.baselines`,
+    trained for `next_movie_steps` steps; default `next_movie_steps_for(gd.dataset)`) with `seed`."""
+    steps = next_movie_steps if next_movie_steps is not None else next_movie_steps_for(getattr(gd, "dataset", ""))
+    return {
+        "popularity": PopularityBaseline().fit(gd),
+        "item-knn": ItemKNNBaseline(combine).fit(gd),
+        "transitions": TransitionsBaseline(combine).fit(gd),
+        "transitions [after]": TransitionsBaseline(combine, direction="after").fit(gd),
+        "next-movie [no graph]": NextMovieBaseline(steps=steps, seed=seed).fit(gd),
+    }
+

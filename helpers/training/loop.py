@@ -16,147 +16,26 @@ the uninterrupted one.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
-
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.dgl_import import dgl
-from helpers.model import PinSage, max_margin_loss, softmax_loss
-from helpers.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
+from helpers.training.model import PinSage, max_margin_loss, softmax_loss
+from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourSampler,
                               RandomWalkPositives, pair_batch)
+from helpers.training.config import TrainConfig
+from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
+
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
-POSITIVES = ("engagement", "random_walk")
-LOSSES = ("softmax", "sampled_softmax", "max_margin")
-SCHEDULES = ("cosine", "epoch_decay")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that shapes a training run. The defaults are the best setting measured on ML-1M (users 1-2999):
-    objective, scoring and schedule side by side at a fixed number of steps (docs/benchmarks.md, "PinSage against
-    what people watched next"), the neighbourhood settings within 10 minutes on 2 CPU cores ("PinSage training
-    (stage 03)")."""
-
-    positives: str = "engagement"          # "engagement" (paper: next movie rated) or "random_walk" (DGL example)
-    engagement_window: int = 1             # engagement: pair a movie with the next `window` movies rated
-    hidden: int = 64                       # embedding size
-    layers: int = 2
-    dropout: float = 0.0
-    use_id_embedding: bool = True          # learn a free vector per movie besides its features
-    neighbours: int = 5                    # top-visited movies kept as a movie's neighbourhood
-    walks: int = 100                       # random walks per movie to find them
-    walk_length: int = 2                   # movie -> user -> movie hops per walk before a restart
-    restart_prob: float = 0.5
-    neighbour_pool: int = 4                # >0: draw this many neighbourhoods per movie each epoch and pick from them
-    batch_size: int = 256                  # positive pairs per step
-    loss: str = "softmax"                  # "softmax" (all movies compete), "sampled_softmax", "max_margin"
-    directed: bool = True                  # a linear query head: the query side differs from the candidate side
-    query_id_embedding: bool = False       # softmax losses: a learned per-movie offset on the query side
-    movie_bias: bool = True                # a learned per-movie bias, one extra vector dimension
-    temperature: float = 0.1               # softmax losses: score = query . candidate / temperature (+ bias)
-    uniform_negatives: int = 1024          # sampled_softmax: shared uniform negatives besides the in-batch tails
-    negatives: int = 2                     # max_margin: negatives per positive pair
-    in_batch_negatives: bool = False       # max_margin: also use the other pairs' tails as negatives
-    margin: float = 0.2                    # max_margin: margin on cosine similarities
-    lr: float = 3e-3
-    schedule: str = "cosine"               # "cosine": warm-up then cosine decay over the whole run (steps or budget)
-    warmup: float = 0.05                   # cosine: share of the run spent warming the learning rate up
-    lr_decay: float = 0.95                 # epoch_decay: the learning rate is lr * lr_decay ** epoch
-    weight_decay: float = 0.0
-    hard_fraction: float = 0.5             # share of negatives taken from the model's own ranks `hard_ranks`
-    hard_ranks: tuple[int, int] = (50, 500)
-    hard_start_epoch: int = 1              # curriculum: uniform negatives only before this epoch...
-    hard_ramp_epochs: int = 2              # ...then the hard share grows linearly to `hard_fraction`
-    steps_per_epoch: int = 500             # hard negatives are refreshed after every epoch
-    max_epochs: int = 100
-    time_budget_s: float | None = 600.0    # stop after this much wall time (training + validation)
-    device: str | None = None              # None: CUDA when available, else CPU
-
-    def __post_init__(self) -> None:
-        if self.positives not in POSITIVES:
-            raise ValueError(f"positives={self.positives!r}: use one of {', '.join(POSITIVES)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss={self.loss!r}: use one of {', '.join(LOSSES)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"warmup={self.warmup}: give the share of the run to warm up in, in [0, 1)")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature}: it must be positive (e.g. 0.1)")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
-        if not 0.0 <= self.hard_fraction <= 1.0:
-            raise ValueError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
-        for name in ("hidden", "layers", "batch_size", "negatives", "steps_per_epoch", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: it must be at least 1")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
-        self.hard_ranks = tuple(self.hard_ranks)
-        self.spec  # validates the neighbourhood settings
-
-    @classmethod
-    def for_dataset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The configuration to use for dataset `name`: the tiny synthetic `sample` trains for a few seconds
-        (so notebooks and tests stay fast); real datasets get the defaults. `overrides` win."""
-        if name == "sample":
-            base: dict[str, Any] = dict(batch_size=128, steps_per_epoch=40, max_epochs=6, time_budget_s=60.0,
-                                        hard_ranks=(10, 100), lr=1e-2)
-        else:
-            base = {}
-        return cls(**{**base, **overrides})
-
-    @property
-    def spec(self) -> NeighbourhoodSpec:
-        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob)
-
-    def hard_share(self, epoch: int) -> float:
-        """Share of hard negatives in `epoch` (0-based): the curriculum."""
-        if epoch < self.hard_start_epoch or self.hard_fraction == 0:
-            return 0.0
-        ramp = min(1.0, (epoch - self.hard_start_epoch + 1) / max(self.hard_ramp_epochs, 1))
-        return self.hard_fraction * ramp
-
-    @property
-    def total_steps(self) -> int:
-        return self.max_epochs * self.steps_per_epoch
-
-    def learning_rate(self, epoch: int, progress: float) -> float:
-        """The learning rate at `progress` (share of the run done, 0..1: steps done / `total_steps`, or the
-        share of `time_budget_s` spent, whichever is larger) of `epoch`."""
-        if self.schedule == "epoch_decay":
-            return self.lr * self.lr_decay ** epoch
-        return self.lr * one_cycle(progress, self.warmup)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def one_cycle(progress: float, warmup: float = 0.05) -> float:
-    """Learning-rate factor at `progress` (0..1) of a run: linear warm-up over the first `warmup` share,
-    then cosine decay to 0 at the end, so that the whole run (budget or steps) is used."""
-    progress = min(max(progress, 0.0), 1.0)
-    if progress < warmup:
-        return max(progress / warmup, 0.01)
-    return 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
 
 
 @dataclass
@@ -183,73 +62,6 @@ def build_model(gd, config: TrainConfig) -> PinSage:
                               use_id=config.use_id_embedding, spec=config.spec, directed=config.directed,
                               bias=config.movie_bias, temperature=config.temperature,
                               query_id=config.query_id_embedding)
-
-
-@torch.no_grad()
-def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> np.ndarray:
-    """Every movie's embedding ([n_movies, dim] float32, unit rows), computed layer by layer as in the paper's
-    MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
-    movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
-    `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
-    generator = None
-    if seed is not None:
-        dgl.seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    device = model.device
-    n = gd.graph.num_nodes("movie")
-    if n != model.features.num_movies:
-        raise ValueError(f"the model was built for {model.features.num_movies} movies but the graph has {n}: "
-                         "train it on this graph (notebook 03)")
-    movies = torch.arange(n)
-    batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]
-    projected = torch.cat([model.features(b.to(device)) for b in batches])
-    sampler = NeighbourSampler(gd.graph, 1, model.spec, generator=generator)
-    h = projected
-    for conv in model.convs:
-        parts = []
-        for batch in batches:
-            hop, inputs = sampler.hop(batch)
-            parts.append(conv(hop.to(device), h[inputs.to(device)], h[batch.to(device)]))
-        h = torch.cat(parts)
-    out = model.combine(projected, h)
-    model.train(was_training)
-    return out.float().cpu().numpy()
-
-
-@dataclass(frozen=True)
-class MovieVectors:
-    """Every movie's query and candidate vectors (row i = movie node i, float32): movie i's query vector
-    dotted with movie j's candidate vector is the model's score of j as the next movie after i."""
-
-    query: np.ndarray
-    candidate: np.ndarray
-
-    @property
-    def dim(self) -> int:
-        return int(self.candidate.shape[1])
-
-
-@torch.no_grad()
-def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> MovieVectors:
-    """`infer_movie_embeddings`, then the model's query and candidate sides of every movie (see
-    `helpers.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
-    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
-    movies = torch.arange(len(h), device=model.device)
-    return MovieVectors(query=model.query_vectors(h, movies).float().cpu().numpy(),
-                        candidate=model.candidate_vectors(h, movies).float().cpu().numpy())
-
-
-def validation_metrics(vectors: MovieVectors | np.ndarray, gd, split: str = "val", k: int = 10) -> dict[str, float]:
-    """HR@k and NDCG@k with protocol (a): the query is the user's latest training movie. `vectors` are a
-    model's `MovieVectors` (inner product of query and candidate) or one array of movie vectors (cosine).
-    `gd` may be a `GraphData` or the `helpers.evaluate.prepare_evaluation` of one (faster every epoch)."""
-    from helpers.evaluate import embedding_scorer, evaluate_scores, query_candidate_scorer
-
-    scorer = (query_candidate_scorer(vectors.query, vectors.candidate) if isinstance(vectors, MovieVectors)
-              else embedding_scorer(vectors))
-    return evaluate_scores(scorer, gd, split=split, protocol="latest", k=k)
 
 
 def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
@@ -296,8 +108,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     """Train PinSage on `gd`'s training edges; validate each epoch (HR@10, protocol (a)); keep the best
     checkpoint in `model.pt`. With `resume`, an interrupted run continues after its last finished epoch and a
     finished one returns at once; a state from another run is ignored."""
-    from helpers.evaluate import prepare_evaluation
-    from helpers.notebook import set_threads
+    from helpers.evaluation.protocols import prepare_evaluation
+    from helpers.runtime import set_threads
 
     config = config or TrainConfig.for_dataset(gd.dataset)
     set_threads(settings.threads)
@@ -455,49 +267,3 @@ def load_trained_model(gd, settings: Settings) -> tuple[PinSage, TrainConfig]:
     model.eval()
     return model.to(pick_device(config)), config
 
-
-# -- looking at the embeddings (notebook 03) -------------------------------------------------------------
-WELL_KNOWN_TITLES: tuple[str, ...] = ("Toy Story", "Star Wars: Episode IV - A New Hope", "Silence of the Lambs, The",
-                                      "Godfather, The", "Matrix, The")
-
-
-def showcase_movie_ids(movies: pd.DataFrame, gd, titles: tuple[str, ...] = WELL_KNOWN_TITLES,
-                       count: int = 4) -> list[int]:
-    """MovieLens ids of up to `count` movies to show neighbours of: the well-known `titles` this dataset has
-    (exact title match, first release), topped up with its most-rated training movies (the synthetic sample
-    has none of the titles, so it gets its most popular movies)."""
-    chosen: list[int] = []
-    for title in titles:
-        found = movies.loc[movies["title"] == title, "movie_id"]
-        if len(found) and len(chosen) < count:
-            chosen.append(int(found.iloc[0]))
-    popular = gd.train["movie"].value_counts().index.to_numpy()
-    for movie_id in gd.movie_ids[popular]:
-        if len(chosen) >= count:
-            break
-        if int(movie_id) not in chosen:
-            chosen.append(int(movie_id))
-    return chosen
-
-
-def nearest_movies(vectors: np.ndarray, gd, movies: pd.DataFrame, movie_ids: list[int], k: int = 5) -> pd.DataFrame:
-    """For each MovieLens id in `movie_ids`, its `k` nearest movies by cosine similarity of `vectors` (row i =
-    movie node i): columns query, rank, title, year, genres, similarity. Unknown ids raise a ValueError that
-    names them."""
-    unknown = [m for m in movie_ids if m not in set(gd.movie_ids.tolist())]
-    if unknown:
-        raise ValueError(f"Unknown movie id(s) {unknown}: they are not in the {gd.dataset} graph. "
-                         "Pick ids from the movies table (e.g. ml.movies.movie_id).")
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    info = movies.set_index("movie_id")
-    rows = []
-    for movie_id in movie_ids:
-        index = int(np.searchsorted(gd.movie_ids, movie_id))
-        similarity = unit @ unit[index]
-        similarity[index] = -np.inf
-        for rank, other in enumerate(np.argsort(-similarity, kind="stable")[:k], start=1):
-            other_id = int(gd.movie_ids[other])
-            rows.append({"query": info.at[movie_id, "title"], "rank": rank, "title": info.at[other_id, "title"],
-                         "year": info.at[other_id, "year"], "genres": ", ".join(info.at[other_id, "genres"]),
-                         "similarity": round(float(similarity[other]), 3)})
-    return pd.DataFrame(rows).set_index(["query", "rank"])

@@ -1,9 +1,9 @@
 """Synthetic MovieLens at any size, in the ML-25M/ML-32M release format (`ratings.csv`, `movies.csv`).
 
 `RECSYS_DATASET=synthetic-32m` (or `synthetic-5m`, `synthetic-250k`, `synthetic-1000000`) names a dataset
-that `helpers.data.load_movielens` generates into `RECSYS_CACHE/<name>-seed<seed>/` on first use and then
-reads like a downloaded ML-32M. `python -m helpers.synthetic --ratings 32000000 --out DIR` writes one
-anywhere. It is the scalable sibling of the small `sample` (`helpers.data.write_sample`): the same idea
+that `helpers.data.loader.load_movielens` generates into `RECSYS_CACHE/<name>-seed<seed>/` on first use and then
+reads like a downloaded ML-32M. `python -m helpers.data.synthetic --ratings 32000000 --out DIR` writes one
+anywhere. It is the scalable sibling of the small `sample` (`helpers.data.sample.write_sample`): the same idea
 (movies in series, users in taste groups who pick series of their taste and watch the parts in order),
 drawn with array operations instead of a per-user Python loop, so `sample`'s recorded bytes stay as they are.
 
@@ -35,12 +35,11 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
 import numpy as np
 import pandas as pd
-
 from helpers.artifacts import atomic_path, generated_folder_ready
 from helpers.errors import RecsysError
+
 
 PREFIX = "synthetic-"
 MARKER = "synthetic.json"
@@ -352,33 +351,8 @@ def ensure_synthetic(cache_dir: Path, name: str, seed: int = 42) -> Path:
     return write_synthetic(folder, ratings, seed)
 
 
-def fit_report(folders: dict[str, Path]) -> pd.DataFrame:
-    """Re-measure the fitted exponents on real copies (`{"ml-1m": path, ...}`): the Hill estimate of the
-    ratings-per-user power law above 50, and the broken power law of movie popularity vs rank share."""
-    from scipy.optimize import curve_fit
-
-    from helpers.data import load_movielens
-
-    def broken(lx: np.ndarray, c: float, s1: float, s2: float, lb: float) -> np.ndarray:
-        return c - s1 * np.minimum(lx, lb) - s2 * np.maximum(lx - lb, 0)
-
-    rows = []
-    for name, folder in folders.items():
-        ratings = load_movielens(name, folder).ratings
-        per_user = ratings["user_id"].value_counts().to_numpy().astype(float)
-        tail = per_user[per_user >= 50]
-        alpha = 1 + len(tail) / np.log(tail / 49.5).sum()
-        per_movie = np.sort(ratings["movie_id"].value_counts().to_numpy())[::-1].astype(float)
-        x = (np.arange(len(per_movie)) + 0.5) / len(per_movie)
-        params, _ = curve_fit(broken, np.log(x), np.log(per_movie / per_movie.mean()),
-                              p0=(0.0, 0.7, 2.0, math.log(0.4)))
-        rows.append({"dataset": name, "user_alpha": alpha, "head_slope": params[1], "tail_slope": params[2],
-                     "break": math.exp(params[3]), "ratings_per_user": len(ratings) / len(per_user)})
-    return pd.DataFrame(rows).set_index("dataset")
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m helpers.synthetic",
+    parser = argparse.ArgumentParser(prog="python -m helpers.data.synthetic",
                                      description="Write a synthetic MovieLens (ratings.csv, movies.csv) of any size.")
     parser.add_argument("--ratings", type=int, required=True, help="number of ratings, e.g. 32000000")
     parser.add_argument("--out", type=Path, required=True, help="folder to write into")
@@ -392,3 +366,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -21,35 +21,27 @@
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
 import numpy as np
 import pandas as pd
-
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.errors import RecsysError
-
+from helpers.graph.features import category_codes, genre_multi_hot, standardised_year, title_tokens
+from helpers.graph.features import GraphError
 if TYPE_CHECKING:
-    from helpers.data import MovieLens
+    from helpers.data.movielens import MovieLens
+
 
 STAGE = "graph"
 FOLDER_NAME = "graph"
 FORMAT_VERSION = 1
 USER_FEATURES: tuple[str, ...] = ("gender", "age", "occupation")
-NO_GENRE = "(no genres listed)"  # the CSV datasets' marker for "no genre"; not a genre column
-PAD, UNKNOWN = "<pad>", "<unk>"  # title-token ids 0 and 1
-MAX_TITLE_TOKENS = 16
-_TOKEN = re.compile(r"[^\W_]+")
 
 
-class GraphError(RecsysError, ValueError):
-    """The input cannot be made into a graph; the message says what is wrong and what to do."""
 
 
 @dataclass
@@ -107,11 +99,11 @@ def _examples(values: np.ndarray | Sequence[Any], limit: int = 5) -> str:
 # ----------------------------------------------------------------------------------------------- checks
 def _check_columns(frame: pd.DataFrame | None, name: str, columns: Sequence[str]) -> None:
     if frame is None:
-        raise GraphError(f"MovieLens.{name} is missing; load the dataset with helpers.data.load_movielens.")
+        raise GraphError(f"MovieLens.{name} is missing; load the dataset with helpers.data.loader.load_movielens.")
     absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise GraphError(f"MovieLens.{name} lacks column(s) {', '.join(absent)}; it has "
-                         f"{', '.join(map(str, frame.columns))}. Load the dataset with helpers.data.load_movielens.")
+                         f"{', '.join(map(str, frame.columns))}. Load the dataset with helpers.data.loader.load_movielens.")
 
 
 def _check_input(ml: MovieLens) -> None:
@@ -167,56 +159,6 @@ def time_split(user: np.ndarray, movie: np.ndarray, timestamp: np.ndarray) -> tu
     return order, label
 
 
-# --------------------------------------------------------------------------------------------- features
-def tokenize_title(title: str) -> list[str]:
-    """Lower-case word tokens of a title, apostrophes dropped: "Schindler's List" -> ["schindlers", "list"]."""
-    return _TOKEN.findall(str(title).lower().replace("'", ""))
-
-
-def title_tokens(titles: Sequence[str], max_tokens: int = MAX_TITLE_TOKENS) -> tuple[np.ndarray, list[str]]:
-    """Token ids `[n, L]` (0 = padding; L = longest title, at most `max_tokens`) and the vocabulary.
-
-    The vocabulary lists `<pad>`, `<unk>`, then every token, most frequent first (ties alphabetical)."""
-    tokenized = [tokenize_title(t)[:max_tokens] for t in titles]
-    counts = Counter(tok for toks in tokenized for tok in toks)
-    vocab = [PAD, UNKNOWN] + sorted(counts, key=lambda tok: (-counts[tok], tok))
-    index = {tok: i for i, tok in enumerate(vocab)}
-    width = max((len(toks) for toks in tokenized), default=0) or 1
-    ids = np.zeros((len(tokenized), width), dtype=np.int64)
-    for row, toks in enumerate(tokenized):
-        ids[row, :len(toks)] = [index[tok] for tok in toks]
-    return ids, vocab
-
-
-def genre_multi_hot(genres: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Multi-hot `[n, G]` float32 over the genres in `genres` (lists of names), columns sorted by name."""
-    if genres.map(lambda g: isinstance(g, str)).any():
-        raise GraphError("movies.genres must hold lists of genre names (e.g. ['Comedy', 'Drama']), not strings; "
-                         "load the dataset with helpers.data.load_movielens.")
-    exploded = genres.reset_index(drop=True).explode()
-    exploded = exploded[exploded.notna() & (exploded != NO_GENRE)].astype(str)
-    names = sorted(exploded.unique())
-    matrix = np.zeros((len(genres), len(names)), dtype=np.float32)
-    matrix[exploded.index.to_numpy(), np.searchsorted(names, exploded.to_numpy())] = 1.0
-    return matrix, names
-
-
-def standardised_year(year: pd.Series) -> np.ndarray:
-    """(year - mean) / std over known years, float32; 0 where the year is unknown."""
-    values = pd.to_numeric(year, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
-    known = ~np.isnan(values)
-    out = np.zeros(len(values), dtype=np.float32)
-    if known.any():
-        std = values[known].std() or 1.0
-        out[known] = (values[known] - values[known].mean()) / std
-    return out
-
-
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64), [v.item() if hasattr(v, "item") else v for v in uniques]
-
-
 # ---------------------------------------------------------------------------------------------- build
 def _heterograph(train: pd.DataFrame, n_users: int, n_movies: int) -> Any:
     import torch
@@ -270,7 +212,7 @@ def build_graph(ml: MovieLens) -> GraphData:
     if ml.users is not None:
         users = ml.users.drop_duplicates("user_id").set_index("user_id").loc[user_ids]
         for name in USER_FEATURES:
-            codes, user_vocab[name] = _codes(users[name])
+            codes, user_vocab[name] = category_codes(users[name])
             graph.nodes["user"].data[name] = torch.from_numpy(codes)
     return GraphData(graph=graph, movie_ids=movie_ids, user_ids=user_ids, train=train, val=val, test=test,
                      dataset=ml.name, genres=genre_names, title_vocab=vocab, user_vocab=user_vocab)
@@ -327,71 +269,3 @@ def load_graph(settings: Settings) -> GraphData:
                      genres=list(meta["genres"]), title_vocab=list(meta["title_vocab"]),
                      user_vocab=dict(meta["user_vocab"]), **splits)
 
-
-# ------------------------------------------------------------------------------------------ exploring
-def degrees(gd: GraphData) -> dict[str, np.ndarray]:
-    """Training-edge degree of every node: `{"user": ratings per user, "movie": ratings per movie}`."""
-    return {"user": gd.graph.out_degrees(etype="watched").numpy(),
-            "movie": gd.graph.in_degrees(etype="watched").numpy()}
-
-
-def random_walk(gd: GraphData, movie_id: int, hops: int = 3, seed: int | None = None) -> list[tuple[str, int]]:
-    """A walk movie -> user who watched it -> another movie that user watched -> ... (`hops` times),
-    as `[("movie", movie id), ("user", user id), ("movie", movie id), ...]` in MovieLens ids.
-
-    Uses `dgl.sampling.random_walk` with the metapath `watched-by, watched`; `seed` seeds DGL first."""
-    import torch
-
-    from helpers.dgl_import import dgl
-
-    start = int(gd.movie_index([movie_id])[0])
-    if gd.graph.in_degrees(start, etype="watched") == 0:
-        raise GraphError(f"Movie {movie_id} has no training ratings, so a walk cannot leave it; "
-                         "start at a rated movie.")
-    if seed is not None:
-        dgl.seed(seed)
-    traces, _ = dgl.sampling.random_walk(gd.graph, torch.tensor([start]), metapath=["watched-by", "watched"] * hops)
-    steps: list[tuple[str, int]] = []
-    for position, node in enumerate(traces[0].tolist()):
-        if node < 0:  # the walk stopped early (never happens here: every user has a training rating)
-            break
-        kind = "movie" if position % 2 == 0 else "user"
-        steps.append((kind, int((gd.movie_ids if kind == "movie" else gd.user_ids)[node])))
-    return steps
-
-
-def describe_walk(steps: Sequence[tuple[str, int]], movies: pd.DataFrame) -> str:
-    """The walk in words, one hop per line, with movie titles (and years) from `movies`."""
-    titles = movies.set_index("movie_id")
-    def name(movie_id: int) -> str:
-        row = titles.loc[movie_id]
-        return f"{row['title']} ({row['year']})" if pd.notna(row["year"]) else str(row["title"])
-    lines = [f"start at {name(steps[0][1])}"]
-    for (_, user), (_, movie) in zip(steps[1::2], steps[2::2]):
-        lines.append(f"  -> watched by user {user}, who also watched {name(movie)}")
-    return "\n".join(lines)
-
-
-def schema_table(gd: GraphData) -> pd.DataFrame:
-    """One row per node or edge feature: where it lives, its name, shape and dtype."""
-    g = gd.graph
-    rows = [(f"node '{nt}'", name, tuple(t.shape), str(t.dtype).replace("torch.", ""))
-            for nt in g.ntypes for name, t in g.nodes[nt].data.items()]
-    rows += [(f"edge '{et}' ({src}->{dst})", name, tuple(t.shape), str(t.dtype).replace("torch.", ""))
-             for src, et, dst in g.canonical_etypes for name, t in g.edges[et].data.items()]
-    return pd.DataFrame(rows, columns=["on", "feature", "shape", "dtype"])
-
-
-def timeline(gd: GraphData, movies: pd.DataFrame, user_ids: Sequence[int] | None = None) -> pd.DataFrame:
-    """Ratings of `user_ids` (default: all users) in time order, with titles and the split each one is in."""
-    frames = [gd.split(name).assign(split=name) for name in ("train", "val", "test")]
-    rows = pd.concat(frames, ignore_index=True)
-    if user_ids is not None:
-        rows = rows[rows["user"].isin(gd.user_index(user_ids))]
-    rows = rows.sort_values(["user", "timestamp", "movie"], kind="stable")
-    titles = movies.set_index("movie_id")["title"]
-    movie_ids = gd.movie_ids[rows["movie"].to_numpy()]
-    return pd.DataFrame({"user_id": gd.user_ids[rows["user"].to_numpy()], "movie_id": movie_ids,
-                         "title": titles.loc[movie_ids].to_numpy(), "rating": rows["rating"].to_numpy(),
-                         "time": pd.to_datetime(rows["timestamp"].to_numpy(), unit="s"),
-                         "split": rows["split"].to_numpy()})

@@ -1,6 +1,6 @@
 """The web app: one page at `/` of the API, for any number of visitors at once.
 
-The page is plain HTML, CSS and JavaScript shipped inside this package (`helpers/web/`, no CDN, no build step).
+The page is plain HTML, CSS and JavaScript shipped inside this package (`helpers/serving/web/`, no CDN, no build step).
 It talks to the same API that `scripts/api.sh` serves (`GET /movies`, `GET /genres`, `POST /recommend`), and so
 to the one `RecommendationEngine` the process opened at start-up: the same engine call as the ipywidgets picker
 and the Voila page, but one process holding the stores for every visitor. `create_app()` adds it with

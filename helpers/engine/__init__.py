@@ -1,0 +1,1 @@
+"""Stage 06: the recommendation engine. `query` (query encoders: liked movies -> one query vector), `inputs` (checks and limits), `engine` (RecommendationEngine), `reference` (the same ranking by brute force)."""

@@ -1,0 +1,47 @@
+"""The engine's ranking by brute force over the vectors in memory: the reference the tests and benchmarks hold the engine to."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+import numpy as np
+from helpers.engine.inputs import RecommendError
+from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT
+from helpers.ranking import COMBINE_METHODS
+
+
+def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids: Sequence[int], k: int = 10,
+                    combine: str = DEFAULT_COMBINE, allowed: np.ndarray | None = None,
+                    per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT,
+                    query_vectors: np.ndarray | None = None) -> list[tuple[int, float, int]]:
+    """Reference ranking by brute force in memory: (movie id, score, liked movie id it came from), best first.
+    `vectors` are the candidate vectors and `query_vectors` (default: `vectors`) the query vectors, as in
+    the embeddings artifact; `allowed` is a boolean mask over `movie_ids` (the filters); liked movies never
+    come back."""
+    movie_ids = np.asarray(movie_ids, dtype=np.int64)
+    liked = [int(m) for m in liked_movie_ids]
+    by_id = np.argsort(movie_ids)
+    rows = by_id[np.clip(np.searchsorted(movie_ids, liked, sorter=by_id), 0, len(movie_ids) - 1)]
+    if not np.array_equal(movie_ids[rows], liked):
+        raise RecommendError(f"liked movie id(s) {sorted(set(liked) - set(movie_ids[rows].tolist()))} have no vector")
+    query = (vectors if query_vectors is None else query_vectors)[rows]
+    similarity = query @ vectors.T  # [n_liked, n_movies]
+    mask = np.ones(len(movie_ids), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
+    if combine == "mean":
+        scores = similarity.mean(axis=0) / max(float(np.linalg.norm(query.mean(axis=0))), 1e-12)
+    elif combine == "max":
+        scores = similarity.max(axis=0)
+    elif combine == "sum":
+        limit = max(per_movie_limit, k + len(liked))
+        masked = np.where(mask, similarity, -np.inf)
+        cut = np.sort(masked, axis=1)[:, -min(limit, mask.sum())][:, None]
+        retrieved = (masked >= cut) & mask
+        scores = np.where(retrieved, similarity, 0.0).sum(axis=0)
+        mask = mask & retrieved.any(axis=0)
+    else:
+        raise RecommendError(f"Unknown combine method {combine!r}; use one of {', '.join(COMBINE_METHODS)}")
+    candidates = np.flatnonzero(mask & ~np.isin(movie_ids, liked))
+    if len(candidates) > 4 * k:  # only the best few need the exact (score, id) ordering
+        candidates = candidates[np.argpartition(-scores[candidates], 4 * k)[:4 * k]]
+    order = candidates[np.lexsort((movie_ids[candidates], -scores[candidates]))][:k]
+    best = similarity[:, order].argmax(axis=0)
+    return [(int(movie_ids[i]), float(scores[i]), liked[int(b)]) for i, b in zip(order, best, strict=True)]
+

@@ -1,0 +1,1 @@
+"""Stage 03: PinSage. `config` (TrainConfig), `sampling` (pairs, negatives, neighbourhoods), `model` (layers and losses), `loop` (train_pinsage, checkpoints, resume), `inference` (layer-wise movie vectors), `embeddings` (the movie_embeddings.npz artifact), `baselines` (next-movie [no graph], every baseline fitted), `showcase` (nearest movies)."""

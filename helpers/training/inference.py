@@ -1,0 +1,78 @@
+"""Layer-wise inference of every movie's vectors with a trained PinSage, and their validation metrics."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+import torch
+from helpers.dgl_import import dgl
+from helpers.training.model import PinSage
+from helpers.training.sampling import (NeighbourSampler)
+
+
+@torch.no_grad()
+def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> np.ndarray:
+    """Every movie's embedding ([n_movies, dim] float32, unit rows), computed layer by layer as in the paper's
+    MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
+    movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
+    `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
+    generator = None
+    if seed is not None:
+        dgl.seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    device = model.device
+    n = gd.graph.num_nodes("movie")
+    if n != model.features.num_movies:
+        raise ValueError(f"the model was built for {model.features.num_movies} movies but the graph has {n}: "
+                         "train it on this graph (notebook 03)")
+    movies = torch.arange(n)
+    batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]
+    projected = torch.cat([model.features(b.to(device)) for b in batches])
+    sampler = NeighbourSampler(gd.graph, 1, model.spec, generator=generator)
+    h = projected
+    for conv in model.convs:
+        parts = []
+        for batch in batches:
+            hop, inputs = sampler.hop(batch)
+            parts.append(conv(hop.to(device), h[inputs.to(device)], h[batch.to(device)]))
+        h = torch.cat(parts)
+    out = model.combine(projected, h)
+    model.train(was_training)
+    return out.float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class MovieVectors:
+    """Every movie's query and candidate vectors (row i = movie node i, float32): movie i's query vector
+    dotted with movie j's candidate vector is the model's score of j as the next movie after i."""
+
+    query: np.ndarray
+    candidate: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.candidate.shape[1])
+
+
+@torch.no_grad()
+def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> MovieVectors:
+    """`infer_movie_embeddings`, then the model's query and candidate sides of every movie (see
+    `helpers.training.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
+    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
+    movies = torch.arange(len(h), device=model.device)
+    return MovieVectors(query=model.query_vectors(h, movies).float().cpu().numpy(),
+                        candidate=model.candidate_vectors(h, movies).float().cpu().numpy())
+
+
+def validation_metrics(vectors: MovieVectors | np.ndarray, gd, split: str = "val", k: int = 10) -> dict[str, float]:
+    """HR@k and NDCG@k with protocol (a): the query is the user's latest training movie. `vectors` are a
+    model's `MovieVectors` (inner product of query and candidate) or one array of movie vectors (cosine).
+    `gd` may be a `GraphData` or the `helpers.evaluation.protocols.prepare_evaluation` of one (faster every epoch)."""
+    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
+    from helpers.evaluation.protocols import evaluate_scores
+
+    scorer = (query_candidate_scorer(vectors.query, vectors.candidate) if isinstance(vectors, MovieVectors)
+              else embedding_scorer(vectors))
+    return evaluate_scores(scorer, gd, split=split, protocol="latest", k=k)
+
