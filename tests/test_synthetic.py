@@ -107,3 +107,17 @@ def test_shape_follows_the_releases() -> None:
     assert one.movies == 3_883 and math.isclose(one.ratings / one.users, 159.25, rel_tol=0.01)
     with pytest.raises(synthetic.SyntheticError):
         synthetic.shape_for(10)
+
+
+def test_fit_command_re_measures_the_exponents_on_the_real_copy(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m helpers.data.fit` on ML-100K gives the exponents synthetic.py cites (~1 s)."""
+    from helpers.data.fit import main
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "movielens" / "ml-100k"
+    if not (folder / "u.data").is_file():
+        pytest.skip(f"the shared copy of ML-100K is absent ({folder})")
+    main(["--ml-100k", str(folder)])
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == "ml-100k" and abs(float(row[1]) - 2.04) < 0.01 and abs(float(row[3]) - 4.9) < 0.05
+    with pytest.raises(SystemExit):
+        main([])

@@ -1,17 +1,10 @@
-"""MovieLens loading: the five published formats, the download with MD5 check, and the synthetic `sample`.
+"""Loading MovieLens: `load_movielens(name, data_dir=None)` and `load_dataset(settings)`.
 
-`load_movielens(name, data_dir=None)` returns a `MovieLens` with three DataFrames in one shape for every
-format (see docs/architecture.md):
-
-| dataset           | files read                                   | encoding | users |
-| ----------------- | -------------------------------------------- | -------- | ----- |
-| `ml-100k`         | `u.data` (tab), `u.item`, `u.genre`, `u.user`, `u.occupation` (`|`) | latin-1 | yes |
-| `ml-1m`, `sample` | `ratings.dat`, `movies.dat`, `users.dat` (`::`)  | latin-1  | yes   |
-| `ml-latest-small`, `ml-25m`, `ml-32m` | `ratings.csv`, `movies.csv`  | UTF-8    | None  |
-
-Without `data_dir` the published zip is downloaded from GroupLens into the cache folder (`RECSYS_CACHE`),
-checked against its published MD5 and unpacked there. `sample` is written by this module itself
-(`write_sample`) in the ML-1M format and read through the same loader.
+Every release comes back as a `MovieLens` with three DataFrames in one shape (`helpers.data.movielens`; the file
+formats are read by `helpers.data.parsing`). Without `data_dir` the published zip is downloaded from GroupLens into
+the cache folder (`RECSYS_CACHE`), checked against its published MD5 and unpacked there (`helpers.data.download`);
+`sample` (`helpers.data.sample`) and `synthetic-<size>` (`helpers.data.synthetic`) are generated into the cache and
+read through the same readers.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ anywhere. It is the scalable sibling of the small `sample` (`helpers.data.sample
 (movies in series, users in taste groups who pick series of their taste and watch the parts in order),
 drawn with array operations instead of a per-user Python loop, so `sample`'s recorded bytes stay as they are.
 
-Shape, fitted on the real copies in `../shared/movielens` (`fit_report()` re-measures them):
+Shape, fitted on the real copies in `../shared/movielens` (`python -m helpers.data.fit` re-measures them):
 
 * users: `ratings / 159.25` of them (ML-32M: 32,000,204 ratings / 200,948 users); every user >= 20 ratings.
   Ratings per user: above TAIL_FROM = 50 (65 % of users; ML-1M 70 %, ML-100K 60 %) a power law
