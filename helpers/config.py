@@ -12,6 +12,11 @@
 | `RECSYS_MILVUS_TOKEN` | empty                                     | `user:password` or an API key for a server     |
 | `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
+| `RECSYS_QUERY_ENCODER`| `auto`                                    | liked movies -> query vector: `auto` or a name of `QUERY_ENCODERS` |
+
+`RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
+encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
+vectors, the only one today); a named encoder whose artifact is missing or stale falls back to `mean` and says why.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ DEFAULT_DATASET = "ml-1m"
 SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.data.synthetic
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")  # Milvus index types (helpers.stores.milvus_index)
 INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
+QUERY_ENCODERS: tuple[str, ...] = ("mean",)  # the registry of helpers.engine.query.ENCODERS, by name
 
 
 class ConfigError(RecsysError, ValueError):
@@ -58,6 +64,7 @@ class Settings:
     milvus_token: str = field(default="", repr=False)
     milvus_index: str = "auto"
     catalog_url: str = field(default="", repr=False)
+    query_encoder: str = "auto"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -92,6 +99,17 @@ def check_index_setting(value: str) -> str:
     return canonical
 
 
+def check_query_encoder_setting(value: str) -> str:
+    """The canonical spelling of a `RECSYS_QUERY_ENCODER` value ("auto" or a name in `QUERY_ENCODERS`);
+    anything else raises a `ConfigError`."""
+    canonical = value.strip().lower()
+    if canonical not in ("auto", *QUERY_ENCODERS):
+        raise ConfigError(f"RECSYS_QUERY_ENCODER={value!r} is not a query encoder: use one of "
+                          f"{', '.join(('auto', *QUERY_ENCODERS))} (auto = the best encoder whose artifact matches "
+                          "the current embeddings, else mean), or unset it")
+    return canonical
+
+
 def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Read the settings from `env` (default: `os.environ`); keyword `overrides` win over the environment."""
     env = dict(os.environ if env is None else env)
@@ -119,4 +137,5 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
         milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
+        query_encoder=check_query_encoder_setting(env.get("RECSYS_QUERY_ENCODER", "").strip() or "auto"),
     )

@@ -323,10 +323,21 @@ class MoviePicker:
             return []
         self.last_results = list(results)
         self.results.value = results_html(self.last_results)
+        note = self._encoder_note(getattr(results, "encoder", None))
         if not self.last_results:
             self._say("No movie matches these filters. Select fewer genres or widen the years.", "warn")
         elif len(self.last_results) < k:
-            self._say(f"Only {len(self.last_results)} movie(s) match these filters (you asked for {k}).", "info")
+            self._say(f"Only {len(self.last_results)} movie(s) match these filters (you asked for {k}).{note}", "info")
         else:
-            self._say(f"{k} recommendations for your {len(self.liked)} liked movie(s).")
+            self._say(f"{k} recommendations for your {len(self.liked)} liked movie(s).{note}")
         return self.last_results
+
+    def _encoder_note(self, name: str | None) -> str:
+        """The message's note on the query encoder that answered (and on the one asked for, after a fallback)."""
+        if not name:
+            return ""
+        encoder = getattr(self.engine, "encoder", None)
+        requested = getattr(encoder, "requested", None)
+        if getattr(encoder, "fallback_reason", None) and requested and requested != "auto":
+            return f" Query encoder: {name} ({requested} cannot be used now: see engine.health())."
+        return f" Query encoder: {name}."

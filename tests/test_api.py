@@ -74,13 +74,16 @@ def test_health_says_both_stores_answer(client, sample_ml):
     n = len(sample_ml.movies)
     assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True},
                                "movies": {"milvus": n, "catalog": n, "record": n}, "building": False,
-                               "problems": []}
+                               "problems": [],
+                               "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
 
 
 def test_openapi_docs_are_served(client):
     assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/health", "/movies", "/movies/{movie_id}", "/recommend"} <= set(paths)
+    schema = client.get("/openapi.json").json()
+    assert {"/health", "/movies", "/movies/{movie_id}", "/recommend"} <= set(schema["paths"])
+    response = schema["components"]["schemas"]["RecommendResponse"]
+    assert "encoder" in response["required"] and "query encoder" in response["properties"]["encoder"]["description"]
 
 
 def test_title_search_keeps_accents_and_years(client):
@@ -121,7 +124,7 @@ def test_recommend_matches_the_brute_force_ranking(client, ids, stores_settings)
     response = client.post("/recommend", json={"liked": liked, "k": 8})
     assert response.status_code == 200
     body = response.json()
-    assert body["dataset"] == "sample" and body["liked"] == liked
+    assert body["dataset"] == "sample" and body["liked"] == liked and body["encoder"] == "mean"
     results = body["results"]
     embeddings = load_movie_embeddings(stores_settings)
     expected = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, k=8)
@@ -134,8 +137,9 @@ def test_recommend_filters_and_the_cold_start(client, ids):
     body = {"liked": [ids["golden"]], "k": 5, "genres": ["Drama", "Comedy"], "year_min": 1960, "year_max": 1990}
     results = client.post("/recommend", json=body).json()["results"]
     assert results and all(set(r["genres"]) & {"Drama", "Comedy"} and 1960 <= r["year"] <= 1990 for r in results)
-    popular = client.post("/recommend", json={"liked": [], "k": 4}).json()["results"]
-    assert len(popular) == 4 and {r["source"] for r in popular} == {"popular"}
+    popular = client.post("/recommend", json={"liked": [], "k": 4}).json()
+    assert popular["encoder"] is None  # nothing liked: no query, the most rated movies
+    assert len(popular["results"]) == 4 and {r["source"] for r in popular["results"]} == {"popular"}
 
 
 @pytest.mark.parametrize("body, fragment", [

@@ -17,19 +17,20 @@ def test_defaults_without_any_variable() -> None:
     assert settings.cache_dir == (Path.home() / ".cache" / "movie-graph-recsys").resolve()
     assert settings.milvus_uri == str(settings.artifacts_dir / "milvus.db") and settings.milvus_is_lite
     assert settings.catalog_url == f"sqlite:///{settings.artifacts_dir / 'catalog.sqlite'}"
+    assert settings.query_encoder == "auto"
 
 
 def test_environment_is_read(tmp_path: Path) -> None:
     env = {"RECSYS_DATASET": "sample", "RECSYS_DATA_DIR": str(tmp_path / "d"), "RECSYS_ARTIFACTS": str(tmp_path / "a"),
            "RECSYS_CACHE": str(tmp_path / "c"), "RECSYS_SEED": "7", "RECSYS_THREADS": "2",
            "RECSYS_MILVUS_URI": "http://localhost:19530", "RECSYS_MILVUS_TOKEN": "root:Milvus",
-           "RECSYS_CATALOG_URL": "mysql+pymysql://u:pw@localhost:3306/movies"}
+           "RECSYS_CATALOG_URL": "mysql+pymysql://u:pw@localhost:3306/movies", "RECSYS_QUERY_ENCODER": "Mean"}
     settings = get_settings(env)
     assert settings.dataset == "sample" and settings.data_dir == tmp_path / "d"
     assert settings.artifacts_dir == tmp_path / "a" / "sample" and settings.cache_dir == tmp_path / "c"
     assert (settings.seed, settings.threads) == (7, 2)
     assert not settings.milvus_is_lite and settings.milvus_token == "root:Milvus"
-    assert settings.catalog_url.startswith("mysql+pymysql://")
+    assert settings.catalog_url.startswith("mysql+pymysql://") and settings.query_encoder == "mean"
     # secrets stay out of the repr that notebooks print
     assert "Milvus" not in repr(settings) and "pw@" not in repr(settings)
 
@@ -55,6 +56,7 @@ def test_blank_values_mean_default() -> None:
     ("RECSYS_SEED", "-1", "must be at least 0"),
     ("RECSYS_THREADS", "0", "must be at least 1"),
     ("RECSYS_DATASET", "ml-2m", "Valid names: ml-1m, ml-100k"),
+    ("RECSYS_QUERY_ENCODER", "sequence", r"'sequence' is not a query encoder: use one of auto, mean .*or unset it"),
 ])
 def test_bad_values_say_how_to_fix(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

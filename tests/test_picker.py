@@ -87,6 +87,7 @@ def test_three_movies_give_k_explained_results(picker, engine):
     picker.recommend_button.click()
     results = picker.last_results
     assert len(results) == 7, picker.message_text
+    assert picker.message_text == "7 recommendations for your 3 liked movie(s). Query encoder: mean."
     assert results == engine.recommend(liked, k=7)  # the picker adds nothing of its own to the ranking
     assert not {r.movie_id for r in results} & set(liked)
     assert all(r.because_of in liked and r.because_of_title for r in results)
@@ -94,6 +95,15 @@ def test_three_movies_give_k_explained_results(picker, engine):
     frame = results_frame(results)
     assert list(frame.columns) == ["title", "year", "genres", "score", "because you liked"]
     assert frame["score"].is_monotonic_decreasing
+
+
+def test_the_message_says_when_the_requested_encoder_could_not_be_used(picker, engine, monkeypatch):
+    add_by_typing(picker, QUERIES[0])
+    monkeypatch.setattr(engine.encoder, "requested", "sequence")
+    monkeypatch.setattr(engine.encoder, "fallback_reason", "the sequence encoder is not used: ...")
+    assert picker.recommend()
+    assert picker.message_text.endswith("liked movie(s). Query encoder: mean (sequence cannot be used now: see "
+                                        "engine.health()).")
 
 
 def test_genre_and_year_filters_narrow_results(picker, engine):

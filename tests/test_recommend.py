@@ -13,7 +13,7 @@ from helpers.stores.catalog import Catalog
 from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
 from helpers.ranking import COMBINE_METHODS
 from helpers.engine.inputs import MAX_K, RecommendError
-from helpers.engine.engine import RecommendationEngine
+from helpers.engine.engine import PER_MOVIE, RecommendationEngine
 from helpers.stores.build import build_stores, StoresOutOfStepError, verify_stores
 from helpers.engine.reference import numpy_recommend
 from helpers.stores.milvus import VectorStore
@@ -57,6 +57,8 @@ def check_engine_equals_brute_force(engine: RecommendationEngine, settings, movi
                 if combine != "sum":  # sum: the best contributor may not have retrieved the movie
                     assert [r.because_of for r in got] == [b for _, _, b in want], case
                 assert all(r.source == "pinsage" and r.movie_id not in liked for r in got)
+                encoder = "mean" if combine == "mean" else PER_MOVIE  # the mean encoder is the reference's
+                assert got.encoder == encoder and all(r.encoder == encoder for r in got), case
     engine.combine = "mean"
 
 
@@ -101,6 +103,7 @@ def test_empty_liked_list_returns_popular_movies(engine, sample_ml) -> None:
     recs = engine.recommend([], k=5, genres=["Comedy"])
     counts = sample_ml.ratings.groupby("movie_id").size()
     assert [r.source for r in recs] == ["popular"] * 5 and all(r.because_of is None for r in recs)
+    assert recs.encoder is None and all(r.encoder is None for r in recs)
     assert [r.score for r in recs] == [float(counts[r.movie_id]) for r in recs]
     comedies = sample_ml.movies[sample_ml.movies["genres"].map(lambda g: "Comedy" in g)]["movie_id"]
     assert [r.score for r in recs] == sorted(counts[comedies], reverse=True)[:5]
@@ -137,7 +140,8 @@ def test_lookups(engine, sample_ml) -> None:
     assert engine.genres() == sample_ml.genres
     n = len(sample_ml.movies)
     assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
-                               "movies": {"milvus": n, "catalog": n, "record": n}, "problems": []}
+                               "movies": {"milvus": n, "catalog": n, "record": n}, "problems": [],
+                               "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
 
 
 def test_unknown_combine_is_refused(stores_settings) -> None:
@@ -214,5 +218,6 @@ def test_engine_on_milvus_server_and_mysql_equals_brute_force(tmp_path, sample_m
         assert engine.recommend([], k=3)[0].source == "popular"
         n = len(sample_ml.movies)
         assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
-                                   "movies": {"milvus": n, "catalog": n, "record": n}, "problems": []}
+                                   "movies": {"milvus": n, "catalog": n, "record": n}, "problems": [],
+                                   "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
     VectorStore(settings).drop()

@@ -2,15 +2,17 @@
 
 `RecommendationEngine.recommend(liked, k, genres, years)`:
 1. checks the input (RecommendError with what to do on bad input);
-2. checks that Milvus holds the liked movies (unknown ids are named in the error);
-3. turns them into query vectors with its query encoder (`helpers.engine.query`: by default the mean of the liked
-   movies' query vectors from notebook 03's embeddings artifact) and searches Milvus, which holds the
-   candidate vectors, by inner product, with the genre and year filters applied IN Milvus, combining the
-   liked movies by `combine` (below), and drops the liked movies themselves;
+2. checks that the liked movies are known to the encoder's lookup and held by Milvus (unknown ids are named
+   in the error);
+3. turns them, in the order given, into query vectors with its query encoder (`helpers.engine.query`, picked
+   by `load_query_encoder` from `RECSYS_QUERY_ENCODER`: today the mean of the liked movies' query vectors,
+   read through the encoder's `MovieVectorLookup`) and searches Milvus, which holds the candidate vectors, by
+   inner product, with the genre and year filters applied IN Milvus, combining the liked movies by
+   `combine` (below), and drops the liked movies themselves;
 4. joins the catalog for titles, years and genres, and says which liked movie each result came from
-   (the liked movie whose query vector scores it highest).
-An empty liked list returns the most rated movies passing the filters (`source="popular"`, score = number
-of ratings).
+   (the liked movie whose query vector scores it highest) and which encoder made the query (`encoder`).
+An empty liked list returns the most rated movies passing the filters (`source="popular"`, `encoder=None`,
+score = number of ratings).
 
 How several liked movies are combined (`combine`), measured with notebook 03's history protocol
 (protocol (b) of helpers.evaluation: a user's last 10 training movies as the liked list) by
@@ -28,6 +30,7 @@ the time, whose vectors were unit length so that the scores were cosines.)
 from __future__ import annotations
 
 import json
+import logging
 import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +42,7 @@ from helpers.stores.catalog import Catalog
 from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.training.embeddings import embeddings_path, normalise
-from helpers.engine.query import MeanQueryEncoder, QueryEncoder, UnknownQueryMovies
+from helpers.engine.query import QueryEncoder, load_query_encoder
 from helpers.errors import RecsysError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError
@@ -47,6 +50,9 @@ from helpers.engine.inputs import MAX_K, RecommendError, check_genres, check_ids
 from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, ranked, fuse
 from helpers.stores.build import StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
 from helpers.ranking import COMBINE_METHODS
+
+log = logging.getLogger(__name__)
+PER_MOVIE = "per-movie"  # the `encoder` of combine="max"/"sum": each liked movie's own query vector searched
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,31 @@ class Recommendation:
     because_of: int | None  # the liked movie id this came from (None for the popularity fallback)
     because_of_title: str | None
     source: str  # "pinsage" or "popular"
+    # the query encoder that made the query vector ("mean", ...; PER_MOVIE for combine max/sum; None: popular)
+    encoder: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Recommendations(list[Recommendation]):
+    """`recommend()`'s ranked list; `.encoder` names the query encoder that answered even when no movie
+    passed the filters (None for the popularity fallback)."""
+
+    def __init__(self, items: Sequence[Recommendation] = (), encoder: str | None = None):
+        super().__init__(items)
+        self.encoder = encoder
 
 
 # -- the engine ----------------------------------------------------------------------------------------------
 class RecommendationEngine:
     """Recommendations from the Milvus collection and the SQL catalog that notebook 04 filled.
     One Milvus client and one SQLAlchemy engine per process; `close()` releases them (and Milvus Lite's file).
-    `encoder` turns liked movies into query vectors (default: `MeanQueryEncoder` of the embeddings artifact)."""
+    `encoder` turns liked movies into query vectors: a `QueryEncoder`, or a name for `load_query_encoder`
+    (default: `settings.query_encoder`, i.e. RECSYS_QUERY_ENCODER, "auto")."""
 
     def __init__(self, settings: Settings | None = None, combine: str = DEFAULT_COMBINE,
-                 per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT, encoder: QueryEncoder | None = None):
+                 per_movie_limit: int = DEFAULT_PER_MOVIE_LIMIT, encoder: QueryEncoder | str | None = None):
         if combine not in COMBINE_METHODS:
             raise RecommendError(f"Unknown combine method {combine!r}; use one of {', '.join(COMBINE_METHODS)}")
         if per_movie_limit < 1:
@@ -88,7 +106,9 @@ class RecommendationEngine:
                                        "notebooks/04_vector_store.ipynb first.")
             self.catalog.genres()  # fails with "run notebook 04" when the tables are missing
             self._check_interrupted_build()
-            self.encoder = encoder or MeanQueryEncoder.from_settings(self.settings)
+            self.encoder = (encoder if isinstance(encoder, QueryEncoder)
+                            else load_query_encoder(self.settings, encoder))
+            log.info("%r", self)
         except BaseException:
             self.store.close()
             raise
@@ -123,15 +143,9 @@ class RecommendationEngine:
         years = check_years(years)
         genres = check_genres(genres, self.genres())
         if not liked:
-            return self._popular(k, genres, years)
-        stored = self.store.get(liked, with_vectors=False)
-        self._check_known(liked, stored)
-        try:
-            query = self.encoder.movie_vectors(liked)
-        except UnknownQueryMovies as error:
-            raise StoresOutOfStepError(f"Movie id(s) {error.movie_ids} are in Milvus but have no query vector in the "
-                                       "embeddings artifact: re-run notebooks/04_vector_store.ipynb so that Milvus "
-                                       "holds the vectors of notebook 03's embeddings.") from None
+            return Recommendations(self._popular(k, genres, years), encoder=None)
+        self._check_known(liked)
+        query = self.encoder.movie_vectors(liked)
         if self.combine == "mean":
             centre = normalise(self.encoder.encode(liked)[None, :])
             hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
@@ -142,25 +156,35 @@ class RecommendationEngine:
             per_query = self.store.search(query, limit=limit, genres=genres, years=years)
             fused = fuse([[(h.movie_id, h.score) for h in hits] for hits in per_query], self.combine)
             top = ranked(fused, set(liked), k)
-        return self._explain(top, liked)
+        name = self.encoder.name if self.combine == "mean" else PER_MOVIE
+        return Recommendations(self._explain(top, liked, name), encoder=name)
 
-    def _check_known(self, liked: list[int], stored: dict[int, dict[str, Any]]) -> None:
-        missing = [m for m in liked if m not in stored]
+    def _check_known(self, liked: list[int]) -> None:
+        """Ids known nowhere are bad input (RecommendError); real movies without vectors are the stores' fault."""
+        no_query = set(self.encoder.lookup.missing(liked))  # the encoder's lookup: the artifact, then added movies
+        stored = self.store.get(liked, with_vectors=False)  # the stores' consistency (one Milvus call)
+        missing = [m for m in liked if m in no_query or m not in stored]
         if not missing:
             return
-        in_catalog = sorted(self.catalog.movies(missing))
-        unknown = [m for m in missing if m not in in_catalog]
+        in_catalog = set(self.catalog.movies(missing))
+        unknown = [m for m in missing if m not in in_catalog and m not in stored]
+        not_in_milvus = sorted(m for m in missing if m not in stored and m in in_catalog)
+        no_vector = [m for m in missing if m in stored]
         parts = []
         if unknown:
             parts.append(f"unknown movie id(s) {unknown}: they are not in the catalog; find ids with search_titles()")
-        if in_catalog:
-            parts.append(f"movie id(s) {in_catalog} are in the catalog but have no embedding: the stores are out of "
+        if not_in_milvus:
+            parts.append(f"movie id(s) {not_in_milvus} are in the catalog but have no embedding: the stores are out of "
                          "step, re-run notebooks/04_vector_store.ipynb")
+        if no_vector:
+            parts.append(f"movie id(s) {no_vector} are in Milvus but have no query vector in the embeddings artifact "
+                         "(nor among the added movies): re-run notebooks/04_vector_store.ipynb so that Milvus holds "
+                         "the vectors of notebook 03's embeddings")
         if unknown:
             raise RecommendError("; ".join(parts))
-        raise StoresOutOfStepError(parts[0])  # the client asked for a real movie: the server's stores are at fault
+        raise StoresOutOfStepError("; ".join(parts))  # the client asked for real movies: the stores are at fault
 
-    def _explain(self, top: list[tuple[int, float, int]], liked: list[int]) -> list[Recommendation]:
+    def _explain(self, top: list[tuple[int, float, int]], liked: list[int], encoder: str) -> list[Recommendation]:
         rows = self.catalog.movies([m for m, _, _ in top] + liked)
         missing = [m for m, _, _ in top if m not in rows]
         if missing:
@@ -172,7 +196,7 @@ class RecommendationEngine:
             out.append(Recommendation(movie_id=movie_id, title=row["title"], year=row["year"], genres=row["genres"],
                                       score=float(score), because_of=source,
                                       because_of_title=rows[source]["title"] if source in rows else None,
-                                      source="pinsage"))
+                                      source="pinsage", encoder=encoder))
         return out
 
     def _popular(self, k: int, genres: list[str] | None, years: tuple[int, int] | None) -> list[Recommendation]:
@@ -210,7 +234,8 @@ class RecommendationEngine:
         """Whether each store works right now and holds what the stores record says, from reads of the real
         tables and collection (cheap at any size: movies are counted, never ratings):
         {"ok", "stores": {"milvus", "catalog"}, "movies": {"milvus", "catalog", "record"}, "building",
-        "problems": [what is wrong, in which store, and what to do]}."""
+        "problems": [what is wrong, in which store, and what to do],
+        "encoder": {"name", "requested", "fallback_reason"}} (a fallback to the mean is no problem: it answers)."""
         problems: list[str] = []
         counts: dict[str, int | None] = {"milvus": None, "catalog": None,
                                          "record": recorded_movies(self.settings)}
@@ -244,7 +269,13 @@ class RecommendationEngine:
                                 "notebooks/04_vector_store.ipynb.")
         stores = {name: name not in wrong for name in ("milvus", "catalog")}
         return {"ok": not problems, "stores": stores, "movies": counts,
-                "building": building_marker_path(self.settings).exists(), "problems": problems}
+                "building": building_marker_path(self.settings).exists(), "problems": problems,
+                "encoder": self.encoder.describe()}
+
+    def __repr__(self) -> str:
+        encoder = getattr(self, "encoder", None)
+        return (f"RecommendationEngine(dataset={self.settings.dataset!r}, combine={self.combine!r}, "
+                f"encoder={encoder!r})")
 
     def close(self) -> None:
         """Release the Milvus client (and Milvus Lite's file lock) and the catalog's connection pool."""

@@ -15,7 +15,7 @@ def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids:
     """Reference ranking by brute force in memory: (movie id, score, liked movie id it came from), best first.
     `vectors` are the candidate vectors and `query_vectors` (default: `vectors`) the query vectors, as in
     the embeddings artifact; `allowed` is a boolean mask over `movie_ids` (the filters); liked movies never
-    come back."""
+    come back. It equals the engine with the mean query encoder (`helpers.engine.query.MeanQueryEncoder`)."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     liked = [int(m) for m in liked_movie_ids]
     by_id = np.argsort(movie_ids)

@@ -105,7 +105,15 @@ class RecommendationOut(BaseModel):
 class RecommendResponse(BaseModel):
     dataset: str
     liked: list[int]
+    encoder: str | None = Field(description="the query encoder that turned the liked movies into the query "
+                                            "(\"mean\", ...); null for the most rated movies (nothing liked)")
     results: list[RecommendationOut]
+
+
+class EncoderInfo(BaseModel):
+    name: str = Field(description="the query encoder that answers")
+    requested: str = Field(description="the one asked for (RECSYS_QUERY_ENCODER: auto or a name)")
+    fallback_reason: str | None = Field(description="why the requested one does not answer; null when it does")
 
 
 class Health(BaseModel):
@@ -115,6 +123,7 @@ class Health(BaseModel):
     movies: dict[str, int | None] = Field(description="movies in Milvus, in the catalog and in the stores record")
     building: bool = Field(description="a stores build (notebook 04) is running or was interrupted")
     problems: list[str] = Field(description="what is wrong, in which store, and what to do")
+    encoder: EncoderInfo | None = Field(None, description="the engine's query encoder (null: the engine is down)")
 
 
 class FaultLog:
@@ -372,9 +381,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(request: Request, body: RecommendRequest) -> Any:
-        """Up to `k` movies for the liked ones, each explained by the liked movie it is closest to."""
+        """Up to `k` movies for the liked ones (in the order liked, the latest last), each explained by the liked
+        movie it is closest to; `encoder` names the query encoder that answered (null: nothing liked)."""
         results = engine(request).recommend(body.liked, k=body.k, genres=body.genres, years=body.years())
-        return RecommendResponse(dataset=settings.dataset, liked=body.liked,
+        return RecommendResponse(dataset=settings.dataset, liked=body.liked, encoder=results.encoder,
                                  results=[RecommendationOut(**asdict(r)) for r in results])
 
     return app
