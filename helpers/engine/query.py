@@ -24,7 +24,7 @@ Milvus holds every movie's candidate vector; the model's score of movie j for a 
   reason goes to `fallback_reason`, a warning in the log, `engine.health()["encoder"]` and the engine's repr.
 
 `MeanQueryEncoder` is the mean of the liked movies' query vectors, as the evaluation's history protocol
-scores it (`helpers.evaluation.QueryCandidateScorer`); order does not matter to it.
+scores it (`helpers.evaluation.scorers.query_candidate_scorer`); order does not matter to it.
 """
 from __future__ import annotations
 
@@ -212,15 +212,6 @@ class QueryEncoder(ABC):
 class MeanQueryEncoder(QueryEncoder):
     """The mean of the liked movies' query vectors (`[dim]` float32); order does not change it."""
     name = "mean"
-
-    @classmethod
-    def from_embeddings(cls, embeddings: MovieEmbeddings) -> MeanQueryEncoder:
-        return cls(MovieVectorLookup.from_embeddings(embeddings))
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MeanQueryEncoder:
-        """Over `MovieVectorLookup.from_settings` (notebook 03's embeddings, then the extra sources)."""
-        return cls(MovieVectorLookup.from_settings(settings))
 
     def encode(self, liked_movie_ids: Sequence[int]) -> np.ndarray:
         if not len(liked_movie_ids):
