@@ -4,7 +4,8 @@
         --data-dir ../shared/movielens/ml-1m --epochs 6 --steps 500 \
         --variant 'default={}' --variant 'random-walk positives={"positives": "random_walk"}'
 
-Each variant is `name=JSON` with `TrainConfig` fields that differ from the dataset's defaults. A fixed number of
+Each variant is `name=JSON` with knobs of `TrainConfig` or of its `alternatives` (by name, routed by
+`TrainConfig.for_dataset`) that differ from the dataset's defaults. A fixed number of
 steps (not a time budget) makes the variants comparable on a shared, noisy machine; the wall time of each is
 printed as well. `--time-budget S` trains each variant for S seconds instead (the 10-minute check). Figures: validation and test HR@10 / NDCG@10 (protocol a: the user's latest training movie)
 of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed, and validation

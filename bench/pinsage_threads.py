@@ -40,7 +40,7 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     model = build_model(gd, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     positives = EngagementPositives(gd.train)
-    negatives = NegativeSampler(gd.n_movies, config.hard_ranks)
+    negatives = NegativeSampler(gd.n_movies, config.alternatives.hard_ranks)
     sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
     sampler.refresh()
     generator = torch.Generator().manual_seed(0)
@@ -48,10 +48,12 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     for step in range(warmup + steps):
         t0 = time.perf_counter()
         heads, tails = positives.sample(config.batch_size, generator)
-        batch = pair_batch(sampler, heads, tails, negatives.sample(heads, config.negatives, 0.0, generator))
+        negs = negatives.sample(heads, config.alternatives.negatives, 0.0, generator)
+        batch = pair_batch(sampler, heads, tails, negs)
         t1 = time.perf_counter()
         h = model(batch.neighbourhood)
-        loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin, config.in_batch_negatives)
+        loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.alternatives.margin,
+                               config.alternatives.in_batch_negatives)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

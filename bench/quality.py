@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     from helpers.evaluation.baselines import ItemKNNBaseline
-    from helpers.evaluation.protocols import HISTORY_LENGTH, SPLITS, evaluate_models, prepare_evaluation
+    from helpers.evaluation.protocols import HISTORY_LENGTH, PROTOCOL_HISTORY, SPLITS, evaluate_models, prepare_evaluation
     from helpers.evaluation.report import write_metrics
     from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
     from helpers.training.baselines import fit_baselines
@@ -123,8 +123,9 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
             "n_train": len(gd.train), "n_movies": gd.n_movies,
             "steps": int(sum(h["steps"] for h in result.history))}
     if args.artifacts:
-        info["metrics_path"] = str(write_metrics(settings, table, k=args.k, history=history,
-                                                    dataset_label=label, extra={"benchmark": info}))
+        info["metrics_path"] = str(write_metrics(settings, table, k=args.k,
+                                                 protocols={**PROTOCOL_HISTORY, "history": history},
+                                                 dataset_label=label, extra={"benchmark": info}))
     return {"table": table, "info": info}
 
 
@@ -152,7 +153,7 @@ def report(outcome: dict[str, Any], command: str) -> str:
         f"{info['history']} training movies",
         f"users evaluated: val {info['n_users']['val']}, test {info['n_users']['test']}; movies {info['n_movies']}; "
         f"training edges {info['n_train']}",
-        f"PinSage: positives={config['positives']} hidden={config['hidden']} layers={config['layers']} "
+        f"PinSage: positives={config['alternatives']['positives']} hidden={config['hidden']} layers={config['layers']} "
         f"time budget {config['time_budget_s']} s; {info['epochs']} epochs, {info['steps']} steps in {info['train_seconds']} s, "
         f"best epoch {info['best_epoch']} (chosen on val HR@{k})",
         f"TrainConfig: {config}",

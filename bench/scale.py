@@ -177,15 +177,16 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         model = build_model(gd, config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        positives = EngagementPositives(gd.train, config.engagement_window)
-        negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.hard_ranks)
+        positives = EngagementPositives(gd.train, config.alternatives.engagement_window)
+        negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.alternatives.hard_ranks)
         ready = time.perf_counter()
         steps, losses = 0, []
         while time.perf_counter() - ready < args.train_seconds:
             heads, tails = positives.sample(config.batch_size, generator)
-            batch = pair_batch(sampler, heads, tails, negatives.sample(heads, config.negatives, 0.0, generator))
+            negs = negatives.sample(heads, config.alternatives.negatives, 0.0, generator)
+            batch = pair_batch(sampler, heads, tails, negs)
             loss = max_margin_loss(model(batch.neighbourhood), batch.heads, batch.tails, batch.negatives,
-                                   config.margin, config.in_batch_negatives)
+                                   config.alternatives.margin, config.alternatives.in_batch_negatives)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

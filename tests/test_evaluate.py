@@ -11,10 +11,10 @@ import pytest
 from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
 from helpers.evaluation.metrics import hit_rate_at_k, ndcg_at_k, rank_metrics, recall_at_k, top_k
 from helpers.evaluation.protocols import EvaluationError, evaluate_models, evaluate_scores, movie_indices, prepare_evaluation
-from helpers.evaluation.report import metrics_frame, write_metrics
+from helpers.evaluation.report import metrics_frame, metrics_records, read_metrics, write_metrics
 from helpers.evaluation.scorers import EmbeddingScorer, embedding_scorer, query_candidate_scorer
 from helpers.training.baselines import fit_baselines
-from helpers.artifacts import read_manifest
+from helpers.artifacts import StaleArtifactError, read_manifest, write_manifest
 from helpers.config import get_settings
 from helpers.graph.build import GraphData
 
@@ -293,14 +293,22 @@ def test_evaluate_models_write_metrics_and_frame(gd, tmp_path):
     table = evaluate_models(fit_baselines(gd), gd, history=2)
     assert set(table) == {"popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]"}
     assert set(table["item-knn"]) == {"latest", "history"} and set(table["item-knn"]["latest"]) == {"val", "test"}
-    path = write_metrics(settings, table, history=2, dataset_label="tiny")
+    path = write_metrics(settings, table, protocols={"latest": 1, "history": 2}, dataset_label="tiny")
     saved = json.loads(path.read_text())
     assert path == tmp_path / "sample" / "metrics.json"
-    assert (saved["dataset"], saved["dataset_label"], saved["k"], saved["seed"]) == ("sample", "tiny", 10, 7)
-    assert saved["n_users"] == {"val": 3, "test": 3}
-    assert saved["models"]["transitions"]["latest"]["val"]["hr@10"] == table["transitions"]["latest"]["val"]["hr@10"]
-    assert "hr@10_stderr" in saved["models"]["popularity"]["history"]["test"]
+    assert (saved["schema_version"], saved["dataset"], saved["dataset_label"], saved["k"], saved["seed"]) == (
+        2, "sample", "tiny", 10, 7)
+    assert {p: v["history"] for p, v in saved["protocols"].items()} == {"latest": 1, "history": 2}
+    assert "last 2 movies" in saved["protocols"]["history"]["description"]
+    results = {(r["model"], r["protocol"], r["split"], r["slice"]): r for r in saved["results"]}
+    assert len(results) == len(saved["results"]) == 5 * 2 * 2
+    assert {r["n_users"] for r in saved["results"]} == {3}
+    assert results[("transitions", "latest", "val", "all")]["metrics"]["hr@10"] == \
+        table["transitions"]["latest"]["val"]["hr@10"]
+    assert "hr@10_stderr" in results[("popularity", "history", "test", "all")]["metrics"]
+    assert "n_users" not in results[("popularity", "history", "test", "all")]["metrics"]
     assert read_manifest(path)["stage"] == "model"
+    assert read_metrics(settings) == saved
 
     shown = metrics_frame(saved)
     assert shown.shape == (10, 6)
@@ -323,7 +331,58 @@ def test_failed_write_keeps_the_old_metrics(gd, tmp_path):
         write_metrics(settings, mixed)
     with pytest.raises(EvaluationError, match="empty"):
         write_metrics(settings, {})
+    with pytest.raises(EvaluationError, match="protocol 'latest' has no history length"):
+        write_metrics(settings, table, protocols={"history": 10})
+    with pytest.raises(EvaluationError, match="appears twice"):
+        write_metrics(settings, metrics_records(table) * 2)
+    with pytest.raises(EvaluationError, match=r"extra key\(s\) \['k'\]"):
+        write_metrics(settings, table, extra={"k": 5})
     assert path.read_text() == before
+
+
+def test_metrics_of_two_slices_with_different_users_per_split_round_trip(gd, tmp_path):
+    """The schema carries slices: records of two slices, whose users differ per split (as when users are sampled),
+    written, read back with the manifest check and shown with a slice level and the users behind each row."""
+    settings = get_settings({}, dataset="sample", artifacts_root=tmp_path, seed=7)
+    models = {"popularity": PopularityBaseline().fit(gd), "item-knn": ItemKNNBaseline().fit(gd)}
+    everyone = evaluate_models(models, gd, protocols=("latest",))
+    some = {name: {"latest": {"val": evaluate_scores(scorer, gd, "val", "latest", sample=2, seed=1),  # 2 of 3 users
+                              "test": evaluate_scores(scorer, gd, "test", "latest")}}
+            for name, scorer in models.items()}
+    records = metrics_records(everyone) + metrics_records(some, slice="sampled")
+    write_metrics(settings, records, protocols={"latest": 1})
+    document = read_metrics(settings)
+    assert document["results"] == json.loads(json.dumps(records))
+    assert {(r["slice"], r["split"], r["n_users"]) for r in document["results"]} == {
+        ("all", "val", 3), ("all", "test", 3), ("sampled", "val", 2), ("sampled", "test", 3)}
+    assert list(document["protocols"]) == ["latest"]
+
+    shown = metrics_frame(document)
+    assert shown.index.names == ["model", "protocol", "slice"] and len(shown) == 4
+    assert list(shown.columns[:4]) == [("val", "users"), ("val", "HR@10"), ("val", "NDCG@10"), ("val", "Recall@10")]
+    assert shown.loc[("item-knn", "latest", "sampled"), ("val", "users")] == 2
+    assert shown.loc[("item-knn", "latest", "all"), ("val", "users")] == 3
+    assert ("test", "users") not in shown.columns  # the same users behind every test figure
+    assert metrics_frame(document, users=True).loc[("popularity", "latest", "sampled"), ("test", "users")] == 3
+    assert shown.loc[("popularity", "latest", "sampled"), ("val", "HR@10")].count(" ± ") == 1
+    numeric = metrics_frame(records, numeric=True, users=False)
+    assert "users" not in numeric.columns.get_level_values(1)
+    assert numeric.loc[("item-knn", "latest", "sampled"), ("val", "HR@10")] == pytest.approx(
+        some["item-knn"]["latest"]["val"]["hr@10"])
+
+
+def test_read_metrics_refuses_an_older_schema_and_a_changed_file(gd, tmp_path):
+    settings = get_settings({}, dataset="sample", artifacts_root=tmp_path)
+    path = write_metrics(settings, evaluate_models({"popularity": PopularityBaseline().fit(gd)}, gd))
+    old = {"dataset": "sample", "k": 10, "n_users": {"val": 3}, "models": {"popularity": {}}}
+    path.write_text(json.dumps(old))
+    with pytest.raises(StaleArtifactError, match="changed after it was written"):
+        read_metrics(settings)
+    write_manifest(path, "model", settings)
+    with pytest.raises(StaleArtifactError, match="schema 1.*run notebooks/03_pinsage_training.ipynb"):
+        read_metrics(settings)
+    with pytest.raises(EvaluationError, match="schema 1"):
+        metrics_frame(old)
 
 
 # ------------------------------------------------------------------------------------ on a real graph
@@ -354,5 +413,6 @@ def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
     assert "dataset: synthetic sample" in out and "PinSage / item-kNN" in out
     saved = json.loads((tmp_path / "artifacts" / "sample" / "metrics.json").read_text())
     assert {"pinsage", "popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]",
-            "pinsage [cosine, max]"} <= set(saved["models"])
+            "pinsage [cosine, max]"} <= {r["model"] for r in saved["results"]}
+    assert {p: v["history"] for p, v in saved["protocols"].items()} == {"latest": 1, "history": 10}
     assert saved["benchmark"]["train_seconds"] > 0 and saved["dataset_label"].startswith("synthetic sample")

@@ -1,6 +1,7 @@
 """helpers.training.loop on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,19 +10,24 @@ import pytest
 import torch
 
 import helpers.training.loop as train_module
-from helpers.artifacts import require
+from helpers.artifacts import require, write_manifest
 from helpers.config import get_settings
 from helpers.data.movielens import MovieLens
 from helpers.data.loader import load_movielens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.training.sampling import NeighbourSampler
-from helpers.training.config import TrainConfig
+from helpers.training.config import Alternatives, TrainConfig
 from helpers.training.loop import build_model, load_trained_model, train_pinsage
 from helpers.training.inference import infer_movie_embeddings
 
 TINY = dict(batch_size=32, steps_per_epoch=6, max_epochs=3, time_budget_s=None, hard_start_epoch=1,
             hard_ramp_epochs=1, hard_ranks=(5, 50))
+
+
+def tiny(**changes) -> TrainConfig:
+    """The tests' short run: TINY with `changes`, knobs of either part by name."""
+    return TrainConfig().replace(**{**TINY, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +47,52 @@ def comparable(history: list[dict]) -> list[dict]:
 
 def test_config_checks_and_curriculum():
     with pytest.raises(ValueError, match="positives"):
-        TrainConfig(positives="clicks")
+        Alternatives(positives="clicks")
+    with pytest.raises(ValueError, match="positives"):
+        TrainConfig.for_dataset("sample", positives="clicks")
     with pytest.raises(ValueError, match="hard_fraction"):
-        TrainConfig(hard_fraction=1.5)
+        TrainConfig().replace(hard_fraction=1.5)
     with pytest.raises(ValueError, match="time_budget_s"):
         TrainConfig(time_budget_s=0)
     with pytest.raises(ValueError, match="restart_prob"):
         TrainConfig(restart_prob=0)
-    config = TrainConfig(hard_fraction=0.5, hard_start_epoch=2, hard_ramp_epochs=2)
-    assert [config.hard_share(e) for e in range(5)] == [0.0, 0.0, 0.25, 0.5, 0.5]
+    with pytest.raises(ValueError, match=r"unknown training setting\(s\) \['hiden'\].*hidden"):
+        TrainConfig.for_dataset("sample", hiden=8)
+    config = TrainConfig().replace(hard_fraction=0.5, hard_start_epoch=2, hard_ramp_epochs=2)
+    assert [config.alternatives.hard_share(e) for e in range(5)] == [0.0, 0.0, 0.25, 0.5, 0.5]
     assert TrainConfig.for_dataset("sample").time_budget_s < TrainConfig.for_dataset("ml-1m").time_budget_s
     assert TrainConfig.for_dataset("sample", lr=0.5).lr == 0.5
-    assert TrainConfig.from_dict(TrainConfig(hard_ranks=(3, 9)).to_dict()) == TrainConfig(hard_ranks=(3, 9))
+    routed = TrainConfig.for_dataset("sample", loss="max_margin", hidden=8)
+    assert (routed.alternatives.loss, routed.hidden, routed.alternatives.hard_ranks) == ("max_margin", 8, (10, 100))
+
+
+def test_config_round_trips_nested_and_reads_the_old_flat_format():
+    config = TrainConfig.for_dataset("sample", hard_ranks=(3, 9), loss="sampled_softmax", walks=7)
+    saved = json.loads(json.dumps(config.to_dict()))
+    assert saved["alternatives"]["hard_ranks"] == [3, 9] and "loss" not in saved and saved["walks"] == 7
+    assert TrainConfig.from_dict(saved) == config and TrainConfig(**saved) == config
+    flat = json.loads(json.dumps(config.flat_dict()))  # how checkpoints were written before the split
+    assert "alternatives" not in flat and flat["loss"] == "sampled_softmax"
+    assert TrainConfig.from_dict({**flat, "a_knob_since_removed": 1}) == config
+    table = config.table()
+    assert list(table.columns) == ["value", "what it does"] and table.index.name == "knob"
+    assert table.at["walks", "value"] == 7 and "loss" not in table.index and len(table) < 20
+    assert table["what it does"].str.len().gt(0).all()
+
+
+def test_the_run_key_depends_on_the_settings_not_on_their_format(sample_gd, tmp_path):
+    settings, config = settings_in(tmp_path), tiny()
+    key = train_module._run_key(sample_gd, settings, config)
+    assert key == train_module._run_key(sample_gd, settings, TrainConfig.from_dict(config.to_dict()))
+    assert key == train_module._run_key(sample_gd, settings, TrainConfig.from_dict(config.flat_dict()))
+    assert key == train_module._run_key(sample_gd, settings, config.replace(max_epochs=9, time_budget_s=5.0))
+    assert key != train_module._run_key(sample_gd, settings, config.replace(margin=0.3))
+    assert key != train_module._run_key(sample_gd, settings, config.replace(walks=7))
 
 
 def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
     settings = settings_in(tmp_path)
-    result = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+    result = train_pinsage(sample_gd, settings, tiny(), progress=False)
     assert [h["epoch"] for h in result.history] == [0, 1, 2]
     assert set(result.history[0]) >= {"epoch", "loss", "val_hr@10", "val_ndcg@10", "seconds"}
     best = max(result.history, key=lambda h: h["val_hr@10"])
@@ -68,9 +103,15 @@ def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
     assert (settings.artifacts_dir / "history.json").exists()
     assert not list(settings.artifacts_dir.glob("*.partial"))
     loaded, config = load_trained_model(sample_gd, settings)
-    assert config == TrainConfig(**TINY)
+    assert config == tiny()
     for name, value in result.model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[name])
+    # a checkpoint written before the config was split (one flat dict) still loads
+    saved = torch.load(result.checkpoint_path, weights_only=False)
+    train_module._save_torch({**saved, "config": tiny().flat_dict()}, result.checkpoint_path)
+    write_manifest(result.checkpoint_path, "model", settings, inputs=train_module._graph_inputs(settings),
+                   extra={"best_epoch": result.best_epoch})
+    assert load_trained_model(sample_gd, settings)[1] == tiny()
 
 
 @pytest.mark.parametrize("loss", ["softmax", "max_margin"])
@@ -78,7 +119,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path,
     """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run. The per-epoch decay
     schedule is exact even when the run is extended (max_epochs 2, then 3); the cosine schedule spans the
     whole run, so it is stopped by a crash instead."""
-    config = TrainConfig(**{**TINY, "loss": loss, "schedule": "epoch_decay"})
+    config = tiny(loss=loss, schedule="epoch_decay")
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
     first = train_pinsage(sample_gd, settings, TrainConfig(**{**config.to_dict(), "max_epochs": 2}), progress=False)
@@ -90,7 +131,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path,
 
 
 def test_resume_of_a_cosine_run_after_a_crash_is_exact(sample_gd, tmp_path, monkeypatch):
-    config = TrainConfig(**{**TINY, "schedule": "cosine"})
+    config = tiny(schedule="cosine")
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
     real, calls = train_module.validation_metrics, []
@@ -123,12 +164,12 @@ def test_an_interrupted_epoch_leaves_the_last_checkpoint_usable(sample_gd, tmp_p
 
     monkeypatch.setattr(train_module, "validation_metrics", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
+        train_pinsage(sample_gd, settings, tiny(), progress=False)
     monkeypatch.setattr(train_module, "validation_metrics", real)
     assert require(settings.artifacts_dir / "model.pt", "model", settings)["settings"]["best_epoch"] == 0
     assert not list(settings.artifacts_dir.glob("*.partial"))
-    resumed = train_pinsage(sample_gd, settings, TrainConfig(**TINY), progress=False)
-    whole = train_pinsage(sample_gd, settings_in(tmp_path / "whole"), TrainConfig(**TINY), progress=False)
+    resumed = train_pinsage(sample_gd, settings, tiny(), progress=False)
+    whole = train_pinsage(sample_gd, settings_in(tmp_path / "whole"), tiny(), progress=False)
     assert comparable(resumed.history) == comparable(whole.history)
 
 
@@ -136,20 +177,20 @@ def test_a_damaged_or_foreign_state_starts_cleanly(sample_gd, tmp_path, capsys):
     settings = settings_in(tmp_path)
     settings.artifacts_dir.mkdir(parents=True)
     (settings.artifacts_dir / "train_state.pt").write_bytes(b"not a checkpoint")
-    result = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 1}), progress=False)
+    result = train_pinsage(sample_gd, settings, tiny(max_epochs=1), progress=False)
     assert len(result.history) == 1 and "unreadable" in capsys.readouterr().out
-    other = train_pinsage(sample_gd, settings, TrainConfig(**{**TINY, "max_epochs": 1, "lr": 0.5}), progress=False)
+    other = train_pinsage(sample_gd, settings, tiny(max_epochs=1, lr=0.5), progress=False)
     assert len(other.history) == 1 and "another run" in capsys.readouterr().out
 
 
 def test_time_budget_stops_training(sample_gd, tmp_path):
-    config = TrainConfig(**{**TINY, "time_budget_s": 1e-3, "max_epochs": 50})
+    config = tiny(time_budget_s=1e-3, max_epochs=50)
     result = train_pinsage(sample_gd, settings_in(tmp_path), config, progress=False)
     assert len(result.history) == 1 and result.history[0]["steps"] == 1
 
 
 def test_random_walk_positives_train_too(sample_gd, tmp_path):
-    config = TrainConfig(**{**TINY, "positives": "random_walk", "max_epochs": 1})
+    config = tiny(positives="random_walk", max_epochs=1)
     result = train_pinsage(sample_gd, settings_in(tmp_path), config, progress=False)
     assert np.isfinite(result.history[0]["loss"])
 

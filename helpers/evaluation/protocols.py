@@ -52,14 +52,13 @@ SPLIT_DESCRIPTION = (
     "graph (all models fitted on it); candidates = every movie the user has not rated before the target "
     "(val: not in training; test: not in training and not the val movie)"
 )
+PROTOCOL_HISTORY: dict[str, int] = {"latest": 1, "history": HISTORY_LENGTH}  # movies each protocol queries with
 PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "latest": "query = the user's latest movie before the target (val: latest training movie; test: the val "
               "movie), as in DGL's PinSage example",
     "history": "query = the user's last {history} movies before the target, combined by the scorer's "
                "`combine` method (pinsage: mean of the normalised vectors unless the model name says otherwise)",
 }
-
-
 
 
 class Scorer(Protocol):

@@ -1,97 +1,92 @@
-"""`TrainConfig`: everything that shapes a PinSage training run, checked when it is made."""
+"""What shapes a PinSage training run, checked when it is made, in two parts.
+
+* `TrainConfig`: the knobs of the default objective (a full softmax over all movies, engagement positives, a
+  directed query head with a per-movie bias, a warm-up + cosine schedule): model size, neighbourhoods, batch,
+  optimiser and budget. `config.table()` lists them with what each does.
+* `Alternatives` (`TrainConfig.alternatives`): the choices docs/benchmarks.md compares with that objective
+  (positives, loss, scoring head, schedule, negatives and the max-margin loss's hard-negative curriculum).
+  Its defaults select the default objective; its other fields matter only for the alternative they name.
+
+`TrainConfig.for_dataset(name, **overrides)` and `config.replace(**overrides)` take any knob of either part by
+name. `use_id_embedding` (a learned vector per movie in the features) stays in `TrainConfig`: it is on in the
+default model, which learns that vector, and no benchmark compares it; it is a feature of the model, like
+`hidden` or `layers`, not a choice of objective.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from helpers.training.sampling import (NeighbourhoodSpec)
 
+import pandas as pd
+
+from helpers.errors import RecsysError
+from helpers.training.sampling import NeighbourhoodSpec
 
 POSITIVES = ("engagement", "random_walk")
 LOSSES = ("softmax", "sampled_softmax", "max_margin")
 SCHEDULES = ("cosine", "epoch_decay")
 
 
-@dataclass
-class TrainConfig:
-    """Everything that shapes a training run. The defaults are the best setting measured on ML-1M (users 1-2999):
-    objective, scoring and schedule side by side at a fixed number of steps (docs/benchmarks.md, "PinSage against
-    what people watched next"), the neighbourhood settings within 10 minutes on 2 CPU cores ("PinSage training
-    (stage 03)")."""
+class TrainConfigError(RecsysError, ValueError):
+    """A training setting that cannot be used; the message names it and the values it takes."""
 
-    positives: str = "engagement"          # "engagement" (paper: next movie rated) or "random_walk" (DGL example)
-    engagement_window: int = 1             # engagement: pair a movie with the next `window` movies rated
-    hidden: int = 64                       # embedding size
-    layers: int = 2
-    dropout: float = 0.0
-    use_id_embedding: bool = True          # learn a free vector per movie besides its features
-    neighbours: int = 5                    # top-visited movies kept as a movie's neighbourhood
-    walks: int = 100                       # random walks per movie to find them
-    walk_length: int = 2                   # movie -> user -> movie hops per walk before a restart
-    restart_prob: float = 0.5
-    neighbour_pool: int = 4                # >0: draw this many neighbourhoods per movie each epoch and pick from them
-    batch_size: int = 256                  # positive pairs per step
-    loss: str = "softmax"                  # "softmax" (all movies compete), "sampled_softmax", "max_margin"
-    directed: bool = True                  # a linear query head: the query side differs from the candidate side
-    query_id_embedding: bool = False       # softmax losses: a learned per-movie offset on the query side
-    movie_bias: bool = True                # a learned per-movie bias, one extra vector dimension
-    temperature: float = 0.1               # softmax losses: score = query . candidate / temperature (+ bias)
-    uniform_negatives: int = 1024          # sampled_softmax: shared uniform negatives besides the in-batch tails
-    negatives: int = 2                     # max_margin: negatives per positive pair
-    in_batch_negatives: bool = False       # max_margin: also use the other pairs' tails as negatives
-    margin: float = 0.2                    # max_margin: margin on cosine similarities
-    lr: float = 3e-3
-    schedule: str = "cosine"               # "cosine": warm-up then cosine decay over the whole run (steps or budget)
-    warmup: float = 0.05                   # cosine: share of the run spent warming the learning rate up
-    lr_decay: float = 0.95                 # epoch_decay: the learning rate is lr * lr_decay ** epoch
-    weight_decay: float = 0.0
-    hard_fraction: float = 0.5             # share of negatives taken from the model's own ranks `hard_ranks`
-    hard_ranks: tuple[int, int] = (50, 500)
-    hard_start_epoch: int = 1              # curriculum: uniform negatives only before this epoch...
-    hard_ramp_epochs: int = 2              # ...then the hard share grows linearly to `hard_fraction`
-    steps_per_epoch: int = 500             # hard negatives are refreshed after every epoch
-    max_epochs: int = 100
-    time_budget_s: float | None = 600.0    # stop after this much wall time (training + validation)
-    device: str | None = None              # None: CUDA when available, else CPU
+
+def _knob(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+def _at_least_one(owner: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(owner, name) < 1:
+            raise TrainConfigError(f"{name}={getattr(owner, name)}: it must be at least 1")
+
+
+def knob_table(settings: TrainConfig | Alternatives) -> pd.DataFrame:
+    """The knobs of `settings` (a `TrainConfig`, without its alternatives, or an `Alternatives`): rows indexed by
+    knob, columns `value` and `what it does`."""
+    rows = [(f.name, getattr(settings, f.name), f.metadata["doc"]) for f in dataclasses.fields(settings)
+            if "doc" in f.metadata]
+    return pd.DataFrame(rows, columns=["knob", "value", "what it does"]).set_index("knob")
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """The choices the benchmarks compare with the default objective (docs/benchmarks.md); the defaults are the
+    default objective. Fields that belong to one alternative say so and matter only with it."""
+
+    positives: str = _knob("engagement", "pairs to learn from: 'engagement' (a movie and the next one rated, the "
+                                         "paper's) or 'random_walk' (movie -> user -> movie, DGL's example)")
+    engagement_window: int = _knob(1, "engagement: pair a movie with each of the next `window` movies rated")
+    loss: str = _knob("softmax", "'softmax' (every movie competes), 'sampled_softmax' (in-batch tails + uniform "
+                                 "negatives, logQ-corrected) or 'max_margin' (the paper's)")
+    directed: bool = _knob(True, "a linear query head: the query side of a movie differs from its candidate side")
+    query_id_embedding: bool = _knob(False, "softmax losses: a learned per-movie offset on the query side")
+    movie_bias: bool = _knob(True, "a learned per-movie bias, stored as one extra vector dimension")
+    uniform_negatives: int = _knob(1024, "sampled_softmax: shared uniform negatives besides the in-batch tails")
+    schedule: str = _knob("cosine", "'cosine' (warm-up, then cosine decay over the run) or 'epoch_decay'")
+    lr_decay: float = _knob(0.95, "epoch_decay: the learning rate is lr * lr_decay ** epoch")
+    negatives: int = _knob(2, "max_margin: negatives per positive pair")
+    in_batch_negatives: bool = _knob(False, "max_margin: the other pairs' tails are negatives too")
+    margin: float = _knob(0.2, "max_margin: margin on cosine similarities")
+    hard_fraction: float = _knob(0.5, "max_margin: share of negatives from the model's own ranks `hard_ranks`")
+    hard_ranks: tuple[int, int] = _knob((50, 500), "max_margin: ranks of the query movie's neighbours to draw "
+                                                   "hard negatives from")
+    hard_start_epoch: int = _knob(1, "max_margin curriculum: uniform negatives only before this epoch...")
+    hard_ramp_epochs: int = _knob(2, "...then the hard share grows linearly to `hard_fraction` over these")
 
     def __post_init__(self) -> None:
-        if self.positives not in POSITIVES:
-            raise ValueError(f"positives={self.positives!r}: use one of {', '.join(POSITIVES)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss={self.loss!r}: use one of {', '.join(LOSSES)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"warmup={self.warmup}: give the share of the run to warm up in, in [0, 1)")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature}: it must be positive (e.g. 0.1)")
+        for name, allowed in (("positives", POSITIVES), ("loss", LOSSES), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise TrainConfigError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
         if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
+            raise TrainConfigError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
         if not 0.0 <= self.hard_fraction <= 1.0:
-            raise ValueError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
-        for name in ("hidden", "layers", "batch_size", "negatives", "steps_per_epoch", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: it must be at least 1")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
-        self.hard_ranks = tuple(self.hard_ranks)
-        self.spec  # validates the neighbourhood settings
-
-    @classmethod
-    def for_dataset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The configuration to use for dataset `name`: the tiny synthetic `sample` trains for a few seconds
-        (so notebooks and tests stay fast); real datasets get the defaults. `overrides` win."""
-        if name == "sample":
-            base: dict[str, Any] = dict(batch_size=128, steps_per_epoch=40, max_epochs=6, time_budget_s=60.0,
-                                        hard_ranks=(10, 100), lr=1e-2)
-        else:
-            base = {}
-        return cls(**{**base, **overrides})
-
-    @property
-    def spec(self) -> NeighbourhoodSpec:
-        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob)
+            raise TrainConfigError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
+        _at_least_one(self, ("engagement_window", "negatives"))
+        object.__setattr__(self, "hard_ranks", tuple(self.hard_ranks))
 
     def hard_share(self, epoch: int) -> float:
         """Share of hard negatives in `epoch` (0-based): the curriculum."""
@@ -100,6 +95,85 @@ class TrainConfig:
         ramp = min(1.0, (epoch - self.hard_start_epoch + 1) / max(self.hard_ramp_epochs, 1))
         return self.hard_fraction * ramp
 
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
+
+
+@dataclass
+class TrainConfig:
+    """The knobs of the default objective (see the module docstring), and `alternatives`. The defaults are the best
+    setting measured on ML-1M (users 1-2999): objective, scoring and schedule side by side at a fixed number of
+    steps (docs/benchmarks.md, "PinSage against what people watched next"), the neighbourhood settings within
+    10 minutes on 2 CPU cores ("PinSage training (stage 03)")."""
+
+    hidden: int = _knob(64, "embedding size")
+    layers: int = _knob(2, "graph layers: 2 reach the neighbours' neighbours")
+    dropout: float = _knob(0.0, "dropout before each layer's linear maps")
+    use_id_embedding: bool = _knob(True, "learn a free vector per movie besides its features")
+    neighbours: int = _knob(5, "top-visited movies kept as a movie's neighbourhood")
+    walks: int = _knob(100, "random walks per movie to find them")
+    walk_length: int = _knob(2, "movie -> user -> movie hops before a restart")
+    restart_prob: float = _knob(0.5, "probability of a restart after each hop")
+    neighbour_pool: int = _knob(4, "neighbourhoods pooled per movie, epoch (0: none)")
+    batch_size: int = _knob(256, "positive pairs per step")
+    temperature: float = _knob(0.1, "score = query . candidate / temperature (+ bias)")
+    lr: float = _knob(3e-3, "peak learning rate (Adam)")
+    warmup: float = _knob(0.05, "share of the run warming up lr, then cosine decay")
+    weight_decay: float = _knob(0.0, "Adam's L2 penalty")
+    steps_per_epoch: int = _knob(500, "steps between validations (and checkpoints)")
+    max_epochs: int = _knob(100, "stop after this many epochs")
+    time_budget_s: float | None = _knob(600.0, "seconds of training + validation; None: no limit")
+    device: str | None = _knob(None, "None: CUDA when available, else CPU")
+    alternatives: Alternatives = field(default_factory=Alternatives)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alternatives, Mapping):  # e.g. TrainConfig(**config.to_dict())
+            self.alternatives = Alternatives(**self.alternatives)
+        if not isinstance(self.alternatives, Alternatives):
+            raise TrainConfigError(f"alternatives={self.alternatives!r}: give an Alternatives or a dict of its fields")
+        if not 0.0 <= self.warmup < 1.0:
+            raise TrainConfigError(f"warmup={self.warmup}: give the share of the run to warm up in, in [0, 1)")
+        if self.temperature <= 0:
+            raise TrainConfigError(f"temperature={self.temperature}: it must be positive (e.g. 0.1)")
+        _at_least_one(self, ("hidden", "layers", "batch_size", "steps_per_epoch", "max_epochs"))
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise TrainConfigError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
+        self.spec  # validates the neighbourhood settings
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """The configuration to use for dataset `name`: the tiny synthetic `sample` trains for a few seconds
+        (so notebooks and tests stay fast); real datasets get the defaults. `overrides` (knobs of `TrainConfig`
+        or of its `alternatives`, by name) win."""
+        base: dict[str, Any] = {}
+        if name == "sample":
+            base = dict(batch_size=128, steps_per_epoch=40, max_epochs=6, time_budget_s=60.0, hard_ranks=(10, 100),
+                        lr=1e-2)
+        return cls().replace(**{**base, **overrides})
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with `overrides` applied, each by name, whether it is a knob of `TrainConfig` or of
+        `alternatives` (`alternatives=` itself replaces them all first)."""
+        unknown = sorted(set(overrides) - set(MAIN_KNOBS) - set(ALTERNATIVE_KNOBS) - {"alternatives"})
+        if unknown:
+            raise TrainConfigError(f"unknown training setting(s) {unknown}: TrainConfig has {', '.join(MAIN_KNOBS)}; "
+                                   f"TrainConfig.alternatives has {', '.join(ALTERNATIVE_KNOBS)}")
+        main = {k: v for k, v in overrides.items() if k in MAIN_KNOBS}
+        alternatives = overrides.get("alternatives", self.alternatives)
+        if isinstance(alternatives, Mapping):
+            alternatives = Alternatives(**alternatives)
+        changed = {k: v for k, v in overrides.items() if k in ALTERNATIVE_KNOBS}
+        if changed:
+            alternatives = dataclasses.replace(alternatives, **changed)
+        return dataclasses.replace(self, **main, alternatives=alternatives)
+
+    @property
+    def spec(self) -> NeighbourhoodSpec:
+        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob)
+
     @property
     def total_steps(self) -> int:
         return self.max_epochs * self.steps_per_epoch
@@ -107,17 +181,35 @@ class TrainConfig:
     def learning_rate(self, epoch: int, progress: float) -> float:
         """The learning rate at `progress` (share of the run done, 0..1: steps done / `total_steps`, or the
         share of `time_budget_s` spent, whichever is larger) of `epoch`."""
-        if self.schedule == "epoch_decay":
-            return self.lr * self.lr_decay ** epoch
+        if self.alternatives.schedule == "epoch_decay":
+            return self.lr * self.alternatives.lr_decay ** epoch
         return self.lr * one_cycle(progress, self.warmup)
 
+    def table(self) -> pd.DataFrame:
+        """The default objective's knobs: rows indexed by knob, columns `value` and `what it does`
+        (`knob_table(config.alternatives)` lists the alternatives)."""
+        return knob_table(self)
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Every knob by name, the alternatives nested under "alternatives"; JSON-ready (tuples as lists)."""
+        return {**{name: getattr(self, name) for name in MAIN_KNOBS}, "alternatives": self.alternatives.to_dict()}
+
+    def flat_dict(self) -> dict[str, Any]:
+        """Every knob of both parts at the top level: the format written before the split (see `from_dict`)."""
+        return {**{name: getattr(self, name) for name in MAIN_KNOBS}, **self.alternatives.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """The config `to_dict` gave. Checkpoints (model.pt, history.json, manifests) written before the config
+        was split hold one flat dict of all knobs: those are routed by name too. Keys no knob has any more are
+        ignored, so older checkpoints still load."""
+        nested = data.get("alternatives") or {}
+        known = set(MAIN_KNOBS) | set(ALTERNATIVE_KNOBS)
+        flat = {k: v for k, v in data.items() if k in known}
+        return cls().replace(**{**flat, **{k: v for k, v in nested.items() if k in ALTERNATIVE_KNOBS}})
+
+
+MAIN_KNOBS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "alternatives")
 
 
 def one_cycle(progress: float, warmup: float = 0.05) -> float:
@@ -127,4 +219,3 @@ def one_cycle(progress: float, warmup: float = 0.05) -> float:
     if progress < warmup:
         return max(progress / warmup, 0.01)
     return 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
-

@@ -1,8 +1,9 @@
 """Training PinSage (tqdm bar, per-epoch validation, best checkpoint, resume) and layer-wise inference.
 
 Each step with a softmax loss embeds every movie with the graph layers (`PinSage.embed_all`) and scores the
-batch's query vectors against all candidate vectors; with `loss="max_margin"` only the batch's neighbourhoods
-are embedded. The learning rate follows `TrainConfig.schedule` (warm-up + cosine over the whole run by default).
+batch's query vectors against all candidate vectors; with `alternatives.loss="max_margin"` only the batch's
+neighbourhoods are embedded. The learning rate follows `alternatives.schedule` (warm-up + cosine over the whole run
+by default; see `helpers.training.config`).
 
 Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `model.pt` (+ manifest, stage "model"): the best epoch's weights by validation HR@10, with its config;
@@ -58,19 +59,20 @@ def pick_device(config: TrainConfig) -> torch.device:
 
 
 def build_model(gd, config: TrainConfig) -> PinSage:
+    alt = config.alternatives
     return PinSage.from_graph(gd.graph, dim=config.hidden, layers=config.layers, dropout=config.dropout,
-                              use_id=config.use_id_embedding, spec=config.spec, directed=config.directed,
-                              bias=config.movie_bias, temperature=config.temperature,
-                              query_id=config.query_id_embedding)
+                              use_id=config.use_id_embedding, spec=config.spec, directed=alt.directed,
+                              bias=alt.movie_bias, temperature=config.temperature, query_id=alt.query_id_embedding)
 
 
 def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
-    """Identifies a run: same graph, seed and config -> a checkpoint can be resumed."""
+    """Identifies a run: same graph, seed and config -> a checkpoint can be resumed. The config enters flat (the
+    format before the split), so a state saved then still resumes."""
     train = gd.train
     ident = {"dataset": gd.dataset, "seed": settings.seed, "movies": int(gd.graph.num_nodes("movie")),
              "users": int(gd.graph.num_nodes("user")), "edges": int(len(train)),
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
-             "config": {k: v for k, v in config.to_dict().items() if k not in ("device", "time_budget_s", "max_epochs")}}
+             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")}}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -138,14 +140,15 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         elif progress:
             print(f"Found the state of this run: {len(history)} epochs, {elapsed:.0f} s.")
 
-    positives = (EngagementPositives(gd.train, config.engagement_window) if config.positives == "engagement"
+    alt = config.alternatives
+    positives = (EngagementPositives(gd.train, alt.engagement_window) if alt.positives == "engagement"
                  else RandomWalkPositives(gd.graph))
     n_movies = gd.graph.num_nodes("movie")
-    negatives = NegativeSampler(n_movies, config.hard_ranks)
+    negatives = NegativeSampler(n_movies, alt.hard_ranks)
     sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
     all_movies = torch.arange(n_movies)
     tail_share = None
-    if config.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
+    if alt.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
         tail_share = torch.bincount(positives.pairs[:, 1], minlength=n_movies).double() / len(positives.pairs) \
             if isinstance(positives, EngagementPositives) else torch.full((n_movies,), 1.0 / n_movies, dtype=torch.float64)
     eval_data = prepare_evaluation(gd)
@@ -155,9 +158,9 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     def out_of_time() -> bool:
         return config.time_budget_s is not None and elapsed + last_val_s >= config.time_budget_s
 
-    uses_hard = config.loss == "max_margin"
+    uses_hard = alt.loss == "max_margin"
     step = sum(int(h.get("steps", 0)) for h in history)
-    if 0 < start_epoch < config.max_epochs and not out_of_time() and uses_hard and config.hard_share(start_epoch) > 0:
+    if 0 < start_epoch < config.max_epochs and not out_of_time() and uses_hard and alt.hard_share(start_epoch) > 0:
         # rebuild the hard-negative bank exactly as the uninterrupted run had it after the last epoch
         negatives.set_hard_bank(torch.from_numpy(
             infer_movie_embeddings(model, gd, seed=_epoch_seed(settings.seed, start_epoch - 1, 1))))
@@ -170,7 +173,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         torch.manual_seed(seed)
         dgl.seed(seed)
         sampler.refresh()
-        hard = config.hard_share(epoch) if uses_hard else 0.0
+        hard = alt.hard_share(epoch) if uses_hard else 0.0
         model.train()
         losses: list[float] = []
         bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
@@ -181,24 +184,24 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate(epoch, done)
             heads, tails = positives.sample(config.batch_size, generator)
-            if config.loss == "max_margin":
-                negs = negatives.sample(heads, config.negatives, hard, generator)
+            if alt.loss == "max_margin":
+                negs = negatives.sample(heads, alt.negatives, hard, generator)
                 batch = pair_batch(sampler, heads, tails, negs).to(device)
                 h = model(batch.neighbourhood)
-                loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, config.margin,
-                                       config.in_batch_negatives)
+                loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, alt.margin,
+                                       alt.in_batch_negatives)
             else:  # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
                 hops = [sampler.hop(all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
                 h = model.embed_all(hops)
                 heads_d, tails_d = heads.to(device), tails.to(device)
                 queries = model.query_vectors(h[heads_d], heads_d)
                 candidates = model.candidate_vectors(h, all_movies.to(device))
-                if config.loss == "softmax":
+                if alt.loss == "softmax":
                     loss = softmax_loss(queries, candidates, tails_d, heads_d)
                 else:
-                    uniform = torch.randint(n_movies, (config.uniform_negatives,), generator=generator)
+                    uniform = torch.randint(n_movies, (alt.uniform_negatives,), generator=generator)
                     columns = torch.unique(torch.cat([tails, uniform]))
-                    expected = len(tails) * tail_share[columns] + config.uniform_negatives / n_movies
+                    expected = len(tails) * tail_share[columns] + alt.uniform_negatives / n_movies
                     loss = softmax_loss(queries, candidates, tails_d, heads_d, columns.to(device),
                                         torch.log(expected).float().to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -232,7 +235,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                          "metrics": record, "dataset": gd.dataset, "seed": settings.seed}, model_path)
             write_manifest(model_path, "model", settings, inputs=_graph_inputs(settings),
                            extra={"train_config": config.to_dict(), "best_epoch": epoch})
-        if uses_hard and config.hard_share(epoch + 1) > 0:
+        if uses_hard and alt.hard_share(epoch + 1) > 0:
             negatives.set_hard_bank(torch.from_numpy(vectors.candidate))
         _write_history(history, settings, config)
         _save_torch({"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
