@@ -25,7 +25,7 @@ from helpers.config import Settings
 from helpers.errors import RecsysError
 from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.engine.inputs import RecommendError
-from helpers.stores.milvus_client import VectorStoreError
+from helpers.stores.milvus_client import STORES_NOTEBOOK, VectorStoreError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -217,8 +217,8 @@ class MoviePicker:
 
     @staticmethod
     def _unreachable(what: str, error: Exception) -> str:
-        return (f"The {what} did not answer ({type(error).__name__}: {error}). Check that notebook 04 ran for this "
-                "dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.")
+        return (f"The {what} did not answer ({type(error).__name__}: {error}). Check that {STORES_NOTEBOOK} ran for "
+                "this dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.")
 
     def _genre_options(self) -> list[str]:
         try:

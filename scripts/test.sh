@@ -11,7 +11,10 @@ export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
 unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL RECSYS_MILVUS_INDEX
 rm -rf "$RECSYS_ARTIFACTS"
 # unit tests in parallel; then, alone, the fault matrix (marker `faults`: it stops servers, breaks files and kills
-# processes, so nothing may run beside it); then the notebooks in order (each builds on the one before)
+# processes, so nothing may run beside it); then the series' notebooks in order, from the stage table (each builds
+# on the one before; the Voila page is tested by tests/test_movie_picker_page.py, not here)
 .venv/bin/python -m pytest -n 2 --dist loadfile -rs -m "not faults" tests "$@"
 .venv/bin/python -m pytest -rs -m faults tests "$@"
-.venv/bin/python -m pytest --nbval-lax -p no:randomly notebooks
+series="$(.venv/bin/python -m helpers.stages)"
+# shellcheck disable=SC2086  # one notebook path per word
+.venv/bin/python -m pytest --nbval-lax -p no:randomly $series

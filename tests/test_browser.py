@@ -1,6 +1,6 @@
-"""The picker as a page: scripts/page.sh serves notebook 05 with Voila on 127.0.0.1 over the sample stores,
-and headless Debian Chromium (through Playwright, never a downloaded browser) searches, adds three movies,
-presses Recommend and sees k results. Screenshots go to test-output/ (gitignored)."""
+"""The picker as a page: scripts/page.sh serves the page notebook (helpers.stages.PAGE_NOTEBOOK) with Voila on
+127.0.0.1 over the sample stores, and headless Debian Chromium (through Playwright, never a downloaded browser)
+searches, adds three movies, presses Recommend and sees k results. Screenshots go to test-output/ (gitignored)."""
 from __future__ import annotations
 
 import os
@@ -71,7 +71,7 @@ def test_page_searches_adds_three_movies_and_shows_k_results(browser, page_url):
         page.goto(page_url, timeout=PAGE_SECONDS * 1000)
         search = page.locator(".picker-search input")
         search.wait_for(timeout=PAGE_SECONDS * 1000)
-        # served as a page, the notebook's driving cell leaves the picker empty
+        # the page notebook shows the picker empty: nothing drives it
         assert page.locator(".picker-liked option").count() == 0
         assert page.locator(".picker-results table").count() == 0
 

@@ -1,6 +1,7 @@
 """helpers.stores.catalog on the embedded SQLite default and on the real MariaDB/MySQL server."""
 from __future__ import annotations
 
+import re
 import socket
 from types import SimpleNamespace
 
@@ -10,6 +11,9 @@ import pytest
 
 from helpers.stores.catalog import Catalog, CatalogError
 from helpers.stores.sql import get_engine
+from helpers.stages import notebook_for
+
+STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 
 TRICKY_TITLES = ['It\'s "Quoted"; DROP TABLE movies; --', "100% _Wild_ Card", "Amélie \u2013 Noël à Québec 🎬"]
 
@@ -112,8 +116,8 @@ def test_one_engine_per_process_and_url(tmp_path) -> None:
     assert Catalog(url=url).engine is Catalog(url=url).engine
 
 
-def test_missing_tables_name_notebook_04(sqlite_catalog) -> None:
-    with pytest.raises(CatalogError, match="04_vector_store"):
+def test_missing_tables_name_the_stores_notebook(sqlite_catalog) -> None:
+    with pytest.raises(CatalogError, match=STORES_NOTEBOOK):
         sqlite_catalog.movie_ids()
 
 
@@ -231,7 +235,7 @@ def test_a_deleted_sqlite_catalog_is_not_recreated_empty(tmp_path) -> None:
     catalog = Catalog(url=f"sqlite:///{path}")
     catalog.ingest(small_ml(), progress=False)
     path.unlink()
-    with pytest.raises(CatalogError, match="is gone.*04_vector_store"):
+    with pytest.raises(CatalogError, match=f"is gone.*{STORES_NOTEBOOK}"):
         catalog.movie_count()
     catalog.close()
     with pytest.raises(CatalogError, match="is gone"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,9 +40,11 @@ from helpers.engine.engine import RecommendationEngine
 from helpers.stores.build import build_stores
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import disconnect, VectorStoreError
+from helpers.stages import notebook_for
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent
+STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 TESTS = Path(__file__).resolve().parent
 
 
@@ -180,10 +183,10 @@ def test_lite_file_corrupted_is_named_as_such(lite):
     assert "### When a store is damaged or stopped" in readme
 
 
-def test_lite_collection_missing_says_run_notebook_04(lite):
+def test_lite_collection_missing_names_the_stores_notebook(lite):
     VectorStore(lite).drop()
     disconnect(lite.milvus_uri)
-    with pytest.raises(VectorStoreError, match="No 'movies' collection.*04_vector_store"):
+    with pytest.raises(VectorStoreError, match=f"No 'movies' collection.*{STORES_NOTEBOOK}"):
         RecommendationEngine(lite)
     disconnect(lite.milvus_uri)
 
@@ -236,7 +239,7 @@ def test_sqlite_table_missing_under_the_api(lite, sample_ml, tmp_path):
             conn.execute(sa.text("DROP TABLE movies"))
         engine.dispose()
         response = httpx.post(f"{base}/recommend", json={"liked": some_ids(sample_ml, 2)}, timeout=30)
-        assert response.status_code == 503 and "04_vector_store" in response.json()["detail"]
+        assert response.status_code == 503 and re.search(STORES_NOTEBOOK, response.json()["detail"])
     assert "Traceback" not in log.read_text()
 
 
@@ -310,7 +313,7 @@ def check_killed_builds(settings: Settings, ml, tmp_path: Path) -> None:
     store = VectorStore(settings)
     assert store.count() == n and store.dim() == 16  # the old collection, whole, still serving
     store.close()
-    with pytest.raises(Exception, match="04_vector_store"):  # the embeddings changed: stale, not half-served
+    with pytest.raises(Exception, match=STORES_NOTEBOOK):  # the embeddings changed: stale, not half-served
         RecommendationEngine(settings)
     disconnect(settings.milvus_uri)
     build(settings, ml, seed=3, dim=8)  # finishing the build repairs everything and leaves no debris
@@ -468,7 +471,7 @@ def test_milvus_server_collection_missing(milvus_server, sample_ml, tmp_path):
     with serving(settings, tmp_path / "api.log") as base:
         VectorStore(settings).drop()
         response = httpx.post(f"{base}/recommend", json={"liked": some_ids(sample_ml, 2)}, timeout=60)
-        assert response.status_code == 503 and "04_vector_store" in response.json()["detail"]
+        assert response.status_code == 503 and re.search(STORES_NOTEBOOK, response.json()["detail"])
         health = httpx.get(f"{base}/health", timeout=60)
         assert health.status_code == 503 and health.json()["stores"] == {"milvus": False, "catalog": True}
 

@@ -1,6 +1,7 @@
 """helpers.engine.engine: the engine against a brute-force NumPy reference, its errors, and the two stores' checks."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,6 +19,9 @@ from helpers.stores.build import build_stores, StoresOutOfStepError, verify_stor
 from helpers.engine.reference import numpy_recommend
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import disconnect
+from helpers.stages import notebook_for
+
+STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +170,7 @@ def test_out_of_step_stores_are_detected(own_stores, sample_ml) -> None:
     store.client.flush(store.collection)
     check = verify_stores(store, catalog)
     assert not check.ok and check.only_in_catalog == [dropped] and check.only_in_vectors == []
-    with pytest.raises(StoresOutOfStepError, match=f"only in the catalog \\[{dropped}\\].*04_vector_store"):
+    with pytest.raises(StoresOutOfStepError, match=f"only in the catalog \\[{dropped}\\].*{STORES_NOTEBOOK}"):
         check.raise_if_out_of_step()
     with RecommendationEngine(own_stores) as engine:
         # a server-side fault (a 503 in the API), not bad input
@@ -176,20 +180,20 @@ def test_out_of_step_stores_are_detected(own_stores, sample_ml) -> None:
         n = len(sample_ml.movies)
         assert not health["ok"] and health["stores"] == {"milvus": False, "catalog": True}
         assert health["movies"] == {"milvus": n - 1, "catalog": n, "record": n}
-        assert "milvus: holds" in health["problems"][0] and "04_vector_store" in health["problems"][0]
+        assert "milvus: holds" in health["problems"][0] and re.search(STORES_NOTEBOOK, health["problems"][0])
 
 
-def test_stale_embeddings_are_refused_until_notebook_04_reruns(own_stores, sample_ml) -> None:
+def test_stale_embeddings_are_refused_until_the_stores_notebook_reruns(own_stores, sample_ml) -> None:
     save_movie_embeddings(own_stores, *make_test_embeddings(sample_ml.movies, seed=99))  # notebook 03 again
-    with pytest.raises(StaleArtifactError, match="04_vector_store"):
+    with pytest.raises(StaleArtifactError, match=STORES_NOTEBOOK):
         RecommendationEngine(own_stores)
     build_stores(own_stores, ml=sample_ml, progress=False)
     with RecommendationEngine(own_stores) as engine:
         assert len(engine.recommend([int(sample_ml.movies["movie_id"].iloc[0])], k=3)) == 3
 
 
-def test_engine_without_stores_names_notebook_04(tmp_path) -> None:
-    with pytest.raises(Exception, match="04_vector_store"):
+def test_engine_without_stores_names_the_stores_notebook(tmp_path) -> None:
+    with pytest.raises(Exception, match=STORES_NOTEBOOK):
         RecommendationEngine(sample_settings(tmp_path))
 
 

@@ -3,6 +3,7 @@
 Search results are held to a brute-force NumPy search over the same normalised vectors."""
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from conftest import make_test_embeddings, sample_settings
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import connect, disconnect, filter_expression, quote, VectorStoreError
 from helpers.stores.milvus_index import choose_index
+from helpers.stages import notebook_for
+
+STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 
 
 @pytest.fixture
@@ -143,8 +147,8 @@ def test_reingesting_fewer_movies_removes_the_rest(lite_store, sample_ml) -> Non
     assert (report.removed, report.count) == (5, len(ids) - 5)
 
 
-def test_missing_collection_names_notebook_04(lite_store) -> None:
-    with pytest.raises(VectorStoreError, match="04_vector_store"):
+def test_missing_collection_names_the_stores_notebook(lite_store) -> None:
+    with pytest.raises(VectorStoreError, match=STORES_NOTEBOOK):
         lite_store.search(np.ones(16, dtype=np.float32), limit=3)
 
 

@@ -16,7 +16,7 @@ score = number of ratings).
 
 How several liked movies are combined (`combine`), measured with notebook 03's history protocol
 (protocol (b) of helpers.evaluation: a user's last 10 training movies as the liked list) by
-`bench/recommend_latency.py --quality` (docs/benchmarks.md, notebook 04):
+`bench/recommend_latency.py --quality` (docs/benchmarks.md; the recommendation engine notebook compares them):
 * `"mean"` (the default, the winner): one search with the normalised mean of the liked query vectors. On ML-1M
   (users 1-2999) validation HR@10 0.123 vs 0.107 for "max" (1.15x) and 0.115 for "sum"; test 0.108 vs
   0.100 and 0.105. It is also the fastest: one query vector whatever the number of liked movies.
@@ -48,7 +48,7 @@ from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError
 from helpers.engine.inputs import MAX_K, RecommendError, check_genres, check_ids, check_k, check_years
 from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, ranked, fuse
-from helpers.stores.build import StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
+from helpers.stores.build import STORES_NOTEBOOK, StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
 from helpers.ranking import COMBINE_METHODS
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Recommendations(list[Recommendation]):
 
 # -- the engine ----------------------------------------------------------------------------------------------
 class RecommendationEngine:
-    """Recommendations from the Milvus collection and the SQL catalog that notebook 04 filled.
+    """Recommendations from the Milvus collection and the SQL catalog that `STORES_NOTEBOOK` filled.
     One Milvus client and one SQLAlchemy engine per process; `close()` releases them (and Milvus Lite's file).
     `encoder` turns liked movies into query vectors: a `QueryEncoder`, or a name for `load_query_encoder`
     (default: `settings.query_encoder`, i.e. RECSYS_QUERY_ENCODER, "auto")."""
@@ -103,8 +103,8 @@ class RecommendationEngine:
             self.catalog = Catalog(self.settings)
             if self.store.count() == 0:
                 raise VectorStoreError(f"The Milvus collection at {self.settings.milvus_uri} is empty: run "
-                                       "notebooks/04_vector_store.ipynb first.")
-            self.catalog.genres()  # fails with "run notebook 04" when the tables are missing
+                                       f"{STORES_NOTEBOOK} first.")
+            self.catalog.genres()  # fails with "run the vector store notebook" when the tables are missing
             self._check_interrupted_build()
             self.encoder = (encoder if isinstance(encoder, QueryEncoder)
                             else load_query_encoder(self.settings, encoder))
@@ -114,7 +114,7 @@ class RecommendationEngine:
             raise
 
     def _check_record(self) -> None:
-        """When notebook 04 left a record for this Milvus URI, fail if the embeddings changed since."""
+        """When `build_stores` left a record for this Milvus URI, fail if the embeddings changed since."""
         path = stores_record_path(self.settings)
         if manifest_path(path).exists() and json.loads(path.read_text()).get("milvus_uri") == self.settings.milvus_uri:
             require(path, "vectors", self.settings, inputs={"embeddings": embeddings_path(self.settings)})
@@ -132,7 +132,7 @@ class RecommendationEngine:
         if not check.ok:
             raise StoresOutOfStepError(
                 f"The stores build started {info.get('started')} (process {info.get('pid')}) did not finish and "
-                f"left the {check}. Re-run notebooks/04_vector_store.ipynb (or build_stores) to finish it.")
+                f"left the {check}. Re-run {STORES_NOTEBOOK} (or build_stores) to finish it.")
 
     # -- recommendations -------------------------------------------------------------------------------------
     def recommend(self, liked_movie_ids: Sequence[int], k: int = 10, genres: Sequence[str] | None = None,
@@ -175,10 +175,10 @@ class RecommendationEngine:
             parts.append(f"unknown movie id(s) {unknown}: they are not in the catalog; find ids with search_titles()")
         if not_in_milvus:
             parts.append(f"movie id(s) {not_in_milvus} are in the catalog but have no embedding: the stores are out of "
-                         "step, re-run notebooks/04_vector_store.ipynb")
+                         f"step, re-run {STORES_NOTEBOOK}")
         if no_vector:
             parts.append(f"movie id(s) {no_vector} are in Milvus but have no query vector in the embeddings artifact "
-                         "(nor among the added movies): re-run notebooks/04_vector_store.ipynb so that Milvus holds "
+                         f"(nor among the added movies): re-run {STORES_NOTEBOOK} so that Milvus holds "
                          "the vectors of notebook 03's embeddings")
         if unknown:
             raise RecommendError("; ".join(parts))
@@ -189,7 +189,7 @@ class RecommendationEngine:
         missing = [m for m, _, _ in top if m not in rows]
         if missing:
             raise StoresOutOfStepError(f"Movie id(s) {missing} are in Milvus but not in the catalog: re-run "
-                                       "notebooks/04_vector_store.ipynb to ingest both stores again.")
+                                       f"{STORES_NOTEBOOK} to ingest both stores again.")
         out = []
         for movie_id, score, q in top:
             row, source = rows[movie_id], liked[q]
@@ -242,7 +242,7 @@ class RecommendationEngine:
         try:
             if self.store.lite and not Path(self.store.uri).exists():
                 raise VectorStoreError(f"The Milvus Lite file {self.store.uri} is gone: rebuild it with "
-                                       "notebooks/04_vector_store.ipynb, then restart the API or page.")
+                                       f"{STORES_NOTEBOOK}, then restart the API or page.")
             counts["milvus"] = self.store.count(consistency="Bounded")
         except RecsysError as error:
             problems.append(f"Milvus: {error}")
@@ -254,7 +254,7 @@ class RecommendationEngine:
         for name in ("milvus", "catalog"):
             if counts[name] == 0:
                 wrong.add(name)
-                problems.append(f"{name}: holds no movies: run notebooks/04_vector_store.ipynb.")
+                problems.append(f"{name}: holds no movies: run {STORES_NOTEBOOK}.")
         milvus, catalog, record = counts["milvus"], counts["catalog"], counts["record"]
         if milvus and catalog:
             if record is not None:
@@ -262,11 +262,11 @@ class RecommendationEngine:
                     if count != record:
                         wrong.add(name)
                         problems.append(f"{name}: holds {count:,} movies but the stores record says {record:,}: "
-                                        "it changed after notebook 04; re-run notebooks/04_vector_store.ipynb.")
+                                        f"it changed after {STORES_NOTEBOOK} filled it; re-run it.")
             elif milvus != catalog:
                 wrong.update(("milvus", "catalog"))
                 problems.append(f"Milvus holds {milvus:,} movies and the catalog {catalog:,}: re-run "
-                                "notebooks/04_vector_store.ipynb.")
+                                f"{STORES_NOTEBOOK}.")
         stores = {name: name not in wrong for name in ("milvus", "catalog")}
         return {"ok": not problems, "stores": stores, "movies": counts,
                 "building": building_marker_path(self.settings).exists(), "problems": problems,

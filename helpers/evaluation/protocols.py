@@ -8,7 +8,7 @@ metrics. Two protocols say what the scorer is asked with:
 * `"latest"` (a): the user's latest known movie, as in DGL's PinSage example (`LatestNNRecommender`):
   for val the latest training movie, for test the val movie (the step just before the test movie).
 * `"history"` (b): the user's last `history` (default `HISTORY_LENGTH` = 10) known movies, as the
-  recommender of notebooks 04-05 is asked with the movies a visitor liked. How the movies are combined is
+  recommender of notebooks 06-07 is asked with the movies a visitor liked. How the movies are combined is
   the scorer's `combine` option: `"mean"` of the normalised vectors (embeddings only), or per-movie scores
   fused by `"sum"` or `"max"`. Note that with an exhaustive search `"mean"` and `"sum"` rank identically
   (q.v_j is the mean of the v_i.v_j); they differ only when each liked movie's search is cut at

@@ -30,6 +30,7 @@ import pandas as pd
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.errors import RecsysError
+from helpers.stages import notebook_for
 from helpers.graph.features import category_codes, genre_multi_hot, standardised_year, title_tokens
 from helpers.graph.features import GraphError
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ def load_graph(settings: Settings) -> GraphData:
     if meta.get("format_version") != FORMAT_VERSION or meta.get("dataset") != settings.dataset:
         raise GraphError(f"{path} holds a graph of {meta.get('dataset')!r} in format {meta.get('format_version')}, "
                          f"not {settings.dataset!r} in format {FORMAT_VERSION}: run "
-                         f"notebooks/02_graph_construction.ipynb with RECSYS_DATASET={settings.dataset} "
+                         f"{notebook_for(STAGE)} with RECSYS_DATASET={settings.dataset} "
                          f"RECSYS_SEED={settings.seed}.")
     graphs, _ = dgl.load_graphs(str(path / "graph.bin"))
     with np.load(path / "ids.npz") as ids:

@@ -38,6 +38,7 @@ from helpers.stores.catalog import CatalogError
 from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
+from helpers.stages import notebook_for
 from helpers.engine.inputs import MAX_ID, MAX_K, MAX_LIKED, RecommendError
 from helpers.engine.engine import RecommendationEngine
 from helpers.stores.build import StoresOutOfStepError
@@ -121,7 +122,7 @@ class Health(BaseModel):
     dataset: str
     stores: dict[str, bool] = Field(description="whether each store (milvus, catalog) works and holds what it should")
     movies: dict[str, int | None] = Field(description="movies in Milvus, in the catalog and in the stores record")
-    building: bool = Field(description="a stores build (notebook 04) is running or was interrupted")
+    building: bool = Field(description=f"a stores build ({notebook_for('vectors')}) is running or was interrupted")
     problems: list[str] = Field(description="what is wrong, in which store, and what to do")
     encoder: EncoderInfo | None = Field(None, description="the engine's query encoder (null: the engine is down)")
 

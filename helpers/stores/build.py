@@ -14,6 +14,7 @@ from helpers.config import Settings
 from helpers.training.embeddings import embeddings_path, load_movie_embeddings
 from helpers.errors import RecsysError
 from helpers.stores.milvus import IngestReport, VectorStore
+from helpers.stores.milvus_client import STORES_NOTEBOOK
 
 
 STORES_BUILDING = "stores.building.json"
@@ -21,7 +22,7 @@ STORES_RECORD = "stores.json"
 
 
 class StoresOutOfStepError(RecsysError, RuntimeError):
-    """Milvus and the catalog disagree about which movies exist; re-run notebook 04."""
+    """Milvus and the catalog disagree about which movies exist; re-run the vector store notebook."""
 
 
 # -- the two stores together ---------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ class StoreCheck:
 
     def raise_if_out_of_step(self) -> None:
         if not self.ok:
-            raise StoresOutOfStepError(f"{self}. Re-run notebooks/04_vector_store.ipynb to ingest both again.")
+            raise StoresOutOfStepError(f"{self}. Re-run {STORES_NOTEBOOK} to ingest both again.")
 
 
 def verify_stores(store: VectorStore, catalog: Catalog) -> StoreCheck:
@@ -94,10 +95,11 @@ def building_marker_path(settings: Settings) -> Path:
 
 
 def build_stores(settings: Settings, ml: Any = None, progress: bool = True) -> StoresReport:
-    """Notebook 04 in one call: ingest the catalog (MovieLens) and the embeddings artifact into Milvus,
-    verify the two agree, and write the record. Safe to re-run, and safe to kill: each store is swapped in
-    whole (the catalog's staging tables, Milvus' alias), and `stores.building.json` marks the build from
-    its first write to the record, so an engine that starts after a kill checks the stores before serving."""
+    """Both stores in one call (the vector store notebook's build): ingest the catalog (MovieLens) and the
+    embeddings artifact into Milvus, verify the two agree, and write the record. Safe to re-run, and safe to
+    kill: each store is swapped in whole (the catalog's staging tables, Milvus' alias), and
+    `stores.building.json` marks the build from its first write to the record, so an engine that starts after
+    a kill checks the stores before serving."""
     from helpers.data.loader import load_dataset
 
     embeddings = load_movie_embeddings(settings)  # Milvus gets the candidate vectors

@@ -34,6 +34,9 @@ from helpers.config import Settings
 from helpers.errors import RecsysError
 from helpers.stores.sql import GENRE_SEPARATOR, RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
 from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, SERVER_HINT
+from helpers.stages import notebook_for
+
+STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
 
 
 
@@ -99,15 +102,15 @@ class Catalog:
                                 f"(CREATE DATABASE {database} CHARACTER SET utf8mb4) or fix RECSYS_CATALOG_URL.")
         if path is not None and not path.exists():
             return CatalogError(f"The catalog file {path} is gone ({message}): rebuild it with "
-                                "notebooks/04_vector_store.ipynb (or helpers.stores.build.build_stores), then restart "
+                                f"{STORES_NOTEBOOK} (or helpers.stores.build.build_stores), then restart "
                                 "the API or page.")
         if any(s in message for s in ("no such table", "doesn't exist", "no such column", "Unknown column")):
             return CatalogError(f"The catalog at {where} is missing tables or columns ({message}): it was never "
-                                "built or was built by an older version. Run notebooks/04_vector_store.ipynb (with "
+                                f"built or was built by an older version. Run {STORES_NOTEBOOK} (with "
                                 "this RECSYS_CATALOG_URL) to rebuild it.")
         if any(s in message for s in ("malformed", "not a database", "file is encrypted", "disk I/O error")):
             return CatalogError(f"The catalog file {path or where} is damaged ({message}): delete it and rebuild it "
-                                "with notebooks/04_vector_store.ipynb (README: 'When a store is damaged or "
+                                f"with {STORES_NOTEBOOK} (README: 'When a store is damaged or "
                                 "stopped').")
         return CatalogError(f"Cannot use the catalog database at {where} ({message}). {SERVER_HINT}")
 

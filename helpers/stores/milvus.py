@@ -22,8 +22,8 @@ Metric and index, and why:
 Consistency: the collection is created with `consistency_level="Strong"`, and the ingestion checks (count,
 ids, verify) read with Strong. On a server a Strong read waits for the next time tick: ~200 ms per call
 measured on milvus-server 2.3.5, which would make one recommendation cost 0.4-0.6 s. So the serving reads
-(`get`, `search`) use `"Session"`: a process sees its own writes at once (tests, notebook 04), and every
-process sees data that was flushed, as notebook 04 does before it finishes.
+(`get`, `search`) use `"Session"`: a process sees its own writes at once (tests, the vector store notebook), and
+every process sees data that was flushed, as `ingest` does before it switches.
 
 Crash safety: readers use the alias `movies`. `VectorStore.ingest` builds a new physical collection
 `movies__<time>`, flushes, loads and verifies its count, and only then switches the alias to it and drops the old
@@ -48,7 +48,8 @@ import pandas as pd
 from helpers.config import Settings
 from helpers.stores.milvus_index import IndexChoice, choose_index
 from helpers.stores.milvus_client import CALL_TIMEOUT_SECONDS, VectorStoreError, quiet_iterator_warning, connect, disconnect, filter_expression, is_lite_uri
-from helpers.stores.milvus_client import SERVER_HINT
+from helpers.stores.milvus_client import SERVER_HINT, STORES_NOTEBOOK
+from helpers.stages import notebook_for
 
 
 COLLECTION = "movies"
@@ -98,12 +99,12 @@ def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame)
         raise VectorStoreError(f"{len(movie_ids)} movie ids for vectors of shape {vectors.shape}: "
                                "they must match one row per id")
     if len(movie_ids) == 0:
-        raise VectorStoreError("No embeddings to ingest: run notebooks/03_pinsage_training.ipynb first.")
+        raise VectorStoreError(f"No embeddings to ingest: run {notebook_for('model')} first.")
     unique, counts = np.unique(movie_ids, return_counts=True)
     if (counts > 1).any():
         raise VectorStoreError(f"Duplicate movie ids in the embeddings: {unique[counts > 1][:10].tolist()}")
     if not np.isfinite(vectors).all():
-        raise VectorStoreError("Some embedding values are NaN or infinite: retrain (notebook 03).")
+        raise VectorStoreError(f"Some embedding values are NaN or infinite: retrain ({notebook_for('model')}).")
     meta = movies.set_index("movie_id")
     unknown = np.setdiff1d(movie_ids, meta.index.to_numpy(dtype=np.int64))
     if len(unknown):
@@ -146,7 +147,7 @@ class VectorStore:
         reason = (text.splitlines()[0] if text else type(exc).__name__)[:300]
         if self.lite and not Path(self.uri).exists():
             return VectorStoreError(f"The Milvus Lite file {self.uri} is gone ({action}: {reason}): rebuild it with "
-                                    "notebooks/04_vector_store.ipynb, then restart the API or page.")
+                                    f"{STORES_NOTEBOOK}, then restart the API or page.")
         if self.lite:
             return VectorStoreError(f"Milvus Lite at {self.uri} failed while {action} ({reason}). If it persists "
                                     "the file is damaged: see 'When a store is damaged or stopped' in README.md.")
@@ -217,7 +218,7 @@ class VectorStore:
             raise VectorStoreError(
                 f"Collection {self.collection!r} at {self.uri} holds {existing}-d vectors but the embeddings are "
                 f"{dim}-d (the model changed). Nothing was changed; to replace it ingest with "
-                f"replace_other_dim=True (notebook 04 does) or call `VectorStore(settings).drop()` first.")
+                f"replace_other_dim=True (build_stores does) or call `VectorStore(settings).drop()` first.")
 
     def index(self) -> IndexChoice:
         """The index the existing collection was built with."""
@@ -307,7 +308,7 @@ class VectorStore:
     def _require(self) -> None:
         if not self.exists():
             raise VectorStoreError(f"No {self.collection!r} collection at {self.uri}: run "
-                                   "notebooks/04_vector_store.ipynb (with this RECSYS_MILVUS_URI) first.")
+                                   f"{STORES_NOTEBOOK} (with this RECSYS_MILVUS_URI) first.")
 
     def count(self, consistency: str = "Strong") -> int:
         """Rows in the collection (`consistency="Bounded"` for a cheap check that may lag a fresh write)."""

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from helpers.errors import RecsysError
+from helpers.stages import notebook_for
 
-
+STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
 CALL_TIMEOUT_SECONDS = 5.0  # a serving call to a server that stopped answering fails (a 503) instead of hanging
 SERVER_HINT = (
     "Start one with `docker compose up -d milvus` (docker-compose.yml) or `.venv/bin/milvus-server --data DIR`, "
@@ -59,7 +60,7 @@ def _lite_open_error(db_path: Path, exc: Exception) -> VectorStoreError:
         f"Milvus Lite could not open {db_path}: {cause[0][:300] if cause else type(exc).__name__}. No other process "
         "holds it, so the file is damaged or unreadable. Check the folder is writable; if it is, rebuild it: see "
         "'When a store is damaged or stopped' in README.md (delete the folder and re-run "
-        "notebooks/04_vector_store.ipynb), or set RECSYS_MILVUS_URI to a server.")
+        f"{STORES_NOTEBOOK}), or set RECSYS_MILVUS_URI to a server.")
 
 
 _CLIENTS: dict[tuple[int, str], Any] = {}  # (pid, uri) -> MilvusClient: one client per process and URI

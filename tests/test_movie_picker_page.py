@@ -1,9 +1,11 @@
-"""Notebook 05 (the movie picker): its shape, and what it does when run in Jupyter and when Voila serves it
-as a page (the driving cells must leave the picker empty there). Executed with nbclient over the sample stores."""
+"""The Voila page (`helpers.stages.PAGE_NOTEBOOK`, served by scripts/page.sh): run as Voila runs it, it shows an
+empty picker and nothing else; and `open_engine`, which it calls, when the Milvus Lite file is held or the stores
+are missing. Executed with nbclient over the sample stores (tests/test_browser.py serves it with Voila itself)."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,9 +17,10 @@ from conftest import sample_settings
 from nbclient import NotebookClient
 
 from helpers.picker import StoresUnavailableError, open_engine
+from helpers.stages import PAGE_NOTEBOOK, notebook_for
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "05_movie_picker.ipynb"
+PAGE = ROOT / PAGE_NOTEBOOK
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STATE_CELL = 'import json; print(json.dumps({"liked": picker.liked, "results": len(picker.last_results)}))'
 
@@ -26,53 +29,34 @@ def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-def test_notebook_is_committed_clean_and_shaped_like_the_series():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+def test_page_is_committed_clean():
+    nb = nbformat.read(PAGE, as_version=4)
     nbformat.validate(nb)
-    cells = code_cells(nb)
-    assert cells[0].source == "from helpers.notebook import init_notebook\n\nsettings = init_notebook()"
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells)
-    assert nb.cells[0].cell_type == "markdown" and "Learning objectives" in nb.cells[0].source
-    assert "Recap" in nb.cells[-1].source and "Next steps" in nb.cells[-1].source
-    driving = [cell.source for cell in cells if "recommend_button.click()" in cell.source]
-    assert len(driving) == 1 and "add_button.click()" in driving[0] and "search_box.value" in driving[0]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code_cells(nb))
+    assert "PAGE_WAIT_SECONDS" in code_cells(nb)[-1].source  # it waits for a file a closed page still holds
 
 
-def run_notebook(stores_settings, monkeypatch, page: bool) -> tuple[list[nbformat.NotebookNode], dict]:
-    """Execute notebook 05 (plus one cell that prints the picker's state) in a fresh kernel."""
+@pytest.mark.slow
+def test_served_as_a_page_it_shows_only_an_empty_picker(stores_settings, monkeypatch):
+    """The page run as Voila runs it (VOILA_KERNEL_ID in the kernel's environment), plus one cell that prints
+    the picker's state: the picker is empty, and it is the page's only output (init_notebook prints nothing)."""
     for key in [k for k in os.environ if k.startswith(("RECSYS_", "VOILA_"))]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("RECSYS_DATASET", "sample")
     monkeypatch.setenv("RECSYS_ARTIFACTS", str(stores_settings.artifacts_root))
     monkeypatch.setenv("RECSYS_CACHE", str(stores_settings.cache_dir))
-    if page:
-        monkeypatch.setenv("VOILA_KERNEL_ID", "test-kernel")  # what Voila puts in its kernels' environment
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    monkeypatch.setenv("VOILA_KERNEL_ID", "test-kernel")  # what Voila puts in its kernels' environment
+    nb = nbformat.read(PAGE, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(PAGE.parent)}}
                    ).execute()
     cells = code_cells(nb)
     state = json.loads(cells[-1].outputs[0]["text"])
-    return cells[:-1], state
-
-
-@pytest.mark.slow
-def test_in_jupyter_the_notebook_drives_the_picker_end_to_end(stores_settings, monkeypatch):
-    cells, state = run_notebook(stores_settings, monkeypatch, page=False)
-    assert len(state["liked"]) == 3 and state["results"] == 10
-    printed = "".join(o.get("text", "") for cell in cells for o in cell.outputs)
-    assert "10 recommendations for your 3 liked movie(s)" in printed
-    assert "No title contains" in printed and "Add at least one movie" in printed  # the bad-input cell
-    assert any("image/png" in o.get("data", {}) for cell in cells for o in cell.outputs)  # the plot
-
-
-@pytest.mark.slow
-def test_served_as_a_page_it_shows_only_an_empty_picker(stores_settings, monkeypatch):
-    cells, state = run_notebook(stores_settings, monkeypatch, page=True)
     assert state == {"liked": [], "results": 0}
+    cells = cells[:-1]
     widgets = [o for cell in cells for o in cell.outputs if WIDGET_VIEW in o.get("data", {})]
-    others = [o for cell in cells[1:] for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
-    assert len(widgets) == 1 and others == []  # besides init_notebook's settings line: the picker, nothing else
+    others = [o for cell in cells for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    assert len(widgets) == 1 and others == []  # the picker, nothing else (not even init_notebook's settings line)
 
 
 HOLD_FILE = """
@@ -122,8 +106,8 @@ def test_the_page_waits_for_a_lite_file_that_is_released_soon(stores_settings):
         holder.wait(timeout=30)
 
 
-def test_missing_stores_fail_at_once_and_name_notebook_04(tmp_path):
+def test_missing_stores_fail_at_once_and_name_the_stores_notebook(tmp_path):
     start = time.monotonic()
-    with pytest.raises(StoresUnavailableError, match="04_vector_store"):
+    with pytest.raises(StoresUnavailableError, match=re.escape(notebook_for("vectors"))):
         open_engine(sample_settings(tmp_path), wait_seconds=60)
     assert time.monotonic() - start < 30  # no waiting: the file opened, it is just empty
