@@ -41,15 +41,14 @@ from helpers.artifacts import manifest_path, require
 from helpers.stores.catalog import Catalog
 from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
-from helpers.training.embeddings import embeddings_path, normalise
+from helpers.training.embeddings import embeddings_path
 from helpers.engine.query import QueryEncoder, load_query_encoder
 from helpers.errors import RecsysError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError
 from helpers.engine.inputs import MAX_K, RecommendError, check_genres, check_ids, check_k, check_years
-from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, ranked, fuse
+from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, fuse, normalise_rows, ranked
 from helpers.stores.build import STORES_NOTEBOOK, StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
-from helpers.ranking import COMBINE_METHODS
 
 log = logging.getLogger(__name__)
 PER_MOVIE = "per-movie"  # the `encoder` of combine="max"/"sum": each liked movie's own query vector searched
@@ -147,7 +146,7 @@ class RecommendationEngine:
         self._check_known(liked)
         query = self.encoder.movie_vectors(liked)
         if self.combine == "mean":
-            centre = normalise(self.encoder.encode(liked)[None, :])
+            centre = normalise_rows(self.encoder.encode(liked)[None, :])
             hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
             exclude = set(liked)
             top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector))) for h in hits if h.movie_id not in exclude][:k]

@@ -4,8 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import numpy as np
 from helpers.engine.inputs import RecommendError
-from helpers.ranking import DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT
-from helpers.ranking import COMBINE_METHODS
+from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, score_liked
 
 
 def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids: Sequence[int], k: int = 10,
@@ -22,22 +21,13 @@ def numpy_recommend(movie_ids: np.ndarray, vectors: np.ndarray, liked_movie_ids:
     rows = by_id[np.clip(np.searchsorted(movie_ids, liked, sorter=by_id), 0, len(movie_ids) - 1)]
     if not np.array_equal(movie_ids[rows], liked):
         raise RecommendError(f"liked movie id(s) {sorted(set(liked) - set(movie_ids[rows].tolist()))} have no vector")
-    query = (vectors if query_vectors is None else query_vectors)[rows]
-    similarity = query @ vectors.T  # [n_liked, n_movies]
-    mask = np.ones(len(movie_ids), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-    if combine == "mean":
-        scores = similarity.mean(axis=0) / max(float(np.linalg.norm(query.mean(axis=0))), 1e-12)
-    elif combine == "max":
-        scores = similarity.max(axis=0)
-    elif combine == "sum":
-        limit = max(per_movie_limit, k + len(liked))
-        masked = np.where(mask, similarity, -np.inf)
-        cut = np.sort(masked, axis=1)[:, -min(limit, mask.sum())][:, None]
-        retrieved = (masked >= cut) & mask
-        scores = np.where(retrieved, similarity, 0.0).sum(axis=0)
-        mask = mask & retrieved.any(axis=0)
-    else:
+    if combine not in COMBINE_METHODS:
         raise RecommendError(f"Unknown combine method {combine!r}; use one of {', '.join(COMBINE_METHODS)}")
+    query = (vectors if query_vectors is None else query_vectors)[rows]
+    limit = max(per_movie_limit, k + len(liked)) if combine == "sum" else None  # the engine's searches
+    scores = score_liked(query[None], np.ones((1, len(rows)), dtype=bool), vectors, combine, limit, allowed)[0]
+    similarity = query @ vectors.T  # [n_liked, n_movies]: who each result came from
+    mask = np.isfinite(scores)
     candidates = np.flatnonzero(mask & ~np.isin(movie_ids, liked))
     if len(candidates) > 4 * k:  # only the best few need the exact (score, id) ordering
         candidates = candidates[np.argpartition(-scores[candidates], 4 * k)[:4 * k]]

@@ -39,7 +39,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from helpers.errors import RecsysError
 from helpers.evaluation.metrics import K_DEFAULT, METRICS, rank_metrics
 from helpers.evaluation.metrics import EvaluationError
 

@@ -5,9 +5,7 @@ from typing import Any
 import numpy as np
 from helpers.evaluation.baselines import check_combine
 from helpers.evaluation.protocols import EvaluationError, check_queries, movie_indices
-from helpers.ranking import COMBINE_METHODS
-
-
+from helpers.ranking import COMBINE_METHODS, normalise_rows, score_liked
 
 
 class EmbeddingScorer:
@@ -23,7 +21,7 @@ class EmbeddingScorer:
                  query_vectors: Any = None):
         vectors = self._check(vectors, "movie")
         if query_vectors is None:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            vectors = normalise_rows(vectors)
             query_vectors = vectors
         else:
             query_vectors = self._check(query_vectors, "query")
@@ -69,22 +67,8 @@ class EmbeddingScorer:
         queries = check_queries(queries, self.n_movies)
         valid = queries >= 0
         picked = self.query_vectors[np.where(valid, queries, 0)]  # [B, n, dim]
-        if self.combine == "mean":  # one search with the mean vector: per_movie_limit does not apply
-            query = (picked * valid[..., None]).sum(axis=1)
-            query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-            return query @ self.vectors.T
-        similarity = picked @ self.vectors.T  # [B, n, n_movies]
-        if self.per_movie_limit is not None and self.per_movie_limit < self.n_movies:
-            cut = np.partition(similarity, -self.per_movie_limit, axis=2)[..., -self.per_movie_limit, None]
-            retrieved = similarity >= cut
-        else:
-            retrieved = np.ones(similarity.shape, dtype=bool)
-        retrieved &= valid[..., None]
-        if self.combine == "max":
-            scores = np.where(retrieved, similarity, -np.inf).max(axis=1)
-        else:
-            scores = np.where(retrieved, similarity, 0.0).sum(axis=1)
-        return np.where(retrieved.any(axis=1), scores, -np.inf)
+        limit = None if self.combine == "mean" else self.per_movie_limit  # "mean" is one search: no per-movie cut
+        return score_liked(picked, valid, self.vectors, self.combine, limit)
 
 
 def query_candidate_scorer(query_vectors: Any, candidate_vectors: Any, combine: str = "mean",

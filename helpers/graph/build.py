@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
-from helpers.errors import RecsysError
 from helpers.stages import notebook_for
 from helpers.graph.features import category_codes, genre_multi_hot, standardised_year, title_tokens
 from helpers.graph.features import GraphError

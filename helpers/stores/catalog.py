@@ -31,7 +31,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from helpers.config import Settings
-from helpers.errors import RecsysError
 from helpers.stores.sql import GENRE_SEPARATOR, RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
 from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, SERVER_HINT
 from helpers.stages import notebook_for

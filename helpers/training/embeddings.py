@@ -21,6 +21,7 @@ import numpy as np
 
 from helpers.artifacts import atomic_path, require, write_manifest
 from helpers.config import Settings
+from helpers.ranking import normalise_rows
 
 FILE_NAME = "movie_embeddings.npz"
 
@@ -40,13 +41,6 @@ def embeddings_path(settings: Settings) -> Path:
     return settings.artifacts_dir / FILE_NAME
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def save_movie_embeddings(settings: Settings, movie_ids: np.ndarray, vectors: np.ndarray,
                           inputs: dict[str, Path] | None = None, extra: dict | None = None,
                           query_vectors: np.ndarray | None = None) -> Path:
@@ -59,7 +53,7 @@ def save_movie_embeddings(settings: Settings, movie_ids: np.ndarray, vectors: np
     if len(np.unique(movie_ids)) != len(movie_ids):
         raise ValueError("movie ids must be unique")
     if query_vectors is None:
-        vectors = query_vectors = normalise(vectors)
+        vectors = query_vectors = normalise_rows(vectors)
     else:
         vectors = np.asarray(vectors, dtype=np.float32)
         query_vectors = np.asarray(query_vectors, dtype=np.float32)

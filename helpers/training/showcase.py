@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.ranking import normalise_rows
+
 
 # -- looking at the embeddings (notebook 03) -------------------------------------------------------------
 WELL_KNOWN_TITLES: tuple[str, ...] = ("Toy Story", "Star Wars: Episode IV - A New Hope", "Silence of the Lambs, The",
@@ -37,7 +39,7 @@ def nearest_movies(vectors: np.ndarray, gd, movies: pd.DataFrame, movie_ids: lis
     if unknown:
         raise ValueError(f"Unknown movie id(s) {unknown}: they are not in the {gd.dataset} graph. "
                          "Pick ids from the movies table (e.g. ml.movies.movie_id).")
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = normalise_rows(vectors)
     info = movies.set_index("movie_id")
     rows = []
     for movie_id in movie_ids:
