@@ -22,6 +22,7 @@ import pandas as pd
 from helpers.artifacts import ArtifactError
 from helpers.stores.catalog import CatalogError
 from helpers.config import Settings
+from helpers.engine.inputs import DEFAULT_K, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS
 from helpers.errors import RecsysError
 from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.engine.inputs import RecommendError
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PAGE_WAIT_SECONDS = 60  # scripts/page.sh culls the kernel of a closed page within ~25 s
-MIN_QUERY_LETTERS = 2
-MAX_MATCHES = 20
-DEFAULT_K = 10
-MAX_K = 50
 RESULT_COLUMNS = ["title", "year", "genres", "score", "because you liked"]
 
 _TABLE_STYLE = """<style>
@@ -169,7 +166,7 @@ class MoviePicker:
                                             layout=widgets.Layout(width="100px"))
         self.year_filter = widgets.IntRangeSlider(value=year_range, min=year_range[0], max=year_range[1],
                                                   continuous_update=False, layout=widgets.Layout(width="320px"))
-        self.k_slider = widgets.IntSlider(value=min(max(k, 1), MAX_K), min=1, max=MAX_K, description="How many",
+        self.k_slider = widgets.IntSlider(value=min(max(k, 1), PAGE_MAX_K), min=1, max=PAGE_MAX_K, description="How many",
                                           continuous_update=False)
         self.recommend_button = widgets.Button(description="Recommend", button_style="primary", icon="film")
         self.message = widgets.HTML(value="")
@@ -231,12 +228,12 @@ class MoviePicker:
         """Fill the match list with titles containing `text` (type-ahead); return the matches."""
         query = (text or "").strip()
         self.matches_found = []
-        if len(query) < MIN_QUERY_LETTERS:
+        if len(query) < PAGE_MIN_LETTERS:
             self.matches.options = []
-            self._say(f"Type at least {MIN_QUERY_LETTERS} letters of a title." if query else "")
+            self._say(f"Type at least {PAGE_MIN_LETTERS} letters of a title." if query else "")
             return []
         try:
-            found = self.engine.search_titles(query, limit=MAX_MATCHES)
+            found = self.engine.search_titles(query, limit=PAGE_MATCHES)
         except RecommendError as error:
             self.matches.options = []
             self._say(str(error), "warn")

@@ -27,6 +27,7 @@ from conftest import free_port, wait_for_http
 from helpers.config import Settings
 from helpers.engine.engine import RecommendationEngine
 from helpers.stores.milvus_client import disconnect
+from helpers.engine.inputs import PAGE_MATCHES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -34,7 +35,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_SECONDS = 90
 WAIT_MS = 30_000
-MAX_MATCHES = 20  # the page asks for this many matches (helpers/serving/web/app.js)
 # ten visitors, three searches each (accents included); each likes the first match of each search
 VISITORS = [("misérables", "golden", "midnight"), ("crème", "iron summer", "velvet"), ("señor", "frozen", "hollow"),
             ("café", "distant", "electric"), ("göteborg", "burning", "quiet"), ("amélie", "crimson", "savage"),
@@ -86,7 +86,7 @@ def expected(stores_settings) -> dict[str, Any]:
     with RecommendationEngine(stores_settings) as engine:
         visitors = []
         for i, queries in enumerate(VISITORS):
-            liked = [engine.search_titles(q, limit=MAX_MATCHES)[0] for q in queries]
+            liked = [engine.search_titles(q, limit=PAGE_MATCHES)[0] for q in queries]
             f = visitor_filters(i)
             results = engine.recommend([m["movie_id"] for m in liked], k=f["k"], genres=f["genres"], years=f["years"])
             assert results, f"visitor {i}: the sample gives no results for {queries} with {f}"

@@ -46,7 +46,7 @@ from helpers.engine.query import QueryEncoder, load_query_encoder
 from helpers.errors import RecsysError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError
-from helpers.engine.inputs import MAX_K, RecommendError, check_genres, check_ids, check_k, check_years
+from helpers.engine.inputs import DEFAULT_K, MAX_SEARCH_RESULTS, RecommendError, check_genres, check_ids, check_k, check_years
 from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, fuse, normalise_rows, ranked
 from helpers.stores.build import STORES_NOTEBOOK, StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
 
@@ -134,7 +134,7 @@ class RecommendationEngine:
                 f"left the {check}. Re-run {STORES_NOTEBOOK} (or build_stores) to finish it.")
 
     # -- recommendations -------------------------------------------------------------------------------------
-    def recommend(self, liked_movie_ids: Sequence[int], k: int = 10, genres: Sequence[str] | None = None,
+    def recommend(self, liked_movie_ids: Sequence[int], k: int = DEFAULT_K, genres: Sequence[str] | None = None,
                   years: tuple[int, int] | None = None) -> list[Recommendation]:
         """The `k` movies most like `liked_movie_ids` (in `genres`, released within `years`), best first."""
         liked = check_ids(liked_movie_ids)
@@ -204,12 +204,12 @@ class RecommendationEngine:
                 for r in self.catalog.popular(k, genres=genres, years=years)]
 
     # -- look-ups ---------------------------------------------------------------------------------------------
-    def search_titles(self, query: str, limit: int = 10) -> list[dict]:
+    def search_titles(self, query: str, limit: int = DEFAULT_K) -> list[dict]:
         """Movies whose title contains `query` (ignoring case and accents), most rated first: {movie_id, title, year, genres}."""
         if not isinstance(query, str):
             raise RecommendError(f"query must be text, got {query!r}")
-        if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_K:
-            raise RecommendError(f"limit must be a whole number from 1 to {MAX_K}, got {limit!r}")
+        if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_SEARCH_RESULTS:
+            raise RecommendError(f"limit must be a whole number from 1 to {MAX_SEARCH_RESULTS}, got {limit!r}")
         if control_characters(query):
             raise RecommendError(f"The query holds control characters {control_characters(query)[:5]} (such as "
                                  "NUL): search with plain text.")

@@ -7,10 +7,16 @@ from typing import Any
 import numpy as np
 from helpers.errors import RecsysError
 
-
-MAX_K = 100
-MAX_LIKED = 200
-MAX_ID = 2**63 - 1  # ids are signed 64-bit in both stores
+# Every limit of the engine, the API and the two pages, defined once. The API serves programs and allows more
+# than the pages show a person: PAGE_MAX_K for the picker's slider and the web app's "How many", MAX_K for the API.
+DEFAULT_K = 10            # recommendations when the caller does not say
+MAX_K = 100               # recommendations one call may ask for (engine, API)
+PAGE_MAX_K = 50           # recommendations the picker and the web app offer
+MAX_LIKED = 200           # liked movies one call may send
+MAX_SEARCH_RESULTS = 100  # titles one search may return (engine, GET /movies)
+PAGE_MATCHES = 20         # titles the pages' type-ahead lists
+PAGE_MIN_LETTERS = 2      # letters typed before the pages search
+MAX_ID = 2**63 - 1        # ids are signed 64-bit in both stores
 
 
 class RecommendError(RecsysError, ValueError):

@@ -39,7 +39,7 @@ from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
 from helpers.stages import notebook_for
-from helpers.engine.inputs import MAX_ID, MAX_K, MAX_LIKED, RecommendError
+from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
 from helpers.engine.engine import RecommendationEngine
 from helpers.stores.build import StoresOutOfStepError
 from helpers.stores.milvus_client import VectorStoreError
@@ -74,7 +74,7 @@ class RecommendRequest(BaseModel):
 
     liked: Annotated[list[MovieId], Field(max_length=MAX_LIKED,
                                            description="MovieLens ids of liked movies (none: the most rated movies)")]
-    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K, description="how many recommendations")] = 10
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K, description="how many recommendations")] = DEFAULT_K
     genres: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
                       Field(max_length=30, description="keep only movies with at least one of these genres")] = None
     year_min: Annotated[int | None, Field(ge=1800, le=2100)] = None
@@ -362,7 +362,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/movies", response_model=list[Movie])
     def search_movies(request: Request,
                       q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title")],
-                      limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
+                      limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = DEFAULT_K) -> Any:
         """Movies whose title contains `q`, ignoring case and accents ("miserables" finds "Misérables")."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q is blank: give part of a title, e.g. q=toy")

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from helpers.config import Settings
+from helpers.engine.inputs import DEFAULT_K, MAX_LIKED, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS
 
 WEB_DIR = Path(__file__).with_name("web")
 ASSETS_URL = "/web"
@@ -31,10 +32,18 @@ PAGE_HEADERS = {
 }
 
 
+# the page's limits, from the one place the engine, the API and the picker take them (read by app.js)
+PAGE_LIMITS = {"__MIN_LETTERS__": PAGE_MIN_LETTERS, "__MAX_MATCHES__": PAGE_MATCHES, "__MAX_LIKED__": MAX_LIKED,
+               "__MAX_K__": PAGE_MAX_K, "__DEFAULT_K__": DEFAULT_K}
+
+
 @lru_cache(maxsize=8)
 def page_html(dataset: str) -> str:
-    """index.html with the dataset's name filled in (escaped)."""
-    return (WEB_DIR / "index.html").read_text(encoding="utf-8").replace("__DATASET__", html.escape(dataset))
+    """index.html with the dataset's name (escaped) and the page's limits filled in."""
+    page = (WEB_DIR / "index.html").read_text(encoding="utf-8").replace("__DATASET__", html.escape(dataset))
+    for placeholder, value in PAGE_LIMITS.items():
+        page = page.replace(placeholder, str(int(value)))
+    return page
 
 
 def add_webapp(app: FastAPI, settings: Settings) -> None:

@@ -1,11 +1,14 @@
-// The movie picker page (helpers/webapp.py serves it at / of the API). Plain JavaScript, no framework.
+// The movie picker page (helpers/serving/webapp.py serves it at / of the API). Plain JavaScript, no framework.
 // Every text from the server or the visitor goes into the page with textContent, never as markup.
 "use strict";
 
-const MIN_LETTERS = 2;
-const MAX_MATCHES = 20;
-const MAX_LIKED = 200;
-const MAX_K = 50;
+// the limits come from the server (helpers/engine/inputs.py), written into <body data-...> by helpers/serving/webapp.py
+const LIMITS = document.body.dataset;
+const MIN_LETTERS = Number(LIMITS.minLetters);
+const MAX_MATCHES = Number(LIMITS.maxMatches);
+const MAX_LIKED = Number(LIMITS.maxLiked);
+const MAX_K = Number(LIMITS.maxK);
+const DEFAULT_K = Number(LIMITS.defaultK);
 const YEARS = [1800, 2100];
 const DEBOUNCE_MS = 250;
 const TIMEOUT_MS = 20000;
@@ -306,7 +309,7 @@ function readFilters() {
   if (yearMin !== null && yearMax !== null && yearMin > yearMax) {
     throw new Error(`From year ${yearMin} is after To year ${yearMax}: swap them.`);
   }
-  const k = wholeNumber($("k"), "How many", 1, MAX_K, 10);
+  const k = wholeNumber($("k"), "How many", 1, MAX_K, DEFAULT_K);
   if (k === null) throw new Error(`How many is empty: type a whole number from 1 to ${MAX_K}.`);
   const genres = [...document.querySelectorAll("#genre-list input:checked")].map((box) => box.value);
   return { k, genres: genres.length ? genres : null, year_min: yearMin, year_max: yearMax };
