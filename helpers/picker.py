@@ -8,25 +8,18 @@ shows a friendly message in its message line instead.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import html
-import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
 
-from helpers.artifacts import ArtifactError
-from helpers.stores.catalog import CatalogError
-from helpers.config import Settings
 from helpers.engine.inputs import DEFAULT_K, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS
-from helpers.errors import RecsysError
 from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.engine.inputs import RecommendError
-from helpers.stores.milvus_client import STORES_NOTEBOOK, VectorStoreError
+from helpers.stores.milvus_client import STORES_NOTEBOOK
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,45 +33,6 @@ _TABLE_STYLE = """<style>
 .picker-table td {border-bottom: 1px solid #ddd; padding: 3px 10px; line-height: 1.3}
 .picker-table tr:nth-child(even) td {background: #f6f6f6}
 </style>"""
-
-
-class StoresUnavailableError(RecsysError, RuntimeError):
-    """The picker cannot open the stores; shown as its message alone (no stack) in notebooks and on the page."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython (and so Voila) shows these lines instead of a traceback
-        return [f"{type(self).__name__}: {self}"]
-
-
-@contextlib.contextmanager
-def _quiet_milvus_lite() -> Iterator[None]:
-    """Milvus Lite logs a traceback to stderr for every failed open; our error says what to do instead."""
-    import pymilvus  # noqa: F401  (its first import runs logging.config, which would enable the logger again)
-
-    logger = logging.getLogger("milvus_lite.server_manager")
-    was_disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = was_disabled
-
-
-def open_engine(settings: Settings, wait_seconds: float = 0.0, poll_seconds: float = 1.0) -> RecommendationEngine:
-    """The engine for `settings`. A Milvus Lite file opens in one process at a time, and the kernel of a page
-    that was just closed or reloaded keeps it until Voila culls that kernel; so retry for up to `wait_seconds`
-    (the page passes `PAGE_WAIT_SECONDS`), then raise `StoresUnavailableError` saying what to do."""
-    deadline = time.monotonic() + wait_seconds
-    with _quiet_milvus_lite():
-        while True:
-            try:
-                return RecommendationEngine(settings)
-            except VectorStoreError as error:
-                could_not_open = error.__cause__ is not None  # the client failed to connect (e.g. the file is held)
-                if could_not_open and settings.milvus_is_lite and time.monotonic() + poll_seconds <= deadline:
-                    time.sleep(poll_seconds)
-                    continue
-                raise StoresUnavailableError(str(error)) from error
-            except (ArtifactError, CatalogError) as error:
-                raise StoresUnavailableError(str(error)) from error
 
 
 def movie_label(movie: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ def test_page_searches_adds_three_movies_and_shows_k_results(browser, page_url):
 
 def test_the_next_visitor_gets_a_fresh_picker_after_the_previous_page_closed(browser, page_url):
     """Voila leaves the closed page's kernel (holding the Milvus Lite file) running; scripts/page.sh culls it
-    and the new page's kernel waits for the file (helpers.picker.open_engine)."""
+    and the new page's kernel waits for the file (helpers.engine.startup.open_engine)."""
     first = browser.new_page()
     first.goto(page_url, timeout=PAGE_SECONDS * 1000)
     first.locator(".picker-search input").wait_for(timeout=PAGE_SECONDS * 1000)

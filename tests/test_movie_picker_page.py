@@ -16,7 +16,7 @@ import pytest
 from conftest import sample_settings
 from nbclient import NotebookClient
 
-from helpers.picker import StoresUnavailableError, open_engine
+from helpers.engine.startup import StoresUnavailableError, open_engine
 from helpers.stages import PAGE_NOTEBOOK, notebook_for
 
 ROOT = Path(__file__).resolve().parent.parent

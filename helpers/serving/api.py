@@ -39,6 +39,7 @@ from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
 from helpers.stages import notebook_for
+from helpers.engine.startup import open_engine
 from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
 from helpers.engine.engine import RecommendationEngine
 from helpers.stores.build import StoresOutOfStepError
@@ -52,9 +53,6 @@ MAX_ERRORS_SHOWN = 10
 FAULT_LOG_SECONDS = 10.0
 MovieId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # strict: true and "1" are not ids
 log = logging.getLogger(__name__)
-SHARING_HINT = ("To run the API next to notebooks or the page, put the stores on the docker-compose servers: "
-                "see 'Running the notebooks, the page and the API at the same time' in README.md.")
-
 
 class Movie(BaseModel):
     movie_id: int
@@ -292,15 +290,6 @@ def _short_text(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def open_engine(settings: Settings) -> RecommendationEngine:
-    """Create the engine, or fail with what to do."""
-    try:
-        return RecommendationEngine(settings)
-    except Exception as error:
-        hint = f" {SHARING_HINT}" if settings.milvus_is_lite else ""
-        raise RuntimeError(f"The API cannot open the {settings.dataset} stores: {error}{hint}") from error
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app for `settings` (default: from the environment). The engine opens at start-up."""
     settings = settings or get_settings()
@@ -308,7 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         quiet_store_client_logs()
-        app.state.engine = await run_in_threadpool(open_engine, settings)
+        app.state.engine = await run_in_threadpool(open_engine, settings, 0.0, 1.0, "The API")
         try:
             yield
         finally:
