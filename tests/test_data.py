@@ -439,3 +439,13 @@ def test_no_network_points_at_recsys_data_dir(tmp_path: Path, monkeypatch: pytes
         load_movielens("ml-1m", cache_dir=tmp_path / "cache")
     assert "RECSYS_DATA_DIR" in str(info.value) and "RECSYS_DATASET=sample" in str(info.value)
     assert not any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("value, genres", [
+    (["Comedy", "Drama"], ["Comedy", "Drama"]), ("Comedy|Drama", ["Comedy", "Drama"]), ("", []), (None, []),
+    (float("nan"), []), ("(no genres listed)", []), (("Film-Noir",), ["Film-Noir"]),
+])
+def test_one_genre_parser_reads_every_stored_form(value: object, genres: list[str]) -> None:
+    from helpers.data.movielens import genre_list
+
+    assert genre_list(value) == genres

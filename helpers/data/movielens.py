@@ -1,7 +1,10 @@
 """The project's one shape of a MovieLens dataset (`MovieLens`), the files each release holds, and the dataset errors."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 import pandas as pd
 from helpers.errors import RecsysError
@@ -30,7 +33,8 @@ FILES: dict[str, tuple[str, ...]] = {
     "ml-25m": CSV_FILES,
     "ml-32m": CSV_FILES,
 }
-NO_GENRES = "(no genres listed)"
+NO_GENRES = "(no genres listed)"  # the CSV releases' marker for a movie without genres
+GENRE_SEPARATOR = "|"  # genres in one text: "Comedy|Drama" (the files, the SQL catalog)
 
 
 class DatasetError(RecsysError, ValueError):
@@ -84,3 +88,12 @@ class MovieLens:
 
 MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in every store
 
+
+def genre_list(value: Any) -> list[str]:
+    """A movie's genres as a list, from any form they are stored in: a list, "Comedy|Drama", empty or missing
+    (None, NaN), or the CSV releases' "(no genres listed)" (no genres)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [] if value == NO_GENRES else [g for g in value.split(GENRE_SEPARATOR) if g]
+    return [str(g) for g in value]

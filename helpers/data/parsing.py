@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from helpers.data.movielens import MAX_ID, MalformedFileError, MovieLens
-from helpers.data.movielens import NO_GENRES
+from helpers.data.movielens import genre_list
 
 
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
@@ -162,10 +162,6 @@ def _movies_frame(ids: pd.Series, titles: pd.Series, genres: list[list[str]]) ->
                          "year": pd.array(year, dtype="Int64"), "genres": genres}).astype({"title": str})
 
 
-def _split_genres(column: pd.Series) -> list[list[str]]:
-    return [[] if g in ("", NO_GENRES) else g.split("|") for g in column.fillna("")]
-
-
 _RATING_DTYPES = {"user_id": np.int64, "movie_id": np.int64, "rating": np.float32, "timestamp": np.int64}
 
 
@@ -179,7 +175,7 @@ def read_dat(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     movies_raw = _read_table(folder / "movies.dat",
                              _Layout("::", ("movie_id", "title", "genres"), (_id, _nonempty, _any), "latin-1"),
                              {"movie_id": np.int64, "title": str, "genres": str})
-    movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], _split_genres(movies_raw["genres"]))
+    movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], [genre_list(g) for g in movies_raw["genres"]])
     users = _read_table(folder / "users.dat",
                         _Layout("::", ("user_id", "gender", "age", "occupation", "zip"),
                                 (_id, _nonempty, int, int, _any), "latin-1"),
@@ -227,7 +223,7 @@ def read_csv_dataset(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, None]:
                              _Layout(",", ("movie_id", "title", "genres"), (_id, _nonempty, _any), "utf-8",
                                      header=True, quoted=True),
                              {"movie_id": np.int64, "title": str, "genres": str})
-    movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], _split_genres(movies_raw["genres"]))
+    movies = _movies_frame(movies_raw["movie_id"], movies_raw["title"], [genre_list(g) for g in movies_raw["genres"]])
     return ratings, movies, None
 
 

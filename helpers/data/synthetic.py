@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from helpers.data.movielens import GENRE_SEPARATOR, NO_GENRES
 from helpers.artifacts import atomic_path, generated_folder_ready
 from helpers.errors import RecsysError
 
@@ -54,7 +55,6 @@ MIN_MOVIES = 800  # small sizes: enough movies for users averaging 159 ratings u
 ML1M_POINT, ML32M_POINT = (1_000_209, 3_883), (32_000_204, 87_585)  # (ratings, movies) of the releases
 GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
           "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
-NO_GENRES = "(no genres listed)"
 FIRST_TIME, LAST_TIME = 789_652_009, 1_697_164_000  # the first and last timestamps of ML-32M (1995-2023)
 _WORDS_A = ("Silent", "Crimson", "Last", "Broken", "Golden", "Midnight", "Hidden", "Wild", "Lost", "Electric",
             "Frozen", "Distant", "Burning", "Secret", "Iron", "Velvet", "Hollow", "Bright", "Savage", "Quiet",
@@ -201,7 +201,7 @@ def _catalogue(rng: np.random.Generator, shape: SyntheticShape) -> _Catalogue:
         genres = set(rng.choice(own, size=int(rng.integers(1, len(own) + 1)), replace=False).tolist())
         if rng.random() < 0.3:
             genres.add(int(rng.integers(len(GENRES))))
-        genre_text = NO_GENRES if rng.random() < 0.02 else "|".join(GENRES[g] for g in sorted(genres))
+        genre_text = NO_GENRES if rng.random() < 0.02 else GENRE_SEPARATOR.join(GENRES[g] for g in sorted(genres))
         if rng.random() < 0.01:
             title = _ACCENTED[int(rng.integers(len(_ACCENTED)))]
         else:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -58,14 +58,6 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "history": "query = the user's last {history} movies before the target, combined by the scorer's "
                "`combine` method (pinsage: mean of the normalised vectors unless the model name says otherwise)",
 }
-
-
-class Scorer(Protocol):
-    """Anything that scores every movie for a batch of padded query lists."""
-
-    n_movies: int
-
-    def __call__(self, queries: np.ndarray) -> np.ndarray: ...
 
 
 def check_indices(values: np.ndarray, size: int, what: str, column: str) -> None:

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
+from helpers.data.movielens import NO_GENRES
 from helpers.errors import RecsysError
 if TYPE_CHECKING:
     pass
 
 
-NO_GENRE = "(no genres listed)"  # the CSV datasets' marker for "no genre"; not a genre column
 PAD, UNKNOWN = "<pad>", "<unk>"  # title-token ids 0 and 1
 MAX_TITLE_TOKENS = 16
 _TOKEN = re.compile(r"[^\W_]+")
@@ -49,7 +49,7 @@ def genre_multi_hot(genres: pd.Series) -> tuple[np.ndarray, list[str]]:
         raise GraphError("movies.genres must hold lists of genre names (e.g. ['Comedy', 'Drama']), not strings; "
                          "load the dataset with helpers.data.loader.load_movielens.")
     exploded = genres.reset_index(drop=True).explode()
-    exploded = exploded[exploded.notna() & (exploded != NO_GENRE)].astype(str)
+    exploded = exploded[exploded.notna() & (exploded != NO_GENRES)].astype(str)
     names = sorted(exploded.unique())
     matrix = np.zeros((len(genres), len(names)), dtype=np.float32)
     matrix[exploded.index.to_numpy(), np.searchsorted(names, exploded.to_numpy())] = 1.0

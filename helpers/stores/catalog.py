@@ -31,7 +31,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from helpers.config import Settings
-from helpers.stores.sql import GENRE_SEPARATOR, RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
+from helpers.data.movielens import GENRE_SEPARATOR, genre_list
+from helpers.stores.sql import RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
 from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, SERVER_HINT
 from helpers.stages import notebook_for
 
@@ -57,19 +58,11 @@ def _none_if_na(value: Any) -> Any:
     return None if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)) else value
 
 
-def _genres_of(value: Any) -> list[str]:
-    if value is None or isinstance(value, float):
-        return []
-    if isinstance(value, str):
-        return [g for g in value.split(GENRE_SEPARATOR) if g]
-    return [str(g) for g in value]
-
-
 def _movie_dict(row: Any) -> dict[str, Any]:
     m = row._mapping
     return {"movie_id": int(m["movie_id"]), "title": m["title"],
             "year": None if m["year"] is None else int(m["year"]),
-            "genres": _genres_of(m["genres"]),
+            "genres": genre_list(m["genres"]),
             "n_ratings": int(m["n_ratings"]),
             "mean_rating": None if m["mean_rating"] is None else float(m["mean_rating"])}
 
@@ -231,7 +224,7 @@ class Catalog:
         stats = stats.reindex(ids)
         n_ratings = stats["n_ratings"].fillna(0).to_numpy(dtype=np.int64)
         means = stats["mean_rating"].astype(float).round(4).to_numpy()
-        genre_lists = [list(dict.fromkeys(_genres_of(g))) for g in movies["genres"]]
+        genre_lists = [list(dict.fromkeys(genre_list(g))) for g in movies["genres"]]
         lengths = np.fromiter(map(len, genre_lists), dtype=np.int64, count=len(genre_lists))
         columns = {"movie_id": ids, "title": titles, "title_folded": [fold(t) for t in titles],
                    "year": [None if pd.isna(y) else int(y) for y in movies["year"]],
@@ -349,13 +342,6 @@ class Catalog:
             self._read(sa.select(sa.literal(1)).select_from(table).limit(1))
         self._read(sa.select(movies_table.c.title_folded).limit(1))
         return int(self._read(sa.select(sa.func.count()).select_from(movies_table))[0][0])
-
-    def ping(self) -> bool:
-        try:
-            self._read(sa.select(sa.literal(1)))
-            return True
-        except CatalogError:
-            return False
 
     def drop(self) -> None:
         """Drop the project's tables (only these four)."""

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from helpers.config import Settings
+from helpers.data.movielens import genre_list
 from helpers.stores.milvus_index import IndexChoice, choose_index
 from helpers.stores.milvus_client import CALL_TIMEOUT_SECONDS, VectorStoreError, quiet_iterator_warning, connect, disconnect, filter_expression, is_lite_uri
 from helpers.stores.milvus_client import SERVER_HINT, STORES_NOTEBOOK
@@ -82,14 +83,6 @@ class Hit:
     vector: np.ndarray | None = None  # only when asked for (`search(..., with_vectors=True)`)
 
 
-def _genre_list(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    if isinstance(value, str):
-        return [g for g in value.split("|") if g]
-    return [str(g) for g in value]
-
-
 def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows for the collection, checked before anything is written: every id known to `movies` (the
     MovieLens `movies` frame), unique, vectors finite, titles and genres within the field limits."""
@@ -114,14 +107,14 @@ def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame)
     rows = []
     for movie_id, vector, title, year, genres in zip(movie_ids, vectors, meta["title"], meta["year"],
                                                      meta["genres"], strict=True):
-        genre_list = _genre_list(genres)
+        genres = genre_list(genres)
         if len(str(title).encode()) > MAX_TITLE_BYTES:
             raise VectorStoreError(f"Title of movie {movie_id} is over {MAX_TITLE_BYTES} bytes")
-        if len(genre_list) > MAX_GENRES or any(len(g.encode()) > MAX_GENRE_BYTES for g in genre_list):
+        if len(genres) > MAX_GENRES or any(len(g.encode()) > MAX_GENRE_BYTES for g in genres):
             raise VectorStoreError(f"Movie {movie_id} has more than {MAX_GENRES} genres or a genre name over "
-                                   f"{MAX_GENRE_BYTES} bytes: {genre_list}")
+                                   f"{MAX_GENRE_BYTES} bytes: {genres}")
         rows.append({"movie_id": int(movie_id), "embedding": vector.tolist(), "title": str(title),
-                     "year": 0 if pd.isna(year) else int(year), "genres": genre_list})
+                     "year": 0 if pd.isna(year) else int(year), "genres": genres})
     return rows
 
 

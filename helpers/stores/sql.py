@@ -13,7 +13,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from helpers.errors import RecsysError
 
 
-GENRE_SEPARATOR = "|"
 DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
 STAGING_SUFFIX = "__new"
 RETIRED_SUFFIX = "__old"

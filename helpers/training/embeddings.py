@@ -76,6 +76,5 @@ def load_movie_embeddings(settings: Settings) -> MovieEmbeddings:
     path = embeddings_path(settings)
     require(path, "model", settings)
     with np.load(path) as data:
-        vectors = data["vectors"]
-        query = data["query_vectors"] if "query_vectors" in data.files else vectors  # written before query vectors
-        return MovieEmbeddings(movie_ids=data["movie_ids"], vectors=vectors, query_vectors=query)
+        return MovieEmbeddings(movie_ids=data["movie_ids"], vectors=data["vectors"],
+                               query_vectors=data["query_vectors"])
