@@ -93,6 +93,11 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def holds_files(folder: Path, files: tuple[str, ...]) -> bool:
+    """True when `folder` is a folder holding every one of `files`."""
+    return folder.is_dir() and all((folder / name).is_file() for name in files)
+
+
 def generated_folder_ready(folder: Path, marker: str, expected: dict[str, Any], files: tuple[str, ...]) -> bool:
     """True when a generator finished writing `folder`: its `marker` JSON (written last) holds `expected`
     and every one of `files` is there. A damaged or older marker counts as not ready."""
@@ -101,7 +106,7 @@ def generated_folder_ready(folder: Path, marker: str, expected: dict[str, Any], 
     except (OSError, json.JSONDecodeError):
         return False
     return (isinstance(info, dict) and all(info.get(key) == value for key, value in expected.items())
-            and all((folder / name).is_file() for name in files))
+            and holds_files(folder, files))
 
 
 def write_manifest(path: Path, stage: str, settings: Settings, inputs: dict[str, Path] | None = None,

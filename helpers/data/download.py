@@ -9,6 +9,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from helpers.artifacts import holds_files
 from helpers.data.movielens import ChecksumError, DOWNLOADS, DatasetError, DatasetFileError, DownloadError, FILES
 
 
@@ -80,7 +81,7 @@ def download(name: str, cache_dir: Path) -> Path:
         raise DatasetError(f"{name} is not downloadable; valid names: {', '.join(DOWNLOADS)}")
     cache_dir = Path(cache_dir)
     target = cache_dir / name
-    if target.is_dir() and all((target / f).is_file() for f in FILES[name]):
+    if holds_files(target, FILES[name]):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     url = DOWNLOADS[name][0]
@@ -124,7 +125,7 @@ def _unpack(name: str, zip_path: Path, target: Path) -> Path:
             raise ChecksumError(f"{zip_path} is not a valid zip ({exc}); deleted it. Run again to download "
                                 f"it again.") from exc
         found = next((d for d in [tmp, *sorted(tmp.rglob("*"))]
-                      if d.is_dir() and all((d / f).is_file() for f in FILES[name])), None)
+                      if holds_files(d, FILES[name])), None)
         if found is None:
             raise DatasetFileError(f"{zip_path} does not hold the {name} files {', '.join(FILES[name])}.")
         if target.exists():  # an incomplete folder from an older run (complete ones returned earlier)

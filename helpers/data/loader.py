@@ -9,6 +9,7 @@ read through the same readers.
 from __future__ import annotations
 
 from pathlib import Path
+from helpers.artifacts import holds_files
 from helpers.config import ConfigError, Settings, check_dataset_name, get_settings
 from helpers.data.download import download
 from helpers.data.movielens import CSV_FILES, DatasetError, DatasetFileError, FILES, MovieLens
@@ -62,7 +63,7 @@ def _resolve_data_dir(name: str, data_dir: Path) -> Path:
             f"the {name} files ({', '.join(expected)}), or unset it to download {name} from GroupLens."
         )
     for candidate in (data_dir, data_dir / name):
-        if all((candidate / f).is_file() for f in expected):
+        if holds_files(candidate, expected):
             return candidate
     missing = [f for f in expected if not (data_dir / f).is_file()]
     raise DatasetFileError(
