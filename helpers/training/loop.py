@@ -1,9 +1,6 @@
-"""Training PinSage (tqdm bar, per-epoch validation, best checkpoint, resume) and layer-wise inference.
-
-Each step with a softmax loss embeds every movie with the graph layers (`PinSage.embed_all`) and scores the
-batch's query vectors against all candidate vectors; with `alternatives.loss="max_margin"` only the batch's
-neighbourhoods are embedded. The learning rate follows `alternatives.schedule` (warm-up + cosine over the whole run
-by default; see `helpers.training.config`).
+"""Training PinSage: epochs of `TrainingStep`s (helpers.training.step) with a tqdm bar, validation after each
+epoch, the best checkpoint, and an exact resume. The learning rate follows `alternatives.schedule` (warm-up +
+cosine over the whole run by default; see `helpers.training.config`).
 
 Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `model.pt` (+ manifest, stage "model"): the best epoch's weights by validation HR@10, with its config;
@@ -29,10 +26,9 @@ from tqdm.auto import tqdm
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.dgl_import import dgl
-from helpers.training.model import PinSage, max_margin_loss, softmax_loss
-from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourSampler,
-                              RandomWalkPositives, pair_batch)
+from helpers.training.model import PinSage
 from helpers.training.config import TrainConfig
+from helpers.training.step import TrainingStep
 from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
 
 
@@ -141,16 +137,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
             print(f"Found the state of this run: {len(history)} epochs, {elapsed:.0f} s.")
 
     alt = config.alternatives
-    positives = (EngagementPositives(gd.train, alt.engagement_window) if alt.positives == "engagement"
-                 else RandomWalkPositives(gd.graph))
-    n_movies = gd.graph.num_nodes("movie")
-    negatives = NegativeSampler(n_movies, alt.hard_ranks)
-    sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
-    all_movies = torch.arange(n_movies)
-    tail_share = None
-    if alt.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
-        tail_share = torch.bincount(positives.pairs[:, 1], minlength=n_movies).double() / len(positives.pairs) \
-            if isinstance(positives, EngagementPositives) else torch.full((n_movies,), 1.0 / n_movies, dtype=torch.float64)
+    train_step = TrainingStep(gd, config, model, optimizer)
     eval_data = prepare_evaluation(gd)
     start_epoch = len(history)
     last_val_s = history[-1]["val_seconds"] if history else 0.0
@@ -158,11 +145,11 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     def out_of_time() -> bool:
         return config.time_budget_s is not None and elapsed + last_val_s >= config.time_budget_s
 
-    uses_hard = alt.loss == "max_margin"
+    uses_hard = train_step.uses_hard_negatives
     step = sum(int(h.get("steps", 0)) for h in history)
     if 0 < start_epoch < config.max_epochs and not out_of_time() and uses_hard and alt.hard_share(start_epoch) > 0:
         # rebuild the hard-negative bank exactly as the uninterrupted run had it after the last epoch
-        negatives.set_hard_bank(torch.from_numpy(
+        train_step.negatives.set_hard_bank(torch.from_numpy(
             infer_movie_embeddings(model, gd, seed=_epoch_seed(settings.seed, start_epoch - 1, 1))))
     for epoch in range(start_epoch, config.max_epochs):
         if out_of_time():
@@ -172,7 +159,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         dgl.seed(seed)
-        sampler.refresh()
+        train_step.sampler.refresh()
         hard = alt.hard_share(epoch) if uses_hard else 0.0
         model.train()
         losses: list[float] = []
@@ -183,32 +170,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                 done = max(done, (elapsed + time.perf_counter() - started) / config.time_budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate(epoch, done)
-            heads, tails = positives.sample(config.batch_size, generator)
-            if alt.loss == "max_margin":
-                negs = negatives.sample(heads, alt.negatives, hard, generator)
-                batch = pair_batch(sampler, heads, tails, negs).to(device)
-                h = model(batch.neighbourhood)
-                loss = max_margin_loss(h, batch.heads, batch.tails, batch.negatives, alt.margin,
-                                       alt.in_batch_negatives)
-            else:  # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
-                hops = [sampler.hop(all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
-                h = model.embed_all(hops)
-                heads_d, tails_d = heads.to(device), tails.to(device)
-                queries = model.query_vectors(h[heads_d], heads_d)
-                candidates = model.candidate_vectors(h, all_movies.to(device))
-                if alt.loss == "softmax":
-                    loss = softmax_loss(queries, candidates, tails_d, heads_d)
-                else:
-                    uniform = torch.randint(n_movies, (alt.uniform_negatives,), generator=generator)
-                    columns = torch.unique(torch.cat([tails, uniform]))
-                    expected = len(tails) * tail_share[columns] + alt.uniform_negatives / n_movies
-                    loss = softmax_loss(queries, candidates, tails_d, heads_d, columns.to(device),
-                                        torch.log(expected).float().to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            losses.append(train_step(generator, hard))
             step += 1
-            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", hard=f"{hard:.2f}")
             spent = elapsed + time.perf_counter() - started
             if config.time_budget_s is not None and spent + last_val_s >= config.time_budget_s:
@@ -236,7 +199,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
             write_manifest(model_path, "model", settings, inputs=_graph_inputs(settings),
                            extra={"train_config": config.to_dict(), "best_epoch": epoch})
         if uses_hard and alt.hard_share(epoch + 1) > 0:
-            negatives.set_hard_bank(torch.from_numpy(vectors.candidate))
+            train_step.negatives.set_hard_bank(torch.from_numpy(vectors.candidate))
         _write_history(history, settings, config)
         _save_torch({"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "history": history, "best_epoch": best_epoch, "best_hr": best_hr, "elapsed": elapsed},

@@ -1,0 +1,74 @@
+"""One PinSage training step: a batch of positive pairs, the objective's loss, one optimiser update.
+
+`TrainingStep(gd, config, model, optimizer)` holds what the steps share (the positive pairs, the negative
+sampler, the neighbourhood sampler). `train_pinsage` calls it inside its epochs (with validation, checkpoints and
+resume); `bench.scale` calls it alone in a timed loop, so the benchmark times the computation the notebooks train.
+
+With a softmax loss a step embeds every movie through the graph layers (`PinSage.embed_all`) and scores the
+batch's query vectors against all candidate vectors (or, with `sampled_softmax`, against the batch's tails and
+shared uniform negatives, corrected by logQ); with `max_margin` only the batch's neighbourhoods are embedded.
+"""
+from __future__ import annotations
+
+import torch
+
+from helpers.training.config import TrainConfig
+from helpers.training.model import PinSage, max_margin_loss, softmax_loss
+from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourSampler, RandomWalkPositives,
+                                       pair_batch)
+
+
+class TrainingStep:
+    """Call it with a generator (and the share of hard negatives, max-margin only) to train one step; it
+    returns the batch's loss."""
+
+    def __init__(self, gd, config: TrainConfig, model: PinSage, optimizer: torch.optim.Optimizer):
+        alt = config.alternatives
+        self.config, self.model, self.optimizer = config, model, optimizer
+        self.positives = (EngagementPositives(gd.train, alt.engagement_window) if alt.positives == "engagement"
+                          else RandomWalkPositives(gd.graph))
+        self.n_movies = gd.graph.num_nodes("movie")
+        self.negatives = NegativeSampler(self.n_movies, alt.hard_ranks)
+        self.sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
+        self.all_movies = torch.arange(self.n_movies)
+        self.tail_share = None
+        if alt.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
+            self.tail_share = (
+                torch.bincount(self.positives.pairs[:, 1], minlength=self.n_movies).double() / len(self.positives.pairs)
+                if isinstance(self.positives, EngagementPositives)
+                else torch.full((self.n_movies,), 1.0 / self.n_movies, dtype=torch.float64))
+
+    @property
+    def uses_hard_negatives(self) -> bool:
+        return self.config.alternatives.loss == "max_margin"
+
+    def loss(self, generator: torch.Generator, hard: float = 0.0) -> torch.Tensor:
+        """The loss of one batch drawn with `generator`."""
+        config, alt, model = self.config, self.config.alternatives, self.model
+        device = model.device
+        heads, tails = self.positives.sample(config.batch_size, generator)
+        if alt.loss == "max_margin":
+            negatives = self.negatives.sample(heads, alt.negatives, hard, generator)
+            batch = pair_batch(self.sampler, heads, tails, negatives).to(device)
+            return max_margin_loss(model(batch.neighbourhood), batch.heads, batch.tails, batch.negatives, alt.margin,
+                                   alt.in_batch_negatives)
+        # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
+        hops = [self.sampler.hop(self.all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
+        h = model.embed_all(hops)
+        heads_d, tails_d = heads.to(device), tails.to(device)
+        queries = model.query_vectors(h[heads_d], heads_d)
+        candidates = model.candidate_vectors(h, self.all_movies.to(device))
+        if alt.loss == "softmax":
+            return softmax_loss(queries, candidates, tails_d, heads_d)
+        uniform = torch.randint(self.n_movies, (alt.uniform_negatives,), generator=generator)
+        columns = torch.unique(torch.cat([tails, uniform]))
+        expected = len(tails) * self.tail_share[columns] + alt.uniform_negatives / self.n_movies
+        return softmax_loss(queries, candidates, tails_d, heads_d, columns.to(device),
+                            torch.log(expected).float().to(device))
+
+    def __call__(self, generator: torch.Generator, hard: float = 0.0) -> float:
+        loss = self.loss(generator, hard)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
