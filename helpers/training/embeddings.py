@@ -1,4 +1,4 @@
-"""The movie-embedding artifact that notebook 03 writes and notebooks 04-05 read.
+"""The movie-embedding artifact that notebook 03 writes and the stores (notebook 05) and the engine read.
 
 `movie_embeddings.npz` under `RECSYS_ARTIFACTS/<dataset>/` holds `movie_ids` (int64, MovieLens ids),
 `vectors` (float32, one row per movie: the candidate vectors that Milvus stores) and `query_vectors`
