@@ -8,9 +8,9 @@ second, p50 and p99 latency per endpoint and overall, and the error count; first
 `--workers 1,2,4` repeats all of it with 1, 2 and 4 uvicorn worker processes, one after the other in the same run,
 and ends with a table side by side (several workers need the stores on servers: Milvus Lite opens its file in one
 process). The load generator runs on the same machine as the server. Exits 1 if any request failed or answered
-other than 200.
+other than 200. The figures go to `--out` (default artifacts/bench/api_load.json) as well.
 
-    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m .venv/bin/python bench/api_load.py \
+    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m .venv/bin/python -m bench.api_load \
         --label "ML-1M, users 1-2999"
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +28,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.report import add_out_option, start, write_json
+from bench.servers import ServerError, free_port, stop_process, wait_for_http
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 STARTED = "Application startup complete."  # uvicorn logs it once per worker, after the engine opened
 
 
@@ -50,29 +44,11 @@ def start_server(port: int, workers: int, log: Path) -> subprocess.Popen:
 
 def wait_healthy(base: str, server: subprocess.Popen, workers: int, log: Path, timeout: float = 180.0) -> dict:
     """Wait until all `workers` opened their engine and /health answers; return its body."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the API exited with code {server.returncode} before answering:\n{log.read_text()[-3000:]}")
-        if log.read_text().count(STARTED) >= workers:
-            try:
-                response = httpx.get(f"{base}/health", timeout=5)
-                if response.status_code == 200:
-                    return response.json()
-            except httpx.TransportError:
-                pass
-        time.sleep(0.3)
-    raise SystemExit(f"{workers} worker(s) did not all start and answer /health within {timeout:.0f} s:\n"
-                     f"{log.read_text()[-3000:]}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
     try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
+        return wait_for_http(f"{base}/health", server, log, timeout,
+                             ready=lambda r: r.status_code == 200 and log.read_text().count(STARTED) >= workers).json()
+    except ServerError as error:
+        raise SystemExit(f"{workers} worker(s) did not all start and answer /health: {error}") from None
 
 
 def build_requests(base: str, total: int, seed: int,
@@ -127,20 +103,23 @@ async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float,
 
 def report(results: list[tuple[str, float, int | str]], seconds: float, concurrency: int, dataset: str,
            workers: int = 1) -> dict:
-    """Print the figures of one run; return them (requests/s, p50, p99 in ms, errors)."""
+    """Print the figures of one run; return them (requests/s, p50, p99 in ms, errors; per endpoint too)."""
     errors = [r for r in results if r[2] != 200]
     print(f"\nAPI load on {dataset}: {len(results)} requests, {concurrency} concurrent, 127.0.0.1, "
           f"{workers} uvicorn worker(s)")
     print(f"{'endpoint':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    endpoints = {}
     for label in sorted({r[0] for r in results}) + ["all"]:
         times = np.array([r[1] for r in results if label in ("all", r[0])]) * 1000
-        print(f"{label:<18}{len(times):>9}{np.percentile(times, 50):>9.1f}{np.percentile(times, 99):>9.1f}")
+        endpoints[label] = {"requests": len(times), "p50": float(np.percentile(times, 50)),
+                            "p99": float(np.percentile(times, 99))}
+        print(f"{label:<18}{len(times):>9}{endpoints[label]['p50']:>9.1f}{endpoints[label]['p99']:>9.1f}")
     print(f"throughput: {len(results) / seconds:.1f} requests/s over {seconds:.1f} s; errors: {len(errors)}")
     for label, _, outcome in errors[:5]:
         print(f"  error: {label} -> {outcome}")
-    times = np.array([r[1] for r in results]) * 1000
-    return {"rps": len(results) / seconds, "p50": float(np.percentile(times, 50)),
-            "p99": float(np.percentile(times, 99)), "errors": len(errors)}
+    return {"dataset": dataset, "workers": workers, "concurrency": concurrency, "requests": len(results),
+            "seconds": seconds, "rps": len(results) / seconds, "p50": endpoints["all"]["p50"],
+            "p99": endpoints["all"]["p99"], "errors": len(errors), "endpoints": endpoints}
 
 
 def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | None, dict]:
@@ -162,11 +141,12 @@ def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | N
                   f"{loaded['rps'] / baseline['rps']:.2f}x")
         return baseline, loaded
     finally:
-        stop_server(server)
+        stop_process(server, seconds=60)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    record = start("bench.api_load", argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.api_load", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--baseline", type=int, default=400,
@@ -177,7 +157,8 @@ def main() -> int:
     parser.add_argument("--label", help="dataset label for the report (default: the dataset name)")
     parser.add_argument("--only", choices=("recommend", "search", "movie"),
                         help="send only this endpoint's requests instead of the mix")
-    args = parser.parse_args()
+    add_out_option(parser, "api_load")
+    args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
         parser.error("--requests and --concurrency must be at least 1, --baseline at least 0")
     try:
@@ -201,6 +182,8 @@ def main() -> int:
             alone = f"{baseline['rps']:.1f}" if baseline else "-"
             print(f"{workers:>7}{loaded['rps']:>12.1f}{loaded['rps'] / first:>7.2f}x{loaded['p50']:>9.1f}"
                   f"{loaded['p99']:>9.1f}{loaded['errors']:>8}{alone:>13}")
+    write_json(args.out, [{"workers": workers, "one_at_a_time": baseline, "concurrent": loaded}
+                          for workers, baseline, loaded in rows], record)
     failed = sum(loaded["errors"] + (baseline["errors"] if baseline else 0) for _, baseline, loaded in rows)
     return 1 if failed else 0
 

@@ -8,7 +8,8 @@ movie vectors, not uniform noise), seeded; each row gets genres and a year with 
 proportions. Queries: `--queries` vectors drawn the same way. Brute force: NumPy inner products over the same
 rows with the same filter. Collections use the project's schema (helpers.stores.milvus) and metric IP. Index
 settings: IVF_FLAT nlist = 4 sqrt(rows), nprobe = 32; HNSW M = 16, efConstruction = 200, ef = 64 (what
-helpers.stores.milvus uses). Results are merged into `--results` (default docs/index_results.json).
+helpers.stores.milvus uses). Results are merged into `--results` (default docs/index_results.json); this run's rows
+also go to `--out` (with the command, the machine and the date).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.report import add_out_option, start, write_json
+from bench.servers import milvus_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "docs" / "index_results.json"
@@ -141,6 +145,7 @@ def run_backend(uri: str, backend: str, vectors: np.ndarray, years: np.ndarray, 
 
 
 def main(argv: list[str] | None = None) -> None:
+    record = start("bench.index_choice", argv)
     parser = argparse.ArgumentParser(prog="python -m bench.index_choice", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[87_585])
     parser.add_argument("--queries", type=int, default=200)
@@ -153,9 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", action="store_true", help="also on a milvus-server started here")
     parser.add_argument("--no-lite", action="store_true", help="skip Milvus Lite")
     parser.add_argument("--server-lock", default=None, help="a file to flock while the server runs")
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the rows are merged into")
+    add_out_option(parser, "index_choice")
     args = parser.parse_args(argv)
-    from bench.scale import milvus_server
 
     for name in list(INDEXES):
         if name not in args.indexes:
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             del FILTERS[name]
 
     saved = json.loads(args.results.read_text()) if args.results.exists() else {"rows": []}
+    measured = []
     for n in args.rows:
         vectors, years, genres = make_rows(n, args.seed)
         qs = queries(args.queries, args.seed)
@@ -187,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         done = {(r["backend"], r["rows"]) for r in results}
         saved["rows"] = [r for r in saved["rows"] if (r["backend"], r["rows"]) not in done] + results
         args.results.write_text(json.dumps(saved, indent=1))
+        measured += results
+    write_json(args.out, {"rows": measured}, record)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,16 @@
         --variant 'default={}' --variant 'random-walk positives={"positives": "random_walk"}'
 
 Each variant is `name=JSON` with knobs of `TrainConfig` or of its `alternatives` (by name, routed by
-`TrainConfig.for_dataset`) that differ from the dataset's defaults. A fixed number of
-steps (not a time budget) makes the variants comparable on a shared, noisy machine; the wall time of each is
-printed as well. `--time-budget S` trains each variant for S seconds instead (the 10-minute check). Figures: validation and test HR@10 / NDCG@10 (protocol a: the user's latest training movie)
-of the best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed, and validation
-HR@10 with the history query (protocol b: the mean of the last 10 movies' query vectors, the picker's query).
+`TrainConfig.for_dataset`) that differ from the dataset's defaults, applied over the knobs of `--train-config` that
+every variant shares. A fixed number of steps (not a time budget) makes the variants comparable on a shared, noisy
+machine; the wall time of each is printed as well. `--time-budget S` trains each variant for S seconds instead (the
+10-minute check). Figures: validation and test HR@10 / NDCG@10 (protocol a: the user's latest training movie) of the
+best epoch by validation HR@10, recomputed after layer-wise inference with a fixed seed, and validation HR@10 with
+the history query (protocol b: the mean of the last 10 movies' query vectors, the picker's query).
 `--baselines` adds the baselines' rows (transitions, transitions [after], item-kNN and `next-movie [no graph]`
 trained for `--next-movie-steps` steps), so that a run holds its own reference figures; `--no-pinsage` prints only
 those. `--seed 1 2 3` repeats everything for each seed, one after the other.
-Artifacts go to a temporary folder that is deleted afterwards.
+Artifacts go to a temporary folder that is deleted afterwards; the rows also go to `--out` as JSON.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from bench.report import add_out_option, start, write_json
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -35,14 +39,17 @@ def parse_variant(text: str) -> tuple[str, dict]:
         raise SystemExit(f"--variant {text!r}: the JSON part does not parse ({error})") from None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def main(argv: list[str] | None = None) -> None:
+    record = start("bench.pinsage_settings", argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.pinsage_settings", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=500, help="steps per epoch")
     parser.add_argument("--variant", action="append", default=[], help="name=JSON overrides (repeatable)")
+    parser.add_argument("--train-config", type=json.loads, default={}, metavar="JSON",
+                        help="TrainConfig fields that every variant starts from, e.g. '{\"loss\": \"max_margin\"}'")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="train each variant for this many seconds (up to 100 epochs) instead of --epochs")
     parser.add_argument("--seed", type=int, nargs="+", default=[42], help="one or more seeds, run one after the other")
@@ -50,8 +57,10 @@ def main() -> None:
     parser.add_argument("--no-pinsage", action="store_true", help="only the baselines (with --baselines)")
     parser.add_argument("--next-movie-steps", type=int, default=None,
                         help="training steps of next-movie [no graph] (default: fit_baselines' for the dataset)")
-    args = parser.parse_args()
+    add_out_option(parser, "pinsage_settings")
+    args = parser.parse_args(argv)
     variants = [] if args.no_pinsage else [parse_variant(v) for v in args.variant] or [("default", {})]
+    variants = [(name, {**args.train_config, **overrides}) for name, overrides in variants]
 
     from helpers.config import get_settings
     from helpers.data.loader import load_movielens
@@ -78,15 +87,19 @@ def main() -> None:
         header = f"{'variant':<28} {'seed':>4} {'val HR@10':>15} {'val NDCG':>8} {'test HR@10':>15} {'test NDCG':>9} " \
                  f"{'hist val HR@10':>15} {'best ep':>7} {'steps':>6} {'seconds':>7} {'ms/step':>7} {'load':>5}"
         print(header, flush=True)
-        rows = []
+        rows: list[str] = []
+        figures: list[dict[str, Any]] = []
 
         def row(name: str, seed: int, scorer, best: str, steps: int, seconds: float) -> None:
             val, test = (evaluate_scores(scorer, gd, split, "latest") for split in ("val", "test"))
             history = evaluate_scores(scorer, gd, "val", "history")
             hr = [f"{m['hr@10']:.4f} ± {m['hr@10_stderr']:.4f}" for m in (val, test, history)]
+            load = os.getloadavg()[0]
+            figures.append({"variant": name, "seed": seed, "val": val, "test": test, "history_val": history,
+                            "best_epoch": best, "steps": steps, "seconds": seconds, "load_average": load})
             rows.append(f"{name:<28} {seed:>4} {hr[0]:>15} {val['ndcg@10']:>8.4f} {hr[1]:>15} {test['ndcg@10']:>9.4f} "
                         f"{hr[2]:>15} {best:>7} {steps:>6} {seconds:>7.0f} {1000 * seconds / max(steps, 1):>7.1f} "
-                        f"{os.getloadavg()[0]:>5.1f}")
+                        f"{load:>5.1f}")
             print(rows[-1], flush=True)
 
         for seed in args.seed:
@@ -112,6 +125,8 @@ def main() -> None:
                 row(name, seed, query_candidate_scorer(vectors.query, vectors.candidate), str(result.best_epoch),
                     steps, seconds)
         print("\n" + header + "\n" + "\n".join(rows))
+    write_json(args.out, {"dataset": args.dataset, "variants": [{"name": n, "overrides": o} for n, o in variants],
+                          "rows": figures}, record)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ DGL's wheel links its own OpenMP runtime next to PyTorch's; OMP_NUM_THREADS is r
 each setting runs in a fresh subprocess, one after the other, the same steps with the same seed. Each prints
 the time of sampling (DGL walks, or the neighbourhood pool) and of the model step (forward, backward, Adam)
 separately. The machine's load average is printed too: on a shared machine only ratios within one run mean much.
+The rows also go to `--out` as JSON.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+
+from bench.report import add_out_option, start, write_json
 
 SETTINGS = [(1, 1), (2, 2), (1, 2), (2, 1)]  # (OMP_NUM_THREADS, torch.set_num_threads)
 
@@ -64,15 +67,17 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     return {"sample_ms": 1000 * sample_s / steps, "model_ms": 1000 * model_s / steps}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    record = start("bench.pinsage_threads", argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.pinsage_threads", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--pool", type=int, default=None, help="neighbour_pool (default: TrainConfig's)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    add_out_option(parser, "pinsage_threads")
+    args = parser.parse_args(argv)
     if args.pool is None:
         from helpers.training.config import TrainConfig
 
@@ -84,6 +89,7 @@ def main() -> None:
           f"load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'OMP_NUM_THREADS':>15} {'torch threads':>13} {'sampling ms':>11} {'model ms':>9} {'step ms':>8}")
     base = None
+    rows = []
     for omp, threads in SETTINGS:
         env = {**os.environ, "OMP_NUM_THREADS": str(omp), "DGLBACKEND": "pytorch"}
         command = [sys.executable, "-m", "bench.pinsage_threads", "--dataset", args.dataset, "--steps", str(args.steps),
@@ -94,9 +100,12 @@ def main() -> None:
         result = json.loads(out.strip().splitlines()[-1])
         step = result["sample_ms"] + result["model_ms"]
         base = base or step
+        rows.append({"omp_num_threads": omp, "torch_threads": threads, **result, "step_ms": step})
         print(f"{omp:>15} {threads:>13} {result['sample_ms']:>11.1f} {result['model_ms']:>9.1f} {step:>8.1f}"
               f"  ({step / base:.2f}x the first row)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    write_json(args.out, {"dataset": args.dataset, "steps": args.steps, "warmup": args.warmup, "pool": args.pool,
+                          "rows": rows, "load_average_after": os.getloadavg()[0]}, record)
 
 
 if __name__ == "__main__":

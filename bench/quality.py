@@ -4,30 +4,30 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir ../shared/movielens/ml-100k
 
 Loads the data (helpers.data), builds the graph (helpers.graph), fits the baselines, trains PinSage with the
-`TrainConfig` defaults of the dataset (helpers.training.loop; `--time-budget`, `--positives` override) and prints
-HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and (b) history, the
-PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its query
+`TrainConfig` defaults of the dataset (helpers.training.loop; `--time-budget`, `--positives`, `--train-config`
+override) and prints HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and
+(b) history, the PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its query
 and candidate vectors (protocol b: the mean of the liked movies' query vectors, as the engine does); the
 `pinsage [cosine, ...]` rows score the unit movie embeddings by cosine instead and fuse the history by sum or
 max, exhaustive and cut at `--per-movie-limit` hits per movie as a vector search would.
 
 PinSage's best epoch is chosen by validation HR@10, so its val figures are slightly optimistic; test is not
 used for any choice. Artifacts (model, metrics.json) go to `--artifacts` or to a temporary folder that is
-deleted afterwards, so the project's own artifacts are never overwritten.
+deleted afterwards, so the project's own artifacts are never overwritten; the figures also go to `--out` as JSON.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import resource
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.report import add_out_option, start, write_json
 
 
 def peak_rss_mib() -> float:
@@ -36,7 +36,7 @@ def peak_rss_mib() -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-1m", help="MovieLens name (default ml-1m)")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset files (default: download/cache)")
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="PinSage training budget in seconds (default: TrainConfig's, 600 s on real data)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--positives", default=None, help="engagement or random_walk (default: TrainConfig's)")
+    parser.add_argument("--train-config", type=json.loads, default={}, metavar="JSON",
+                        help="other TrainConfig fields that differ from the dataset's defaults, e.g. "
+                             "'{\"loss\": \"max_margin\", \"directed\": false}'")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--history", type=int, default=None, help="protocol (b): last N training movies (default 10)")
     parser.add_argument("--per-movie-limit", type=int, default=50,
@@ -52,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars or per-epoch lines")
     parser.add_argument("--next-movie-steps", type=int, default=None,
                         help="training steps of next-movie [no graph] (default: fit_baselines')")
+    add_out_option(parser, "quality")
     return parser.parse_args(argv)
 
 
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     baselines = fit_baselines(gd, next_movie_steps=args.next_movie_steps, seed=settings.seed)
     fit_s = time.perf_counter() - started
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(args.train_config)
     if args.time_budget is not None:
         overrides["time_budget_s"] = args.time_budget
     if args.positives is not None:
@@ -177,15 +181,15 @@ def report(outcome: dict[str, Any], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    record = start("bench.quality", argv)
     args = parse_args(argv)
-    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
-    command = f"{threads}.venv/bin/python -m bench.quality " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if args.artifacts:
         outcome = run(args, Path(args.artifacts).expanduser().resolve())
     else:
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
             outcome = run(args, Path(tmp))
-    print(report(outcome, command))
+    print(report(outcome, record.command))
+    write_json(args.out, outcome, record)
     return 0
 
 

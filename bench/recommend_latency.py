@@ -11,7 +11,9 @@ Quality (`--quality`): HR@10/NDCG@10 of the three ways to combine liked movies (
 notebook 03's history protocol (protocol (b) of helpers.evaluation), on the validation and test users.
 
     RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m \
-        .venv/bin/python bench/recommend_latency.py --quality [--server-uri http://127.0.0.1:19530]
+        .venv/bin/python -m bench.recommend_latency --quality [--server-uri http://127.0.0.1:19530]
+
+The figures also go to `--out` as JSON.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bench.report import add_out_option, start, write_json
 from helpers.stores.catalog import Catalog
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
@@ -43,7 +47,8 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> None:
+def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> dict[str, Any]:
+    """Print and return ingestion rows/s and `recommend()` p50/p99 next to NumPy's, per number of liked movies."""
     catalog_report = Catalog(settings).ingest(ml, progress=False)
     store = VectorStore(settings)
     store.drop()
@@ -52,6 +57,13 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
           f"({vector_report.rows_per_second:,.0f} rows/s, index {vector_report.index.index_type}/"
           f"{vector_report.index.metric_type}); catalog {catalog_report.movies + catalog_report.users + catalog_report.ratings:,} "
           f"rows in {catalog_report.seconds:.2f} s ({catalog_report.rows_per_second:,.0f} rows/s)")
+    figures: dict[str, Any] = {
+        "backend": backend,
+        "milvus_ingestion": {"rows": vector_report.rows, "seconds": vector_report.seconds,
+                             "rows_per_s": vector_report.rows_per_second, "index": vector_report.index.index_type},
+        "catalog_ingestion": {"rows": catalog_report.movies + catalog_report.users + catalog_report.ratings,
+                              "seconds": catalog_report.seconds, "rows_per_s": catalog_report.rows_per_second},
+        "liked": []}
     rng = np.random.default_rng(seed)
     engine = RecommendationEngine(settings)
     try:
@@ -70,6 +82,9 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
                 numpy_s.append(time.perf_counter() - start)
                 agree += [r.movie_id for r in got] == [m for m, _, _ in want]
             (e50, e99), (n50, n99) = percentiles(engine_s), percentiles(numpy_s)
+            figures["liked"].append({"liked": n, "k": 10, "combine": engine.combine, "recommend_p50_ms": e50,
+                                     "recommend_p99_ms": e99, "numpy_p50_ms": n50, "numpy_p99_ms": n99,
+                                     "same_top_10": agree, "repeats": repeats})
             print(f"[{backend}] {n:>2} liked, k=10, combine={engine.combine}: recommend() p50 {e50:6.2f} ms "
                   f"p99 {e99:6.2f} ms | NumPy brute force p50 {n50:5.2f} ms p99 {n99:5.2f} ms | "
                   f"ratio p50 {e50 / n50:5.1f}x | same top 10: {agree}/{repeats}")
@@ -80,12 +95,16 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
             engine.recommend(liked[:5], k=10, genres=[genre], years=(1980, 1999))
             filtered.append(time.perf_counter() - start)
         f50, f99 = percentiles(filtered)
+        figures["filtered"] = {"liked": 5, "k": 10, "genre": genre, "years": [1980, 1999], "p50_ms": f50,
+                               "p99_ms": f99}
         print(f"[{backend}]  5 liked, k=10, genre {genre!r} and years 1980-1999 filter: p50 {f50:6.2f} ms p99 {f99:6.2f} ms")
     finally:
         engine.close()
+    return figures
 
 
-def quality(settings, embeddings) -> None:
+def quality(settings, embeddings) -> dict[str, Any]:
+    """Print and return HR@10 / NDCG@10 of each way to combine liked movies, validation and test."""
     from helpers.evaluation.scorers import EmbeddingScorer
     from helpers.evaluation.protocols import evaluate_scores
     from helpers.graph.build import load_graph
@@ -109,34 +128,40 @@ def quality(settings, embeddings) -> None:
         ratio = by_split["val"]["hr@10"] / results[best]["val"]["hr@10"]
         print(f"  {name:<28} {cells}  (val HR {ratio:.2f}x of best)")
     print(f"  best on validation: {best}")
+    return {"dataset": label(settings), "protocol": "history", "k": 10, "variants": results, "best": best}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    record = start("bench.recommend_latency", argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.recommend_latency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=200, help="liked sets per size (default 200)")
     parser.add_argument("--server-uri", help="also measure on this Milvus server, e.g. http://127.0.0.1:19530")
     parser.add_argument("--catalog-url", help="catalog for the server run (default: a temporary SQLite file)")
     parser.add_argument("--quality", action="store_true", help="also compare the combination methods")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
-    args = parser.parse_args()
+    add_out_option(parser, "recommend_latency")
+    args = parser.parse_args(argv)
 
     settings = get_settings()
     embeddings = load_movie_embeddings(settings)
     print(f"dataset {label(settings)}: {len(embeddings.movie_ids):,} movies, {embeddings.dim}-d embeddings")
+    figures: dict[str, Any] = {"dataset": label(settings), "movies": len(embeddings.movie_ids),
+                               "dim": embeddings.dim, "latency": []}
     if args.quality:
-        quality(settings, embeddings)
-    if args.no_latency:
-        return
-    ml = load_dataset(settings)
-    with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
-        lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"), catalog_url=f"sqlite:///{tmp}/catalog.sqlite")
-        latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats, settings.seed)
-        if args.server_uri:
-            server = get_settings(milvus_uri=args.server_uri,
-                                  catalog_url=args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite")
-            backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
-            latency(server, ml, embeddings, backend, args.repeats, settings.seed)
-            VectorStore(server).drop()
+        figures["quality"] = quality(settings, embeddings)
+    if not args.no_latency:
+        ml = load_dataset(settings)
+        with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
+            lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"), catalog_url=f"sqlite:///{tmp}/catalog.sqlite")
+            figures["latency"].append(latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats, settings.seed))
+            if args.server_uri:
+                server = get_settings(milvus_uri=args.server_uri,
+                                      catalog_url=args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite")
+                backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
+                figures["latency"].append(latency(server, ml, embeddings, backend, args.repeats, settings.seed))
+                VectorStore(server).drop()
+    write_json(args.out, figures, record)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ movies), `train` (the steps of helpers.training.loop's loop for `--train-seconds
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite`, and with `--server`
 `milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
+The results of the sizes run also go to `--out` (with the command, the machine and the date).
 """
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ import math
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.report import add_out_option, start, write_json
+from bench.servers import milvus_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "docs" / "scale_results.json"
@@ -83,54 +85,6 @@ class Stages:
         shown = {k: v for k, v in record.items() if k not in ("seconds", "stage_peak_mb", "maxrss_mb")}
         print(f"  {name:<15} {record['seconds']:>9.1f} s  stage peak {record['stage_peak_mb']:>8.0f} MB  "
               f"process peak {record['maxrss_mb']:>8.0f} MB  {shown if shown else ''}", flush=True)
-
-
-# ------------------------------------------------------------------------------------------ milvus-server
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def milvus_server(folder: Path) -> Iterator[str]:
-    """A milvus-server (PyPI `milvus==2.3.5`) in `folder` on free ports; yields its URI. Its embedded etcd
-    takes the fixed peer port 2380: run it under a lock (e.g. `flock artifacts/milvus.lock ...`) on a shared machine."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
-
-    binary = Path(sys.executable).with_name("milvus-server")
-    options = ("proxy-port", "proxy-internal-port", "etcd-port", "root-coord-port", "query-coord-port",
-               "data-coord-port", "index-coord-port", "query-node-port", "data-node-port", "index-node-port")
-    ports = {option: _free_port() for option in options}
-    command = [str(binary), "--data", str(folder)] + [a for o, p in ports.items() for a in (f"--{o}", str(p))]
-    log = open(folder / "server.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{ports['proxy-port']}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"milvus-server exited: {(folder / 'server.log').read_text()[-800:]}")
-            try:
-                client = MilvusClient(uri=uri, timeout=3)
-                client.list_collections()
-                client.close()
-                break
-            except MilvusException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"milvus-server did not answer on {uri} within 180 s") from None
-                time.sleep(1)
-        yield uri
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
 
 
 # ------------------------------------------------------------------------------------------ one size
@@ -359,6 +313,7 @@ def plot(saved: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    record = start("bench.scale", argv)
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratings", type=int, nargs="+", default=[1_000_000, 5_000_000],
                         help="sizes to run, one child process each (e.g. 1000000 5000000 10000000 32000000)")
@@ -375,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a file to flock around the server stages only (e.g. artifacts/milvus.lock)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the results are merged into")
     parser.add_argument("--plot", action="store_true", help="print the table and write docs/scale.png, run nothing")
+    add_out_option(parser, "scale")
     args = parser.parse_args(argv)
 
     if args.plot:
@@ -387,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run_one(args.one, args)
         print("RESULT " + json.dumps(result), flush=True)
         return
+    results = []
     for ratings in args.ratings:
         print(f"{dataset_name(ratings)} ({ratings:,} ratings)", flush=True)
         command = [sys.executable, "-m", "bench.scale", "--one", str(ratings), "--train-seconds",
@@ -409,8 +366,10 @@ def main(argv: list[str] | None = None) -> None:
                       "failed": f"exit {child.returncode} after {list(partial)[-1] if partial else 'start'}",
                       "train_seconds": args.train_seconds, "eval_users": EVAL_USERS}
         merge_result(args.results, result)
+        results.append(result)
     if args.results.exists():
         print(table(json.loads(args.results.read_text())))
+    write_json(args.out, {"runs": results}, record)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""Prepare stores for measuring title search at scale (issue 13, docs/benchmarks.md), then run bench/api_load.py on them.
+"""Prepare stores for measuring title search at scale (docs/benchmarks.md, "Title search at scale"), then run
+`python -m bench.api_load` on them.
 
 ML-1M as it is, or ML-1M's catalog grown to `--titles` titles (87,585 = ML-32M's catalog size): copy k of every
 movie gets the id `id + 4000 k` and the title "<title> <k>" (same year and genres); the ratings stay those of the
 real movies, so popularity ordering and the real ratings table are unchanged. The movie vectors are stand-ins
 (seeded random unit vectors): title search never reads them, and the recommend part of the load only needs some.
 
-    .venv/bin/python bench/search_scale.py --data-dir ../shared/movielens/ml-1m --titles 87585 --out artifacts/bench/scale87k
-    # prints the RECSYS_* variables to run bench/api_load.py against those stores
+    .venv/bin/python -m bench.search_scale --data-dir ../shared/movielens/ml-1m --titles 87585 \
+        --folder artifacts/bench/scale-87k
+    # prints the RECSYS_* variables to run `python -m bench.api_load` against those stores
+
+The size and the time `build_stores` took also go to `--out` as JSON.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.report import add_out_option, start, write_json
 
 ID_STRIDE = 4_000  # above ML-1M's largest movie id (3,952)
 
@@ -41,32 +47,37 @@ def grow_catalog(source: Path, target: Path, titles: int) -> Path:
     return target
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    record = start("bench.search_scale", argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.search_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="an ML-1M folder (ratings.dat, movies.dat, users.dat)")
     parser.add_argument("--titles", type=int, default=0, help="grow the catalog to this many titles (0: as it is)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the data copy and the artifacts")
+    parser.add_argument("--folder", type=Path, required=True, help="folder for the data copy and the stores")
     parser.add_argument("--dim", type=int, default=32)
-    args = parser.parse_args()
+    add_out_option(parser, "search_scale")
+    args = parser.parse_args(argv)
 
     from helpers.config import get_settings
     from helpers.data.loader import load_dataset
-    from helpers.training.embeddings import save_movie_embeddings
     from helpers.stores.build import build_stores
+    from helpers.training.embeddings import save_movie_embeddings
 
-    data_dir = grow_catalog(args.data_dir, args.out / "data", args.titles) if args.titles else args.data_dir
+    data_dir = grow_catalog(args.data_dir, args.folder / "data", args.titles) if args.titles else args.data_dir
     env = {"RECSYS_DATASET": "ml-1m", "RECSYS_DATA_DIR": str(data_dir.resolve()),
-           "RECSYS_ARTIFACTS": str((args.out / "artifacts").resolve()), "RECSYS_CACHE": str((args.out / "cache").resolve())}
+           "RECSYS_ARTIFACTS": str((args.folder / "artifacts").resolve()),
+           "RECSYS_CACHE": str((args.folder / "cache").resolve())}
     settings = get_settings(env)
     ml = load_dataset(settings)
     vectors = np.random.default_rng(0).normal(size=(len(ml.movies), args.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     save_movie_embeddings(settings, ml.movies["movie_id"].to_numpy(dtype=np.int64), vectors)
-    start = time.perf_counter()
+    started = time.perf_counter()
     report = build_stores(settings, ml=ml, progress=False)
-    print(f"{len(ml.movies):,} titles, {len(ml.ratings):,} ratings: stores built in {time.perf_counter() - start:.1f} s "
-          f"({report.check})")
+    seconds = time.perf_counter() - started
+    print(f"{len(ml.movies):,} titles, {len(ml.ratings):,} ratings: stores built in {seconds:.1f} s ({report.check})")
     print(" ".join(f"{k}={v}" for k, v in env.items()))
+    write_json(args.out, {"titles": len(ml.movies), "ratings": len(ml.ratings), "build_stores_s": seconds,
+                          "check": str(report.check), "environment": env}, record)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Real servers (tests marked `@pytest.mark.real_server`):
 * `milvus_server_uri`: `RECSYS_TEST_MILVUS_URI` when set (e.g. the docker-compose server), else one
-  `milvus-server` (PyPI package `milvus`) for the whole run, shared by the xdist workers, on free ports
-  and stopped with SIGINT at the end.
+  `milvus-server` (PyPI package `milvus`; `bench.servers.MilvusServer`) for the whole run, shared by the xdist
+  workers, on free ports and stopped with SIGINT at the end.
 * `mysql_url`: a fresh database `recsys_test_<pid>_<n>` on the server of `RECSYS_TEST_MYSQL_URL`
   (default `mysql+pymysql://root@127.0.0.1:3306/test`, the local MariaDB), dropped at the end.
 Each skips with the reason when its server is unavailable; with `RECSYS_REQUIRE_REAL_SERVERS=1` (CI) it fails.
@@ -11,24 +11,15 @@ Each skips with the reason when its server is unavailable; with `RECSYS_REQUIRE_
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from bench.servers import MilvusServer, milvus_binary, stop_pid
 from helpers.config import Settings, get_settings
-
-MILVUS_PORT_OPTIONS = ("proxy-port", "proxy-internal-port", "etcd-port", "root-coord-port", "query-coord-port",
-                       "query-node-port", "index-coord-port", "index-node-port", "data-coord-port", "data-node-port")
-MILVUS_START_SECONDS = 120
 
 
 def _unavailable(reason: str) -> None:
@@ -104,105 +95,6 @@ def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iter
 
 
 # -- real servers ------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 90,
-                  ready: Callable[[Any], bool] = lambda response: True) -> None:
-    """Poll `url` until a response passes `ready`; fail the test with the server's log if `process` exits
-    or `seconds` pass first."""
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{url}: the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if ready(httpx.get(url, timeout=5)):
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-
-
-def _wait_for_milvus(uri: str, process: subprocess.Popen, log: Path) -> str | None:
-    """None once the server answers, else why it did not."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
-
-    deadline = time.monotonic() + MILVUS_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return f"milvus-server exited with {process.returncode}: {log.read_text()[-800:]}"
-        try:
-            client = MilvusClient(uri=uri, timeout=3)
-            client.list_collections()
-            client.close()
-            return None
-        except MilvusException:
-            time.sleep(1)
-    return f"milvus-server did not answer on {uri} within {MILVUS_START_SECONDS} s"
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """Terminate a server the test started (SIGTERM, SIGKILL after 30 s)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only the server and its child
-            process.wait(timeout=10)
-
-
-def _start_milvus_server(folder: Path) -> tuple[str, int, str | None]:
-    """Start `milvus-server` in `folder` on free ports; return (uri, pid, problem or None)."""
-    binary = Path(sys.executable).with_name("milvus-server")
-    if not binary.exists() and shutil.which("milvus-server") is None:
-        return "", 0, ("no Milvus server: milvus-server is not installed (pip install milvus==2.3.5) "
-                       "and RECSYS_TEST_MILVUS_URI is not set")
-    binary = binary if binary.exists() else Path(shutil.which("milvus-server"))
-    ports = {option: free_port() for option in MILVUS_PORT_OPTIONS}
-    command = [str(binary), "--data", str(folder)]
-    for option, port in ports.items():
-        command += [f"--{option}", str(port)]
-    log = folder / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{ports['proxy-port']}"
-    problem = _wait_for_milvus(uri, process, log)
-    if problem:
-        _stop(process)
-    return uri, process.pid, problem
-
-
-def _stop_pid(pid: int) -> None:
-    """SIGINT the server (its own session), SIGKILL its process group if it is still there after 30 s."""
-    try:
-        os.kill(pid, signal.SIGINT)
-        for _ in range(300):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URI of a real Milvus server for this run (see the module docstring).
@@ -223,11 +115,16 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         record = shared / "milvus-server.json"
         if record.exists():
             state = json.loads(record.read_text())
+        elif milvus_binary() is None:
+            state = {"uri": "", "pid": 0, "problem": "no Milvus server: milvus-server is not installed (pip install "
+                                                      "milvus==2.3.5) and RECSYS_TEST_MILVUS_URI is not set"}
+            record.write_text(json.dumps(state))
         else:
             folder = shared / "milvus-server"
             folder.mkdir()
-            uri, pid, problem = _start_milvus_server(folder)
-            state = {"uri": uri, "pid": pid, "problem": problem}
+            server = MilvusServer(folder)
+            problem = server.start()
+            state = {"uri": server.uri, "pid": server.process.pid if server.process else 0, "problem": problem}
             record.write_text(json.dumps(state))
     if state["problem"]:
         _unavailable(state["problem"])
@@ -253,7 +150,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if record.exists():
         pid = json.loads(record.read_text()).get("pid")
         if pid:
-            _stop_pid(pid)
+            stop_pid(pid)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, make_test_embeddings, sample_settings, stop_process, wait_for_http
+from conftest import make_test_embeddings, sample_settings
 
+from bench.servers import free_port, stop_process, wait_for_http
 from helpers.stores.catalog import Catalog
 from helpers.config import Settings
 from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings

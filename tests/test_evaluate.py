@@ -408,9 +408,12 @@ def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("RECSYS_CACHE", str(tmp_path / "cache"))
     assert quality.main(["--dataset", "sample", "--time-budget", "3", "--no-progress",
-                         "--artifacts", str(tmp_path / "artifacts")]) == 0
+                         "--artifacts", str(tmp_path / "artifacts"), "--out", str(tmp_path / "quality.json")]) == 0
     out = capsys.readouterr().out
     assert "dataset: synthetic sample" in out and "PinSage / item-kNN" in out
+    figures = json.loads((tmp_path / "quality.json").read_text())
+    assert "-m bench.quality --dataset sample" in figures["run"]["command"]
+    assert figures["figures"]["table"]["pinsage"]["latest"]["val"]["hr@10"] >= 0
     saved = json.loads((tmp_path / "artifacts" / "sample" / "metrics.json").read_text())
     assert {"pinsage", "popularity", "item-knn", "transitions", "transitions [after]", "next-movie [no graph]",
             "pinsage [cosine, max]"} <= {r["model"] for r in saved["results"]}

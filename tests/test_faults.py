@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import (MILVUS_PORT_OPTIONS, _stop, _unavailable, _wait_for_milvus, free_port, make_test_embeddings,
-                      sample_settings, stop_process, wait_for_http)
+from conftest import _unavailable, make_test_embeddings, sample_settings
 
+from bench.servers import MilvusServer, free_port, milvus_binary, stop_process, wait_for_http
 from helpers.stores.catalog import Catalog
 from helpers.config import Settings
 from helpers.training.embeddings import save_movie_embeddings
@@ -333,46 +333,15 @@ def test_build_killed_with_sigkill_on_lite_and_sqlite(lite, sample_ml, tmp_path)
 
 
 # -- servers: milvus-server and MariaDB ---------------------------------------------------------------------
-class MilvusServer:
-    """A milvus-server of this module's own, on fixed ports, that a test may stop and start again."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.process = folder, None
-        self.ports = {option: free_port() for option in MILVUS_PORT_OPTIONS}
-        self.uri = f"http://127.0.0.1:{self.ports['proxy-port']}"
-
-    def start(self) -> None:
-        binary = Path(sys.executable).with_name("milvus-server")
-        if not binary.exists():
-            _unavailable("milvus-server is not installed (pip install milvus==2.3.5)")
-        command = [str(binary), "--data", str(self.folder)]
-        for option, port in self.ports.items():
-            command += [f"--{option}", str(port)]
-        log = self.folder / "server.log"
-        with open(log, "a") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        problem = _wait_for_milvus(self.uri, self.process, log)
-        if problem:
-            self.stop()
-            pytest.fail(problem)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-            self.process = None
-
-    def pause(self) -> None:
-        """SIGSTOP the server and its child: its ports still accept connections but nothing answers."""
-        os.killpg(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.killpg(self.process.pid, signal.SIGCONT)
-
-
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory) -> Iterator[MilvusServer]:
+    """A milvus-server of this module's own (its own ports), which a test may pause and resume."""
+    if milvus_binary() is None:
+        _unavailable("milvus-server is not installed (pip install milvus==2.3.5)")
     server = MilvusServer(tmp_path_factory.mktemp("milvus-faults"))
-    server.start()
+    problem = server.start()
+    if problem:
+        pytest.fail(problem)
     try:
         yield server
     finally:
@@ -417,9 +386,8 @@ class MariaDB:
         admin.dispose()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
+        if self.process is not None:
+            stop_process(self.process, seconds=60)
         self.process = None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import free_port, wait_for_http
+from bench.servers import free_port, stop_process, wait_for_http
 from helpers.config import Settings
 from helpers.engine.engine import RecommendationEngine
 from helpers.stores.milvus_client import disconnect
@@ -70,13 +70,8 @@ class Server:
         wait_for_http(f"{self.url}health", self.process, self.log, START_SECONDS, ready=lambda r: r.status_code == 200)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # uvicorn shuts down gracefully: the engine closes, the Lite file is free
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)  # uvicorn shuts down gracefully: the engine closes, the Lite file is free
 
 
 @pytest.fixture(scope="module")

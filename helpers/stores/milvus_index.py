@@ -27,7 +27,7 @@ from typing import Any
 from helpers.config import check_index_setting
 
 EXACT_UP_TO_SERVER = 1_000_000  # rows: FLAT up to here on a server, HNSW above (Milvus Lite: always FLAT)
-METRIC = "IP"  # inner product = cosine on the unit vectors of helpers.training.embeddings
+METRIC = "IP"  # inner product is the model's score (candidate vectors carry a bias dimension, not unit length)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""The benchmarks' plumbing (about 3 s): every `bench` module answers `--help` as `python -m bench.<name>`, the
+JSON beside each table records the command, the machine and the date, and the server helpers that the tests and
+benchmarks share start, wait for and stop processes as they say."""
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench.report import add_out_option, start, write_json
+from bench.servers import ServerError, free_port, stop_pid, stop_process, wait_for_http
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(bench.__path__))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_answers_help_as_python_m(name, capsys):
+    module = importlib.import_module(f"bench.{name}")
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m bench.{name} ")
+
+
+def test_the_json_records_the_command_machine_and_date(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("RECSYS_DATASET", "sample")
+    monkeypatch.setenv("RECSYS_CATALOG_URL", "mysql+pymysql://recsys:secret@127.0.0.1:3306/movies")
+    monkeypatch.setenv("RECSYS_MILVUS_TOKEN", "root:Milvus")
+    run = start("bench.example", ["--label", "ML-1M, users 1-2999"])
+    parser = argparse.ArgumentParser()
+    add_out_option(parser, "example")
+    assert parser.parse_args([]).out.parts[-3:] == ("artifacts", "bench", "example.json")
+    path = write_json(tmp_path / "deep" / "example.json", {"p50_ms": 7.4}, run)
+    saved = json.loads(path.read_text())
+    assert saved["figures"] == {"p50_ms": 7.4}
+    recorded = saved["run"]
+    assert recorded["command"].endswith("-m bench.example --label 'ML-1M, users 1-2999'")
+    assert "RECSYS_DATASET=sample" in recorded["command"] and "secret" not in json.dumps(saved)
+    assert "RECSYS_MILVUS_TOKEN" not in recorded["environment"]
+    assert recorded["cores"] >= 1 and len(recorded["load_average_at_start"]) == 3
+    assert recorded["started"] <= recorded["finished"]
+
+
+def test_free_port_is_free():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+
+
+def python(code: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], **kwargs)
+
+
+def test_stop_process_terminates_and_kills_what_ignores_the_signal():
+    polite = python("import time; time.sleep(60)")
+    stop_process(polite)
+    assert polite.returncode == -signal.SIGTERM
+    stubborn = python("import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                      "print(flush=True); time.sleep(60)", stdout=subprocess.PIPE, start_new_session=True)
+    stubborn.stdout.readline()  # its handler is in place
+    started = time.monotonic()
+    stop_process(stubborn, seconds=0.5, sig=signal.SIGINT, group=True)
+    assert stubborn.returncode == -signal.SIGKILL and time.monotonic() - started < 5
+    stubborn.stdout.close()
+
+
+def test_stop_pid_stops_a_server_it_did_not_start():
+    import threading
+
+    server = python("import time; time.sleep(60)", start_new_session=True)
+    reaper = threading.Thread(target=server.wait)  # as its real parent would, so no zombie is left behind
+    reaper.start()
+    stop_pid(server.pid)
+    reaper.join(timeout=5)
+    assert server.returncode == -signal.SIGINT
+
+
+def test_wait_for_http_returns_the_ready_answer_or_says_why_not(tmp_path):
+    log = tmp_path / "server.log"
+    port = free_port()
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                                  cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        response = wait_for_http(f"http://127.0.0.1:{port}/", server, log, 30, ready=lambda r: r.status_code == 200)
+        assert "server.log" in response.text
+        with pytest.raises(ServerError, match="did not answer within 0.5 s"):
+            wait_for_http(f"http://127.0.0.1:{port}/", server, log, 0.5, ready=lambda r: False)
+    finally:
+        stop_process(server)
+    with open(log, "w") as out:
+        crashed = python("import sys; print('no such store', flush=True); sys.exit(3)", stdout=out,
+                         stderr=subprocess.STDOUT)
+    crashed.wait(timeout=30)
+    with pytest.raises(ServerError, match="exited with 3:\nno such store"):
+        wait_for_http(f"http://127.0.0.1:{free_port()}/", crashed, log)
+
+
+def test_commands_in_the_docs_run_benchmarks_as_modules():
+    root = Path(__file__).resolve().parent.parent
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        assert "python bench/" not in doc.read_text(), f"{doc.name}: run benchmarks as `python -m bench.<name>`"
