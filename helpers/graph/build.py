@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
-from helpers.errors import RecsysError
 from helpers.graph.features import category_codes, genre_multi_hot, standardised_year, title_tokens
 from helpers.graph.features import GraphError
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class GraphData:
     def split(self, name: str) -> pd.DataFrame:
         """The `train`, `val` or `test` frame."""
         if name not in ("train", "val", "test"):
-            raise ValueError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
+            raise GraphError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
         return getattr(self, name)
 
     def movie_index(self, movie_ids: Sequence[int] | np.ndarray) -> np.ndarray:
