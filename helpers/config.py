@@ -41,6 +41,10 @@ class ConfigError(RecsysError, ValueError):
     """A setting has a value the project cannot use; the message says how to fix it."""
 
 
+class UnknownSettingError(ConfigError, TypeError):
+    """`get_settings` was given a keyword that is no setting (a TypeError, as for any unknown keyword)."""
+
+
 def check_dataset_name(name: str) -> str:
     """Return `name` if it is a known dataset, else raise a `ConfigError` listing the valid ones."""
     if name not in DATASETS and not SYNTHETIC_PATTERN.match(name):
@@ -115,7 +119,8 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
     env = dict(os.environ if env is None else env)
     unknown = set(overrides) - {f for f in Settings.__dataclass_fields__}
     if unknown:
-        raise TypeError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
+        raise UnknownSettingError(f"Unknown setting(s): {', '.join(sorted(unknown))}. The settings are "
+                                  f"{', '.join(Settings.__dataclass_fields__)}.")
     for key, value in overrides.items():  # overrides go through the same parsing as the environment
         if value is not None:
             env[f"RECSYS_{key.upper()}" if key != "artifacts_root" else "RECSYS_ARTIFACTS"] = str(value)

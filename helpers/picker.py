@@ -4,12 +4,14 @@ filters and get explained recommendations from a `RecommendationEngine`.
 Every widget action goes through a plain method (`search`, `add`, `remove`, `clear`, `recommend`), so code
 and tests can drive the picker exactly as a visitor does, and read the outcome from Python state
 (`liked`, `matches_found`, `last_results`, `message_text`). Bad or empty input never raises: the picker
-shows a friendly message in its message line instead.
+shows a friendly message in its message line instead, and a store fault says which store to check. Anything
+else is a bug: the message line shows "Unexpected error: <type>: <message>" and the traceback goes to the log.
 """
 from __future__ import annotations
 
 import datetime
 import html
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,8 @@ import pandas as pd
 from helpers.engine.inputs import DEFAULT_K, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS
 from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.engine.inputs import RecommendError
+from helpers.errors import RecsysError
+from helpers.stores.errors import StoreError
 from helpers.stores.milvus_client import STORES_NOTEBOOK
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 PAGE_WAIT_SECONDS = 60  # scripts/page.sh culls the kernel of a closed page within ~25 s
 RESULT_COLUMNS = ["title", "year", "genres", "score", "because you liked"]
+log = logging.getLogger(__name__)
 
 _TABLE_STYLE = """<style>
 .picker-table {border-collapse: collapse; font-size: 14px; margin-top: 6px}
@@ -166,15 +171,22 @@ class MoviePicker:
         colour = {"info": "#333", "warn": "#a15c00", "error": "#b00020"}[kind]
         self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>' if text else ""
 
-    @staticmethod
-    def _unreachable(what: str, error: Exception) -> str:
-        return (f"The {what} did not answer ({type(error).__name__}: {error}). Check that {STORES_NOTEBOOK} ran for "
-                "this dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.")
+    def _failed(self, what: str, error: Exception) -> None:
+        """Say why asking the `what` failed: a store fault names the stores to check, another project error
+        says what to do itself; anything else is a bug, shown by type and message and logged with its traceback."""
+        if isinstance(error, StoreError):
+            self._say(f"The {what} did not answer ({type(error).__name__}: {error}). Check that {STORES_NOTEBOOK} ran for "
+                      "this dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.", "error")
+        elif isinstance(error, RecsysError):
+            self._say(str(error), "error")
+        else:
+            log.error("The movie picker failed asking the %s", what, exc_info=error)
+            self._say(f"Unexpected error: {type(error).__name__}: {error} (traceback in the log).", "error")
 
     def _genre_options(self) -> list[str]:
         try:
             return list(self.engine.genres())
-        except Exception:  # the store is down: the picker still opens and says so on the first action
+        except StoreError:  # the store is down: the picker still opens and says so on the first action
             return []
 
     # --- actions -------------------------------------------------------------------------------------
@@ -192,9 +204,9 @@ class MoviePicker:
             self.matches.options = []
             self._say(str(error), "warn")
             return []
-        except Exception as error:
+        except Exception as error:  # `_failed` logs a bug with its traceback
             self.matches.options = []
-            self._say(self._unreachable("movie catalog", error), "error")
+            self._failed("movie catalog", error)
             return []
         self.matches_found = list(found)
         for movie in self.matches_found:
@@ -220,8 +232,8 @@ class MoviePicker:
             except RecommendError:
                 self._say(f"There is no movie with id {movie_id} in the catalog; search for it by title.", "warn")
                 return False
-            except Exception as error:
-                self._say(self._unreachable("movie catalog", error), "error")
+            except Exception as error:  # `_failed` logs a bug with its traceback
+                self._failed("movie catalog", error)
                 return False
             self._labels[movie_id] = label
         if movie_id in self.liked:
@@ -269,8 +281,8 @@ class MoviePicker:
         except RecommendError as error:
             self._say(str(error), "warn")
             return []
-        except Exception as error:
-            self._say(self._unreachable("recommendation stores", error), "error")
+        except Exception as error:  # `_failed` logs a bug with its traceback
+            self._failed("recommendation stores", error)
             return []
         self.last_results = list(results)
         self.results.value = results_html(self.last_results)

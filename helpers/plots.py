@@ -10,6 +10,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from helpers.data.movielens import MovieLens
+from helpers.errors import RecsysError
+
+class PlotError(RecsysError, ValueError):
+    """A figure was asked for with arguments it cannot draw; the message names the argument and what to give."""
+
 
 _NAMES = {"ml-1m": "ML-1M", "ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small", "ml-25m": "ML-25M",
           "ml-32m": "ML-32M", "sample": "synthetic sample"}
@@ -204,7 +209,7 @@ def plot_training_history(history: list[dict], label: str, baselines: dict[str, 
     movie) with `baselines` (name -> validation HR@10, up to 7) as horizontal lines. `label` names the dataset
     (`dataset_label`)."""
     if len(baselines or {}) > len(_BASELINE_STYLES):
-        raise ValueError(f"{len(baselines)} baselines: the plot tells at most {len(_BASELINE_STYLES)} apart")
+        raise PlotError(f"{len(baselines)} baselines: the plot tells at most {len(_BASELINE_STYLES)} apart; pass fewer")
     fig, (loss_ax, hr_ax) = _figure(ncols=2, width=11)
     epochs = [h["epoch"] for h in history]
     loss_ax.plot(epochs, [h["loss"] for h in history], marker="o")
@@ -230,7 +235,7 @@ def plot_embedding_map(vectors: np.ndarray, gd, label: str, method: str = "pca",
     from sklearn.manifold import TSNE
 
     if method not in ("pca", "tsne"):
-        raise ValueError(f"method={method!r}: use 'pca' or 'tsne'")
+        raise PlotError(f"method={method!r}: use 'pca' or 'tsne'")
     rated = np.flatnonzero(np.bincount(gd.train["movie"].to_numpy(), minlength=len(vectors)) > 0)
     rng = np.random.default_rng(seed)
     if len(rated) > max_points:
@@ -265,9 +270,9 @@ def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     if len(neighbour_titles) != len(hood):
-        raise ValueError(f"{len(neighbour_titles)} titles for {len(hood)} neighbours: give one title per row of hood")
+        raise PlotError(f"{len(neighbour_titles)} titles for {len(hood)} neighbours: give one title per row of hood")
     if hood.empty:
-        raise ValueError("hood has no neighbours: the movie has no training ratings; pick a rated movie")
+        raise PlotError("hood has no neighbours: the movie has no training ratings; pick a rated movie")
     fig, ax = _figure(width=14, height=5.6)
     ax.set(xlim=(0, 100), ylim=(0, 60))
     ax.axis("off")

@@ -21,6 +21,7 @@ from helpers.evaluation.baselines import PopularityBaseline
 from helpers.evaluation.protocols import evaluate_scores
 from helpers.evaluation.scorers import query_candidate_scorer
 from helpers.graph.build import build_graph, graph_path, save_graph
+from helpers.graph.features import GraphError
 from helpers.training.model import WeightedSAGELayer
 from helpers.training.sampling import Hop, neighbourhood_table
 from helpers.training.config import TrainConfig
@@ -102,6 +103,20 @@ def test_embeddings_artifact_round_trip(trained):
     np.testing.assert_array_equal(stored.query_vectors, vectors.query)
 
 
+def test_embeddings_that_do_not_fit_their_ids_are_refused(tmp_path):
+    from helpers.training.embeddings import EmbeddingsError
+
+    settings = get_settings({}, dataset="sample", artifacts_root=tmp_path)
+    ids, vectors = np.array([1, 2, 3]), np.ones((3, 4), dtype=np.float32)
+    with pytest.raises(EmbeddingsError, match="2 movie ids for 3 vectors"):
+        save_movie_embeddings(settings, ids[:2], vectors)
+    with pytest.raises(EmbeddingsError, match="repeat"):
+        save_movie_embeddings(settings, np.array([1, 1, 3]), vectors)
+    with pytest.raises(EmbeddingsError, match="NaN or inf.*notebook 03"):
+        save_movie_embeddings(settings, ids, vectors, query_vectors=np.full((3, 4), np.nan))
+    assert not (tmp_path / "sample").exists() or not any((tmp_path / "sample").iterdir())
+
+
 def test_nearest_movies_and_showcase(trained):
     settings, gd, result = trained
     from helpers.training.showcase import nearest_movies, showcase_movie_ids
@@ -113,7 +128,7 @@ def test_nearest_movies_and_showcase(trained):
     table = nearest_movies(vectors, gd, movies, chosen[:1], k=4)
     assert len(table) == 4 and table["similarity"].is_monotonic_decreasing
     assert movies.set_index("movie_id").at[chosen[0], "title"] not in set(table["title"])  # not itself
-    with pytest.raises(ValueError, match="Unknown movie id"):
+    with pytest.raises(GraphError, match="Unknown movie id"):
         nearest_movies(vectors, gd, movies, [chosen[0], -5])
 
 
@@ -121,7 +136,7 @@ def test_training_plots_name_the_dataset(trained):
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.plots import plot_embedding_map, plot_training_history
+    from helpers.plots import PlotError, plot_embedding_map, plot_training_history
 
     _, gd, result = trained
     baselines = {name: 0.1 * i for i, name in enumerate(["popularity", "item-knn", "transitions",
@@ -131,12 +146,12 @@ def test_training_plots_name_the_dataset(trained):
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert set(baselines) <= set(legend), legend
     assert fig.axes[0].get_ylabel() == "mean softmax loss"
-    with pytest.raises(ValueError, match="baselines"):
+    with pytest.raises(PlotError, match="baselines"):
         plot_training_history(result.history, "synthetic sample", {str(i): 0.1 for i in range(8)})
     vectors = infer_movie_embeddings(result.model, gd, seed=0)
     fig = plot_embedding_map(vectors, gd, "synthetic sample")
     assert "synthetic sample" in fig.axes[0].get_title()
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(PlotError, match="method"):
         plot_embedding_map(vectors, gd, "synthetic sample", method="umap")
 
 
@@ -144,7 +159,7 @@ def test_pipeline_figure_names_the_dataset_and_movie(trained):
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.plots import plot_pinsage_pipeline
+    from helpers.plots import PlotError, plot_pinsage_pipeline
 
     settings, gd, result = trained
     movies = load_dataset(settings).movies
@@ -158,5 +173,5 @@ def test_pipeline_figure_names_the_dataset_and_movie(trained):
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     for stage in ("1. random walks", "2. neighbourhood", "3. 2 PinSage layers", "4. vector", "5. loss"):
         assert stage in texts
-    with pytest.raises(ValueError, match="one title per row"):
+    with pytest.raises(PlotError, match="one title per row"):
         plot_pinsage_pipeline(hood, names[:-1], titles[example_id], "synthetic sample", walks=100)

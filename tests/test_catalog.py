@@ -137,6 +137,31 @@ def test_unreachable_mysql_names_url_without_password_and_the_fix() -> None:
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(CatalogError, match="sqlite:///.*mysql\\+pymysql"):
         Catalog(url="postgresql://u:p@localhost/db")
+    with pytest.raises(CatalogError, match="RECSYS_CATALOG_URL cannot be used.*sqlite:///"):
+        Catalog(url="not a database url")
+    with pytest.raises(CatalogError, match="PyMySQL installed"):
+        Catalog(url="mysql+nosuchdriver://u@localhost/db")
+
+
+def test_a_driver_error_while_loading_is_a_catalog_error_and_changes_nothing(sqlite_catalog, monkeypatch) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    import helpers.stores.catalog as catalog_module
+
+    sqlite_catalog.ingest(small_ml(), progress=False)
+    before = sqlite_catalog.counts()
+    locked = sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    def failing_insert(*args, **kwargs):
+        raise locked
+
+    monkeypatch.setattr(catalog_module, "bulk_insert", failing_insert)
+    with pytest.raises(CatalogError, match="while loading the new catalog.*database is locked") as caught:
+        sqlite_catalog.ingest(small_ml(), progress=False)
+    assert caught.value.store == "catalog" and caught.value.__cause__ is locked
+    assert sqlite_catalog.counts() == before
 
 
 @pytest.mark.real_server

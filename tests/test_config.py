@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import DATASETS, PROJECT_ROOT, ConfigError, check_dataset_name, get_settings
+from helpers.config import DATASETS, PROJECT_ROOT, ConfigError, UnknownSettingError, check_dataset_name, get_settings
 
 
 def test_defaults_without_any_variable() -> None:
@@ -42,7 +42,7 @@ def test_overrides_win_and_are_parsed(tmp_path: Path) -> None:
     assert settings.artifacts_root == tmp_path and settings.cache_dir == tmp_path / "c"
     with pytest.raises(ConfigError, match="Unknown dataset"):
         get_settings({}, dataset="nope")
-    with pytest.raises(TypeError, match="Unknown setting"):
+    with pytest.raises(UnknownSettingError, match="Unknown setting.*colour.*The settings are dataset"):
         get_settings({}, colour="blue")
 
 

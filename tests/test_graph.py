@@ -220,6 +220,8 @@ def test_other_bad_input_is_explained():
     ml.movies["genres"] = "Drama|War"
     with pytest.raises(GraphError, match="lists of genre names"):
         build_graph(ml)
+    with pytest.raises(GraphError, match="Unknown split 'tests'.*'test'"):
+        build_graph(movielens(RATINGS, MOVIES, USERS)).split("tests")
 
 
 # ----------------------------------------------------------------------------------------- artifacts

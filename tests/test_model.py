@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers.dgl_import import dgl
+from helpers.graph.features import GraphError
+from helpers.training.config import TrainConfigError
 from helpers.training.model import MovieFeatures, PinSage, WeightedSAGELayer, max_margin_loss, softmax_loss
 from helpers.training.sampling import Hop, Neighbourhood
 
@@ -97,7 +99,7 @@ def test_max_margin_loss():
 
 def test_from_graph_needs_movie_features():
     graph = dgl.heterograph({("user", "watched", "movie"): ([0], [0]), ("movie", "watched-by", "user"): ([0], [0])})
-    with pytest.raises(ValueError, match="genres"):
+    with pytest.raises(GraphError, match="genres"):
         PinSage.from_graph(graph)
 
 
@@ -144,7 +146,7 @@ def test_query_dot_candidate_is_head_score_over_temperature_plus_bias():
     assert torch.allclose(q @ c.T, expected, atol=1e-5)
     plain = PinSage(**features(), dim=4, layers=1)  # symmetric: both sides are the unit embedding
     assert torch.equal(plain.query_vectors(h, movies), h) and torch.equal(plain.candidate_vectors(h, movies), h)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(TrainConfigError, match="temperature"):
         PinSage(**features(), dim=4, temperature=0)
 
 

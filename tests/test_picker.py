@@ -173,3 +173,25 @@ def test_stores_that_stop_answering_get_a_message_not_a_traceback(sample_ml, tmp
     engine.close()  # the Milvus client is gone, as when the server goes away
     assert picker.recommend() == [] and picker.results.value == ""
     assert "did not answer" in picker.message_text and "RECSYS_MILVUS_URI" in picker.message_text
+
+
+def test_a_store_fault_shows_its_message_and_a_bug_shows_its_type_and_is_logged(picker, monkeypatch, caplog):
+    from helpers.stores.sql import CatalogError
+
+    def down(*args, **kwargs):
+        raise CatalogError("Cannot use the catalog database at sqlite:///x (disk full).")
+
+    monkeypatch.setattr(picker.engine, "search_titles", down)
+    assert picker.search("golden") == []
+    assert "movie catalog did not answer" in picker.message_text and "disk full" in picker.message_text
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(picker.engine, "search_titles", bug)
+    with caplog.at_level("ERROR", logger="helpers.picker"):
+        assert picker.search("golden") == []
+    assert picker.message_text == "Unexpected error: ZeroDivisionError: division by zero (traceback in the log)."
+    assert "did not answer" not in picker.message_text
+    (record,) = [r for r in caplog.records if r.name == "helpers.picker"]
+    assert record.exc_info[0] is ZeroDivisionError

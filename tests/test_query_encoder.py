@@ -30,7 +30,9 @@ from helpers.engine.query import (
 from helpers.errors import RecsysError
 from helpers.stores.build import StoresOutOfStepError, build_stores
 from helpers.stores.milvus_client import disconnect
+from helpers.engine.inputs import RecommendError
 from helpers.training.embeddings import (
+    EmbeddingsError,
     embeddings_path,
     load_movie_embeddings,
     save_movie_embeddings,
@@ -102,7 +104,7 @@ def test_the_lookup_asks_the_artifact_first_then_the_extra_sources(embedded) -> 
     # the artifact alone does not know the added movie; with_source adds it at the end of the chain
     alone = MovieVectorLookup.from_settings(embedded)
     assert alone.missing([900_001]) == [900_001] and alone.with_source(added).missing([900_001]) == []
-    with pytest.raises(ValueError, match="different lengths"):
+    with pytest.raises(EmbeddingsError, match="different lengths"):
         alone.with_source(ArrayVectorSource("short", np.array([1]), np.zeros((1, 3))))
 
 
@@ -125,7 +127,7 @@ def test_the_mean_encoder_averages_the_looked_up_vectors_in_any_order(embedded) 
     np.testing.assert_allclose(encoder.encode(liked), want, rtol=1e-6)
     np.testing.assert_allclose(encoder.encode(liked[::-1]), want, rtol=1e-6)
     assert encoder.movie_vectors(liked).shape == (3, embeddings.dim)
-    with pytest.raises(ValueError, match="at least one movie id"):
+    with pytest.raises(RecommendError, match="at least one movie id"):
         encoder.encode([])
     with pytest.raises(TypeError):
         QueryEncoder(encoder.lookup)  # the interface itself cannot answer

@@ -12,6 +12,7 @@ from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
+                                       SamplingError,
                               RandomWalkPositives, engagement_pairs, pair_batch)
 
 
@@ -43,11 +44,11 @@ def test_engagement_pairs_follow_time_within_each_user():
 
 
 def test_engagement_pairs_bad_input():
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(SamplingError, match="window"):
         engagement_pairs(pd.DataFrame({"user": [0], "movie": [1], "timestamp": [0]}), window=0)
-    with pytest.raises(ValueError, match="timestamp"):
+    with pytest.raises(SamplingError, match="timestamp"):
         engagement_pairs(pd.DataFrame({"user": [0], "movie": [1]}))
-    with pytest.raises(ValueError, match="No engagement pairs"):
+    with pytest.raises(SamplingError, match="No engagement pairs"):
         EngagementPositives(pd.DataFrame({"user": [0, 1], "movie": [1, 2], "timestamp": [0, 0]}))
 
 
@@ -83,9 +84,9 @@ def test_neighbourhood_is_seeds_first_without_self_loops_or_excluded_pairs(draws
 
 
 def test_neighbourhood_spec_rejects_bad_values():
-    with pytest.raises(ValueError, match="restart_prob"):
+    with pytest.raises(SamplingError, match="restart_prob"):
         NeighbourhoodSpec(restart_prob=1.0)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(SamplingError, match="at least 1"):
         NeighbourhoodSpec(neighbours=0)
 
 
@@ -103,7 +104,7 @@ def test_hard_negatives_come_from_the_requested_ranks():
     share = np.isin(mixed.numpy(), [18, 22]).mean()
     assert 0.4 < share < 0.6
     assert NegativeSampler(40).sample(heads, 3, 1.0, generator).shape == (500, 3)  # no bank yet: uniform
-    with pytest.raises(ValueError, match="hard_ranks"):
+    with pytest.raises(SamplingError, match="hard_ranks"):
         NegativeSampler(40, hard_ranks=(5, 5))
 
 
@@ -132,7 +133,7 @@ def test_a_neighbourhood_pool_draws_like_fresh_walks():
     assert seen == {1, 2}
     indptr, _, _ = sampler.pool
     assert len(indptr) == 4 * gd.n_movies + 1
-    with pytest.raises(ValueError, match="draws"):
+    with pytest.raises(SamplingError, match="draws"):
         NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(), draws=-1)
 
 
@@ -143,7 +144,7 @@ def test_neighbourhood_table_shares_add_up():
     table = neighbourhood_table(gd.graph, 0, NeighbourhoodSpec(neighbours=5, walks=40), seed=0)
     assert set(table["movie"]) == {1, 2} and table["visits"].is_monotonic_decreasing
     assert table["importance"].sum() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(SamplingError, match="outside"):
         neighbourhood_table(gd.graph, 99, NeighbourhoodSpec())
 
 

@@ -16,6 +16,7 @@ from helpers.data.movielens import MovieLens
 from helpers.data.loader import load_movielens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
+from helpers.graph.features import GraphError
 from helpers.training.sampling import NeighbourSampler
 from helpers.training.config import Alternatives, TrainConfig
 from helpers.training.loop import build_model, load_trained_model, train_pinsage
@@ -227,5 +228,5 @@ def test_inference_is_reproducible_with_a_seed_and_checks_the_graph(sample_gd):
     a = infer_movie_embeddings(model, sample_gd, seed=3)
     b = infer_movie_embeddings(model, sample_gd, seed=3)
     assert np.array_equal(a, b) and a.dtype == np.float32
-    with pytest.raises(ValueError, match="movies"):
+    with pytest.raises(GraphError, match="movies"):
         infer_movie_embeddings(model, paired_movies())

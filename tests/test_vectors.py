@@ -152,6 +152,60 @@ def test_missing_collection_names_the_stores_notebook(lite_store) -> None:
         lite_store.search(np.ones(16, dtype=np.float32), limit=3)
 
 
+def test_every_milvus_failure_is_a_vector_store_error_naming_the_action(lite_store, sample_ml, monkeypatch) -> None:
+    """Whichever client method fails with a driver error (pymilvus' or gRPC's), the caller gets a
+    `VectorStoreError` (a `StoreError` of "milvus") that names the action, with the driver error as its cause;
+    a failed ingestion leaves the old collection serving (the next one drops any build a failure left)."""
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    live = lite_store.physical()
+    ingest = lambda: lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)  # noqa: E731
+    cases = [("insert", ingest, "inserting movies"), ("flush", ingest, "flushing the new collection"),
+             ("alter_alias", ingest, "switching the alias"), ("create_collection", ingest, "creating a collection"),
+             ("drop_alias", lite_store.drop, "dropping the alias"), ("load_collection", lite_store.load, "loading"),
+             ("search", lambda: lite_store.search(vectors[0], limit=3), "searching"),
+             ("query_iterator", lite_store.metadata, "reading every movie")]
+    for method, call, action in cases:
+        for driver_error in (MilvusException(message=f"{method} broke"), grpc.RpcError(f"{method} broke")):
+            def broken(*args, error=driver_error, **kwargs):
+                raise error
+
+            monkeypatch.setattr(lite_store.client, method, broken)
+            with pytest.raises(VectorStoreError, match=f"failed while {action}.*{method} broke") as caught:
+                call()
+            assert caught.value.store == "milvus" and caught.value.__cause__ is driver_error
+            monkeypatch.undo()
+    assert lite_store.physical() == live and lite_store._builds() == [live] and lite_store.count() == len(ids)
+
+
+def test_a_bug_is_not_dressed_up_as_a_store_fault(lite_store, sample_ml, monkeypatch) -> None:
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    monkeypatch.setattr(lite_store.client, "search", lambda *a, **kw: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        lite_store.search(vectors[0], limit=3)
+
+
+def test_a_collection_that_is_not_loaded_is_loaded_and_the_call_retried(lite_store, sample_ml, monkeypatch) -> None:
+    from pymilvus.exceptions import MilvusException
+
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    get, loads = lite_store.client.get, []
+
+    def get_once_unloaded(*args, **kwargs):
+        if not loads:
+            raise MilvusException(message="collection not loaded")
+        return get(*args, **kwargs)
+
+    monkeypatch.setattr(lite_store.client, "get", get_once_unloaded)
+    monkeypatch.setattr(lite_store, "load", lambda: loads.append(1))
+    assert list(lite_store.get([int(ids[0])], with_vectors=False)) == [int(ids[0])] and loads == [1]
+
+
 def test_second_process_on_the_lite_file_is_told_why(tmp_path) -> None:
     settings = sample_settings(tmp_path)
     holder = subprocess.Popen(

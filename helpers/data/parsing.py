@@ -38,7 +38,7 @@ class _Layout:
 
 def _nonempty(value: str) -> str:
     if value == "":
-        raise ValueError("empty")
+        raise MalformedFileError("empty")
     return value
 
 
@@ -50,7 +50,7 @@ def _id(value: str) -> int:
     """A MovieLens id: a whole number from 1 to 2**63-1."""
     number = int(value)
     if not 1 <= number <= MAX_ID:
-        raise ValueError("out of range: ids are whole numbers from 1 to 2**63-1")
+        raise MalformedFileError("out of range: ids are whole numbers from 1 to 2**63-1")
     return number
 
 
@@ -58,14 +58,14 @@ def _rating(value: str) -> float:
     """A rating: a finite number from 0.5 to 5."""
     number = float(value)
     if not (math.isfinite(number) and 0.5 <= number <= 5):
-        raise ValueError("ratings are finite numbers from 0.5 to 5")
+        raise MalformedFileError("ratings are finite numbers from 0.5 to 5")
     return number
 
 
 def _timestamp(value: str) -> int:
     number = int(value)
     if not 0 <= number <= MAX_ID:
-        raise ValueError("timestamps are whole seconds since 1970, from 0 to 2**63-1")
+        raise MalformedFileError("timestamps are whole seconds since 1970, from 0 to 2**63-1")
     return number
 
 
@@ -123,10 +123,10 @@ def _read_table(path: Path, layout: _Layout, dtypes: dict[str, object] | None = 
                             quoting=csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE, engine="c")
         required = [n for n, parse in zip(layout.names, layout.parsers, strict=True) if parse is not _any]
         if frame[required].isna().to_numpy().any():
-            raise ValueError("missing value")
+            raise MalformedFileError("missing value")
         for name, parse in zip(layout.names, layout.parsers, strict=True):
             if parse in _COLUMN_CHECKS and not _COLUMN_CHECKS[parse](frame[name]).all():
-                raise ValueError(f"a value of {name} is out of range")
+                raise MalformedFileError(f"a value of {name} is out of range")
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=list(layout.names))
     except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:

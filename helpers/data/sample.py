@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from helpers.artifacts import atomic_path, generated_folder_ready
-from helpers.data.movielens import DAT_FILES
+from helpers.data.movielens import DAT_FILES, DatasetError
 
 
 SAMPLE_VERSION = 1  # bump when the generator changes, so cached samples are written again
@@ -85,7 +85,8 @@ def _sample_titles(rng: np.random.Generator, count: int) -> list[str]:
     rng.shuffle(english)
     titles = list(_FOREIGN_TITLES) + [t if rng.random() < 0.7 else f"The {t}" for t in english]
     if count > len(titles):
-        raise ValueError(f"the sample can name at most {len(titles)} series")
+        raise DatasetError(f"the sample can name at most {len(titles)} series, not {count}: give a SampleShape "
+                           "with fewer movies")
     order = rng.permutation(count)  # spread the accented titles over the catalogue
     return [titles[i] for i in order]
 

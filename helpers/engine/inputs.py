@@ -56,10 +56,10 @@ def check_years(years: Any) -> tuple[int, int] | None:
         return None
     try:
         low, high = years
-        if any(isinstance(y, bool) or not isinstance(y, numbers.Integral) for y in (low, high)):
-            raise TypeError
-    except (TypeError, ValueError):
-        raise RecommendError(f"years must be a (first, last) pair of whole years, e.g. (1990, 1999), got {years!r}") from None
+    except (TypeError, ValueError):  # not a pair
+        low = high = None
+    if any(isinstance(y, bool) or not isinstance(y, numbers.Integral) for y in (low, high)):
+        raise RecommendError(f"years must be a (first, last) pair of whole years, e.g. (1990, 1999), got {years!r}")
     if low > high:
         raise RecommendError(f"years={years!r}: the first year is after the last; give (earlier, later)")
     return int(low), int(high)

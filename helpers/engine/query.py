@@ -39,9 +39,11 @@ import numpy as np
 
 from helpers.artifacts import ArtifactError, require
 from helpers.config import ConfigError, Settings
+from helpers.engine.inputs import RecommendError
 from helpers.errors import RecsysError
 from helpers.stages import notebook_for
 from helpers.training.embeddings import (
+    EmbeddingsError,
     MovieEmbeddings,
     embeddings_path,
     load_movie_embeddings,
@@ -84,7 +86,8 @@ class ArrayVectorSource:
         movie_ids = np.asarray(movie_ids, dtype=np.int64)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(movie_ids):
-            raise ValueError(f"{len(movie_ids)} movie ids for query vectors of shape {vectors.shape}")
+            raise EmbeddingsError(f"{len(movie_ids)} movie ids for query vectors of shape {vectors.shape}: give "
+                                  "one row of vectors per movie id")
         self.name = name
         self.movie_ids = movie_ids
         self.query_vectors = vectors
@@ -112,10 +115,11 @@ class MovieVectorLookup:
 
     def __init__(self, sources: Sequence[MovieVectorSource]):
         if not sources:
-            raise ValueError("a MovieVectorLookup needs at least one source (the embeddings artifact)")
+            raise EmbeddingsError("a MovieVectorLookup needs at least one source: start with the embeddings "
+                                  "artifact (MovieVectorLookup.from_embeddings)")
         dims = {s.name: int(s.dim) for s in sources}
         if len(set(dims.values())) != 1:
-            raise ValueError(f"vector sources of different lengths {dims}: every source must hold vectors of the "
+            raise EmbeddingsError(f"vector sources of different lengths {dims}: every source must hold vectors of the "
                              f"current embeddings; after retraining, re-run {notebook_for('vectors')}")
         self.sources = list(sources)
         self.dim = int(self.sources[0].dim)
@@ -215,7 +219,7 @@ class MeanQueryEncoder(QueryEncoder):
 
     def encode(self, liked_movie_ids: Sequence[int]) -> np.ndarray:
         if not len(liked_movie_ids):
-            raise ValueError("no liked movies to encode: give at least one movie id")
+            raise RecommendError("no liked movies to encode: give at least one movie id")
         return self.movie_vectors(liked_movie_ids).mean(axis=0)
 
 

@@ -68,7 +68,7 @@ class GraphData:
     def split(self, name: str) -> pd.DataFrame:
         """The `train`, `val` or `test` frame."""
         if name not in ("train", "val", "test"):
-            raise ValueError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
+            raise GraphError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
         return getattr(self, name)
 
     def movie_index(self, movie_ids: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ Milvus Lite serves one process per file: while a notebook holds `<artifacts>/<da
 cannot open it (and the other way round). To run both, point both at the docker-compose Milvus server.
 
 Errors: 4xx only for what the client can fix (422 with what to do, echoing at most a short prefix of the
-input; 404 for an unknown movie; 413 for a body over 64 KB); every store fault is a 503 that names the store
-and what to do, logged at most once per fault kind per 10 s (`FaultLog`). Ids are 1..2**63-1 and numbers
+input; 404 for an unknown movie; 413 for a body over 64 KB); every store fault (a `StoreError`: the stores turn
+every driver error into one) is a 503 that names the store and what to do, logged at most once per fault kind per
+10 s (`FaultLog`); anything else is a bug, a 500 with its traceback in the log. Ids are 1..2**63-1 and numbers
 finite (NaN and Infinity in a JSON body are refused before validation).
 """
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpers.stores.catalog import CatalogError
+from helpers.stores.errors import StoreError
 from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
@@ -42,8 +42,6 @@ from helpers.stages import notebook_for
 from helpers.engine.startup import open_engine
 from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
 from helpers.engine.engine import RecommendationEngine
-from helpers.stores.build import StoresOutOfStepError
-from helpers.stores.milvus_client import VectorStoreError
 from helpers.serving.webapp import add_webapp
 
 MAX_QUERY_CHARS = 200
@@ -81,7 +79,7 @@ class RecommendRequest(BaseModel):
     @model_validator(mode="after")
     def _years_in_order(self) -> RecommendRequest:
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
-            raise ValueError(f"year_min ({self.year_min}) is after year_max ({self.year_max}): swap them")
+            raise RecommendError(f"year_min ({self.year_min}) is after year_max ({self.year_max}): swap them")
         return self
 
     def years(self) -> tuple[int, int] | None:
@@ -248,17 +246,10 @@ def validation_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return shown
 
 
-def store_fault(error: BaseException) -> tuple[str, str]:
-    """(fault kind, message saying what to do) for an exception that comes from a store."""
-    if isinstance(error, (VectorStoreError, CatalogError, StoresOutOfStepError)):
-        store = {VectorStoreError: "milvus", CatalogError: "catalog"}.get(type(error), "stores")
-        return f"{store}:{type(error).__name__}", str(error)
-    module = type(error).__module__
-    store = "milvus" if module.startswith(("pymilvus", "grpc", "milvus")) else "catalog"
-    text = str(error).strip().splitlines()
-    reason = text[0][:200] if text else type(error).__name__
-    return (f"{store}:{type(error).__name__}",
-            f"The {store} store failed ({reason}). Check /health, which says which store is wrong and what to do.")
+def store_fault(error: StoreError) -> tuple[str, str]:
+    """(fault kind, message saying what to do) for a store fault: the stores turn every driver error into a
+    `StoreError` that names the store, so nothing here guesses."""
+    return f"{error.store}:{type(error).__name__}", str(error)
 
 
 # loggers that write a traceback for EVERY failed store call (pymilvus' RPC decorator, Milvus Lite's embedded
@@ -276,14 +267,6 @@ def quiet_store_client_logs() -> None:
         logger = logging.getLogger(name)
         if _not_a_client_error not in logger.filters:
             logger.addFilter(_not_a_client_error)
-
-
-def _store_fault_types() -> tuple[type[BaseException], ...]:
-    import sqlalchemy as sa
-    from pymilvus.exceptions import MilvusException
-
-    return (VectorStoreError, CatalogError, StoresOutOfStepError, sa.exc.SQLAlchemyError, sqlite3.Error,
-            MilvusException)
 
 
 def _short_text(text: str, limit: int = 500) -> str:
@@ -318,14 +301,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": validation_detail(list(error.errors()))})
 
-    async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    @app.exception_handler(StoreError)
+    async def _store_unavailable(request: Request, error: StoreError) -> JSONResponse:
         kind, message = store_fault(error)
         faults.record(kind, f"{request.method} {request.url.path}: {message}")
         return JSONResponse(status_code=503, content={"detail": f"A store is unavailable: {message}"},
                             headers={"retry-after": "10"})
-
-    for store_error in _store_fault_types():
-        app.add_exception_handler(store_error, _store_unavailable)
 
     def engine(request: Request) -> RecommendationEngine:
         return request.app.state.engine
@@ -335,14 +316,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Whether both stores work and agree: real reads of the catalog's tables and the Milvus collection,
         their movie counts against each other and against the stores record; `problems` says which store is
         wrong and what to do. 503 when anything is wrong."""
-        try:
-            report = engine(request).health()
-        except Exception as error:  # a health check must answer, whatever broke
-            kind, message = store_fault(error)
-            faults.record(kind, f"/health: {message}")
-            report = {"ok": False, "stores": {"milvus": False, "catalog": False},
-                      "movies": {"milvus": None, "catalog": None, "record": None}, "building": False,
-                      "problems": [message]}
+        report = engine(request).health()  # each store's failure is one of its problems, never an exception
         for problem in report["problems"]:
             faults.record(f"health:{problem.split(':', 1)[0]}", problem)
         body = Health(dataset=settings.dataset, **report)

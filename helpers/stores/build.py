@@ -12,7 +12,7 @@ from helpers.stores.catalog import Catalog, CatalogReport
 from helpers.stores.sql import safe_url
 from helpers.config import Settings
 from helpers.training.embeddings import embeddings_path, load_movie_embeddings
-from helpers.errors import RecsysError
+from helpers.stores.errors import StoreError
 from helpers.stores.milvus import IngestReport, VectorStore
 from helpers.stores.milvus_client import STORES_NOTEBOOK
 
@@ -21,7 +21,7 @@ STORES_BUILDING = "stores.building.json"
 STORES_RECORD = "stores.json"
 
 
-class StoresOutOfStepError(RecsysError, RuntimeError):
+class StoresOutOfStepError(StoreError):
     """Milvus and the catalog disagree about which movies exist; re-run the vector store notebook."""
 
 

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
-from helpers.config import Settings
+from helpers.config import Settings, get_settings
 from helpers.data.movielens import GENRE_SEPARATOR, genre_list
 from helpers.stores.sql import RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
-from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, SERVER_HINT
+from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, DRIVER_ERRORS, SERVER_HINT
 from helpers.stages import notebook_for
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
@@ -68,22 +68,19 @@ def _movie_dict(row: Any) -> dict[str, Any]:
 
 
 class Catalog:
-    """The catalog at `settings.catalog_url` (or `url`): create tables, ingest MovieLens, look movies up."""
+    """The catalog at `url`, else at `settings.catalog_url` (default: the settings from the environment):
+    create tables, ingest MovieLens, look movies up. Every database failure is a `CatalogError`."""
 
     def __init__(self, settings: Settings | None = None, url: str | None = None):
-        if url is None:
-            if settings is None:
-                raise TypeError("Catalog needs settings or a url")
-            url = settings.catalog_url
-        self.url = url
-        self.engine = get_engine(url)
+        self.url = url if url is not None else (settings or get_settings()).catalog_url
+        self.engine = get_engine(self.url)
         self._genres: list[str] | None = None
 
     def __repr__(self) -> str:
         return f"Catalog({safe_url(self.url)!r})"
 
-    def fault(self, exc: BaseException) -> CatalogError:
-        """A database failure as a `CatalogError` that says which problem it is and what to do."""
+    def fault(self, exc: BaseException, action: str) -> CatalogError:
+        """A database failure while `action` as a `CatalogError` that says which problem it is and what to do."""
         text = str(getattr(exc, "orig", exc)).strip()
         message = (text.splitlines()[0] if text else type(exc).__name__)[:300]
         where = safe_url(self.url)
@@ -104,34 +101,38 @@ class Catalog:
             return CatalogError(f"The catalog file {path or where} is damaged ({message}): delete it and rebuild it "
                                 f"with {STORES_NOTEBOOK} (README: 'When a store is damaged or "
                                 "stopped').")
-        return CatalogError(f"Cannot use the catalog database at {where} ({message}). {SERVER_HINT}")
+        return CatalogError(f"Cannot use the catalog database at {where} while {action} ({message}). {SERVER_HINT}")
 
     @contextlib.contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """A transaction; failing to connect becomes a `CatalogError` that says what to do."""
+    def _begin(self, action: str) -> Iterator[Connection]:
+        """A transaction, committed when the block ends; every database failure in it, connecting included,
+        rolls it back and becomes a `CatalogError` naming `action`."""
         try:
-            conn = self.engine.connect()
-        except sa.exc.DBAPIError as exc:
-            raise self.fault(exc) from exc
-        with conn, conn.begin():
-            yield conn
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DRIVER_ERRORS as exc:
+            raise self.fault(exc, action) from exc
 
     def _read(self, statement: sa.Executable) -> list[Any]:
         """Run a query; every database failure (unreachable, missing table, damaged file) becomes a `CatalogError`."""
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(statement))
-        except (sa.exc.DBAPIError, sqlite3.Error) as exc:
-            raise self.fault(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise self.fault(exc, "reading") from exc
 
     # -- writing ------------------------------------------------------------------------------------------
     def create(self) -> None:
         """Create the tables that are missing (existing ones and their rows are kept)."""
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sqlite3.connect(path).close()  # the engine opens files read-write only (see `_sqlite_engine`)
-        with self._begin() as conn:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sqlite3.connect(path).close()  # the engine opens files read-write only (see `_sqlite_engine`)
+            except (OSError, sqlite3.Error) as exc:
+                raise CatalogError(f"Cannot create the catalog file {path} ({exc}): check that its folder is "
+                                   "writable, or set RECSYS_CATALOG_URL (RECSYS_ARTIFACTS) elsewhere.") from exc
+        with self._begin("creating the tables") as conn:
             metadata.create_all(conn)
 
     def ingest(self, ml: Any, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> CatalogReport:
@@ -161,7 +162,7 @@ class Catalog:
     def _replace_sqlite(self, tables: dict[sa.Table, dict[str, Any]], batch_size: int, bar: Any) -> None:
         """One transaction: load staging tables, drop the live ones, rename, build the indexes."""
         staging_md = sa.MetaData()
-        with self._begin() as conn:
+        with self._begin("loading the new catalog") as conn:
             for table, columns in tables.items():
                 staged = staging_table(table, STAGING_SUFFIX, staging_md)
                 staged.drop(conn, checkfirst=True)
@@ -179,17 +180,17 @@ class Catalog:
         staging_md = sa.MetaData()
         for table, columns in tables.items():
             staged = staging_table(table, STAGING_SUFFIX, staging_md)
-            with self._begin() as conn:
+            with self._begin(f"creating the staging table {staged.name}") as conn:
                 staged.drop(conn, checkfirst=True)
                 staged.create(conn)
-            with self._begin() as conn:
+            with self._begin(f"loading {staged.name}") as conn:
                 conn.execute(sa.text("SET SESSION unique_checks = 0"))  # the input was checked for duplicates
                 bulk_insert(conn, staged, columns, batch_size, bar)
-            with self._begin() as conn:
+            with self._begin(f"indexing {staged.name}") as conn:
                 for index in table.indexes:
                     sa.Index(index.name, *(staged.c[c.name] for c in index.columns)).create(conn)
         retired = [staging_table(table, RETIRED_SUFFIX, staging_md) for table in tables]
-        with self._begin() as conn:
+        with self._begin("swapping the new tables in") as conn:
             for old in retired:
                 old.drop(conn, checkfirst=True)
             swaps = ", ".join(f"{t.name} TO {t.name}{RETIRED_SUFFIX}, {t.name}{STAGING_SUFFIX} TO {t.name}"
@@ -337,7 +338,7 @@ class Catalog:
         SQLite, that the file still exists. Cheap at any size: only `movies` is counted, never the ratings."""
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
-            raise self.fault(FileNotFoundError(f"{path} was deleted"))
+            raise self.fault(FileNotFoundError(f"{path} was deleted"), "counting movies")
         for table in (movie_genres_table, users_table, ratings_table):
             self._read(sa.select(sa.literal(1)).select_from(table).limit(1))
         self._read(sa.select(movies_table.c.title_folded).limit(1))
@@ -345,7 +346,7 @@ class Catalog:
 
     def drop(self) -> None:
         """Drop the project's tables (only these four)."""
-        with self._begin() as conn:
+        with self._begin("dropping the tables") as conn:
             metadata.drop_all(conn)
         self._genres = None
 

@@ -28,9 +28,10 @@ every process sees data that was flushed, as `ingest` does before it switches.
 Crash safety: readers use the alias `movies`. `VectorStore.ingest` builds a new physical collection
 `movies__<time>`, flushes, loads and verifies its count, and only then switches the alias to it and drops the old
 one; a kill or a failure before the switch leaves the old collection serving (the next ingestion drops the
-unfinished build). Milvus Lite and the server both support aliases. Every Milvus failure while serving becomes a
-`VectorStoreError` that says what to do (the API answers it with a 503); a collection that a restarted server has
-not loaded yet is loaded and the call retried once.
+unfinished build). Milvus Lite and the server both support aliases. Every Milvus call goes through `VectorStore._call`,
+so every Milvus failure, serving or building, becomes a `VectorStoreError` that names the action and says what to do
+(the API answers it with a 503); a collection that a restarted server has not loaded yet is loaded and the call
+retried once.
 
 Milvus Lite allows ONE process per `.db` folder (it takes a lock): close the client (`VectorStore.close`)
 before another notebook kernel opens the file, or point every process at a server.
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ import pandas as pd
 from helpers.config import Settings
 from helpers.data.movielens import genre_list
 from helpers.stores.milvus_index import IndexChoice, choose_index
-from helpers.stores.milvus_client import CALL_TIMEOUT_SECONDS, VectorStoreError, quiet_iterator_warning, connect, disconnect, filter_expression, is_lite_uri
+from helpers.stores.milvus_client import CALL_TIMEOUT_SECONDS, VectorStoreError, quiet_iterator_warning, connect, disconnect, driver_errors, filter_expression, is_lite_uri
 from helpers.stores.milvus_client import SERVER_HINT, STORES_NOTEBOOK
 from helpers.stages import notebook_for
 
@@ -147,26 +148,31 @@ class VectorStore:
         return VectorStoreError(f"The Milvus server at {self.uri} failed while {action} ({reason}). Check that it "
                                 f"is running; {SERVER_HINT}")
 
-    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`self.client.<method>(...)` within `CALL_TIMEOUT_SECONDS`, with a collection that is not loaded (a
-        restarted server) loaded and the call retried once, and every other failure a `VectorStoreError`."""
-        from pymilvus.exceptions import MilvusException
+    @contextlib.contextmanager
+    def _failing_as(self, action: str) -> Iterator[None]:
+        """Turn a Milvus failure (`driver_errors`) inside the block into `fault(..., action)`."""
+        try:
+            yield
+        except driver_errors() as exc:
+            raise self.fault(exc, action) from exc
 
+    def _call(self, action: str, method: str, *args: Any, reload: bool = True, **kwargs: Any) -> Any:
+        """`self.client.<method>(...)`, the one way this class calls Milvus: within `CALL_TIMEOUT_SECONDS`
+        (building passes `timeout=None`), every failure a `VectorStoreError` naming `action`, and with `reload`
+        a collection that is not loaded (a restarted server) loaded and the call retried once."""
         kwargs.setdefault("timeout", CALL_TIMEOUT_SECONDS)
-        for attempt in (1, 2):
-            try:
+        try:
+            with self._failing_as(action):
                 return getattr(self.client, method)(*args, **kwargs)
-            except MilvusException as exc:
-                if attempt == 1 and "not loaded" in str(exc).lower():
-                    with contextlib.suppress(MilvusException):
-                        self.load()
-                        continue
-                raise self.fault(exc, action) from exc
-            except VectorStoreError:
+        except VectorStoreError as error:
+            if not (reload and "not loaded" in str(error.__cause__).lower()):
                 raise
-            except Exception as exc:  # grpc and connection errors below pymilvus
-                raise self.fault(exc, action) from exc
-        raise AssertionError("unreachable")
+            try:
+                self.load()
+            except VectorStoreError:
+                raise error  # the call's own failure says more than the reload's
+        with self._failing_as(action):
+            return getattr(self.client, method)(*args, **kwargs)
 
     # -- set-up -------------------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -192,18 +198,20 @@ class VectorStore:
     def _create_physical(self, name: str, dim: int, index: IndexChoice) -> None:
         from pymilvus import DataType
 
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
-                                           description="MovieLens movies and their PinSage embeddings")
-        schema.add_field("movie_id", DataType.INT64, is_primary=True)
-        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
-        schema.add_field("year", DataType.INT64)
-        schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
-                         max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
-        params = self.client.prepare_index_params()
-        params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
-                         params=index.build_params)
-        self.client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+        with self._failing_as("preparing the collection's schema and index"):  # built here, nothing sent yet
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
+                                               description="MovieLens movies and their PinSage embeddings")
+            schema.add_field("movie_id", DataType.INT64, is_primary=True)
+            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+            schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
+            schema.add_field("year", DataType.INT64)
+            schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
+                             max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
+            params = self.client.prepare_index_params()
+            params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
+                             params=index.build_params)
+        self._call("creating a collection", "create_collection", name, schema=schema, index_params=params,
+                   consistency_level="Strong", timeout=None)
 
     def _check_dim(self, dim: int, replace_other_dim: bool) -> None:
         existing = self.dim()
@@ -221,7 +229,8 @@ class VectorStore:
 
     def load(self) -> None:
         """Load the collection into memory for search (needed again after reopening)."""
-        self.client.load_collection(self.physical() or self.collection)
+        self._call("loading the collection", "load_collection", self.physical() or self.collection, reload=False,
+                   timeout=None)
 
     def _builds(self) -> list[str]:
         """Physical collections that ingestions of `self.collection` made (the live one among them)."""
@@ -231,9 +240,9 @@ class VectorStore:
     def drop(self) -> None:
         """Drop the collection: the alias, the collection it names and any unfinished builds."""
         if self.collection in self._call("listing aliases", "list_aliases").get("aliases", []):
-            self.client.drop_alias(self.collection)
-        for name in self._builds() + ([self.collection] if self.client.has_collection(self.collection) else []):
-            self.client.drop_collection(name)
+            self._call("dropping the alias", "drop_alias", self.collection, timeout=None)
+        for name in self._builds() + ([self.collection] if self.exists() else []):
+            self._call("dropping a collection", "drop_collection", name, timeout=None)
         self._index = None
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -256,7 +265,7 @@ class VectorStore:
         previous = self.physical()
         old_ids = self.ids() if previous else np.zeros(0, dtype=np.int64)
         for debris in set(self._builds()) - {previous}:  # builds that never went live (a killed ingestion)
-            self.client.drop_collection(debris)
+            self._call("dropping an unfinished build", "drop_collection", debris, timeout=None)
         index = choose_index(len(rows), self.lite, self.index_setting)
         build = f"{self.collection}__{time.time_ns()}"
         self._create_physical(build, dim, index)
@@ -264,19 +273,20 @@ class VectorStore:
             with tqdm(total=len(rows), desc=f"insert into {build}", unit="movie", disable=not progress) as bar:
                 for first in range(0, len(rows), batch_size):
                     batch = rows[first:first + batch_size]
-                    self.client.insert(build, batch)
+                    self._call("inserting movies", "insert", build, batch, timeout=None)
                     bar.update(len(batch))
-            self.client.flush(build)
-            self.client.load_collection(build)
-            result = self.client.query(build, filter="", output_fields=["count(*)"], consistency_level="Strong")
+            self._call("flushing the new collection", "flush", build, timeout=None)
+            self._call("loading the new collection", "load_collection", build, reload=False, timeout=None)
+            result = self._call("counting the new collection", "query", build, filter="", output_fields=["count(*)"],
+                                consistency_level="Strong", timeout=None)
             count = int(result[0]["count(*)"])
             if count != len(rows):
                 raise VectorStoreError(f"After inserting {len(rows)} movies the new collection at {self.uri} holds "
                                        f"{count}: nothing was switched, the old collection still serves. Run the "
                                        "ingestion again.")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.drop_collection(build)
+        except BaseException:  # a failure or an interrupt: drop the build, whatever stopped it, and re-raise
+            with contextlib.suppress(VectorStoreError):
+                self._call("dropping the unfinished build", "drop_collection", build, timeout=None)
             raise
         self._switch(build, previous)
         self._index = index
@@ -288,14 +298,14 @@ class VectorStore:
         """Point the alias at `build`, then drop `previous`."""
         aliases = self._call("listing aliases", "list_aliases").get("aliases", [])
         if self.collection in aliases:
-            self.client.alter_alias(build, self.collection)
+            self._call("switching the alias", "alter_alias", build, self.collection, timeout=None)
         else:
             if previous == self.collection:  # a collection from before aliases: it must go to free the name
-                self.client.drop_collection(previous)
+                self._call("dropping the collection from before aliases", "drop_collection", previous, timeout=None)
                 previous = None
-            self.client.create_alias(build, self.collection)
+            self._call("creating the alias", "create_alias", build, self.collection, timeout=None)
         if previous and previous != build:
-            self.client.drop_collection(previous)
+            self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
 
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
@@ -322,12 +332,11 @@ class VectorStore:
         iterator = self._call("reading every movie", "query_iterator", self.collection, batch_size=5_000,
                               filter="movie_id >= 0", output_fields=list(fields))
         try:
-            while batch := iterator.next():
-                found.extend({f: row[f] for f in fields} for row in batch)
-        except Exception as exc:
-            raise self.fault(exc, "reading every movie") from exc
+            with self._failing_as("reading every movie"):
+                while batch := iterator.next():
+                    found.extend({f: row[f] for f in fields} for row in batch)
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*driver_errors()):  # closing is best effort: the result is read or failed
                 iterator.close()
         frame = pd.DataFrame(found, columns=list(fields))
         if "genres" in frame:

@@ -1,7 +1,6 @@
 """One pymilvus `MilvusClient` per process and URI, the errors that say what to do, and the filter expressions."""
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -9,8 +8,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from helpers.errors import RecsysError
 from helpers.stages import notebook_for
+from helpers.stores.errors import StoreError
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
 CALL_TIMEOUT_SECONDS = 5.0  # a serving call to a server that stopped answering fails (a 503) instead of hanging
@@ -20,8 +19,19 @@ SERVER_HINT = (
 )
 
 
-class VectorStoreError(RecsysError, RuntimeError):
+class VectorStoreError(StoreError):
     """The vector store cannot be reached or used; the message says what to do."""
+
+    store = "milvus"
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What a pymilvus call raises when Milvus fails: its own `MilvusException` and the gRPC errors it lets
+    through (pymilvus' `error_handler` turns anything else raised below it into a `MilvusException`)."""
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    return (MilvusException, grpc.RpcError, grpc.FutureTimeoutError)
 
 
 def _lock_holder_message(db_path: Path) -> str | None:
@@ -50,8 +60,7 @@ def _lite_open_error(db_path: Path, exc: Exception) -> VectorStoreError:
     means "already open elsewhere". Anything else is the file itself (damaged), with Milvus' own reason."""
     from milvus_lite.server_manager import server_manager_instance
 
-    with contextlib.suppress(Exception):
-        server_manager_instance.release_server(str(db_path))
+    server_manager_instance.release_server(str(db_path))  # it stops the server and ignores what that raises
     reason = _lock_holder_message(db_path)
     if reason:
         return VectorStoreError(reason)
@@ -69,7 +78,6 @@ _CLIENTS: dict[tuple[int, str], Any] = {}  # (pid, uri) -> MilvusClient: one cli
 def connect(uri: str, token: str = "", timeout: float = 10.0):
     """The process's `MilvusClient` for `uri` (opened on first use), or a `VectorStoreError` saying what to do."""
     from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
 
     key = (os.getpid(), uri)
     if key in _CLIENTS:
@@ -80,7 +88,7 @@ def connect(uri: str, token: str = "", timeout: float = 10.0):
     try:
         client = MilvusClient(uri=uri, token=token, timeout=timeout)
         client.list_collections()
-    except MilvusException as exc:
+    except driver_errors() as exc:
         if lite:
             raise _lite_open_error(Path(uri), exc) from exc
         raise VectorStoreError(f"Cannot reach the Milvus server at {uri} ({exc}). {SERVER_HINT}") from exc

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from helpers.errors import RecsysError
+from helpers.stores.errors import StoreError
 
 
 DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
@@ -62,8 +62,15 @@ ratings_table = sa.Table(
 )
 
 
-class CatalogError(RecsysError, RuntimeError):
+class CatalogError(StoreError):
     """The catalog cannot be reached or used, or was given bad input; the message says what to do."""
+
+    store = "catalog"
+
+
+# what a database call raises when the catalog fails: SQLAlchemy wraps the drivers' (sqlite3, PyMySQL) errors
+# in DBAPIError, and a SQLite file opened by `_sqlite_engine`'s creator can fail with sqlite3's own
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, sqlite3.Error)
 
 
 def _normalise_url(url: str) -> URL:
@@ -85,15 +92,20 @@ def get_engine(url: str) -> Engine:
     """This process's SQLAlchemy engine for `url` (created on first use)."""
     key = (os.getpid(), url)
     if key not in _ENGINES:
-        parsed = _normalise_url(url)
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            engine = _sqlite_engine(parsed)
-        elif backend in ("mysql", "mariadb"):
-            engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
-        else:
-            raise CatalogError(f"Unsupported catalog database {safe_url(parsed)}: use sqlite:///path.sqlite or "
-                               "mysql+pymysql://user:password@host:3306/database (RECSYS_CATALOG_URL).")
+        try:
+            parsed = _normalise_url(url)
+            backend = parsed.get_backend_name()
+            if backend == "sqlite":
+                engine = _sqlite_engine(parsed)
+            elif backend in ("mysql", "mariadb"):
+                engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
+            else:
+                raise CatalogError(f"Unsupported catalog database {safe_url(parsed)}: use sqlite:///path.sqlite or "
+                                   "mysql+pymysql://user:password@host:3306/database (RECSYS_CATALOG_URL).")
+        except (sa.exc.ArgumentError, ImportError) as exc:  # not a URL, or its driver is not installed
+            raise CatalogError(f"RECSYS_CATALOG_URL cannot be used ({exc}): give sqlite:///path.sqlite, or "
+                               "mysql+pymysql://user:password@host:3306/database with PyMySQL installed "
+                               "(`pip install -r requirements.txt`).") from exc
         _ENGINES[key] = engine
     return _ENGINES[key]
 

@@ -20,7 +20,7 @@ from torch import nn
 from helpers.training.model import softmax_loss
 from helpers.training.sampling import EngagementPositives
 from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
-from helpers.training.config import one_cycle
+from helpers.training.config import TrainConfigError, one_cycle
 from helpers.training.inference import MovieVectors
 
 
@@ -32,9 +32,10 @@ class NextMovieBaseline:
     def __init__(self, dim: int = 64, steps: int = 4000, batch_size: int = 1024, lr: float = 1e-2,
                  weight_decay: float = 0.0, warmup: float = 0.05, seed: int = 42, log_every: int = 100):
         if min(dim, steps, batch_size, log_every) < 1:
-            raise ValueError("dim, steps, batch_size and log_every must all be at least 1")
+            raise TrainConfigError(f"dim={dim}, steps={steps}, batch_size={batch_size}, log_every={log_every}: "
+                                   "they must all be at least 1")
         if lr <= 0:
-            raise ValueError(f"lr={lr}: it must be positive")
+            raise TrainConfigError(f"lr={lr}: it must be positive (e.g. 1e-2)")
         self.dim, self.steps, self.batch_size, self.lr = dim, steps, batch_size, lr
         self.weight_decay, self.warmup, self.seed, self.log_every = weight_decay, warmup, seed, log_every
         self.vectors: MovieVectors | None = None

@@ -21,9 +21,14 @@ import numpy as np
 
 from helpers.artifacts import atomic_path, require, write_manifest
 from helpers.config import Settings
+from helpers.errors import RecsysError
 from helpers.ranking import normalise_rows
 
 FILE_NAME = "movie_embeddings.npz"
+
+
+class EmbeddingsError(RecsysError, ValueError):
+    """Movie ids and vectors that do not fit together (counts, shapes, repeats, NaN); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,20 @@ def save_movie_embeddings(settings: Settings, movie_ids: np.ndarray, vectors: np
     are, without them `vectors` are normalised and serve as both sides (cosine)."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     if movie_ids.ndim != 1 or len(movie_ids) != len(vectors):
-        raise ValueError(f"{len(movie_ids)} movie ids for {len(vectors)} vectors: they must match one to one")
+        raise EmbeddingsError(f"{len(movie_ids)} movie ids for {len(vectors)} vectors: give one vector per movie id")
     if len(np.unique(movie_ids)) != len(movie_ids):
-        raise ValueError("movie ids must be unique")
+        raise EmbeddingsError("movie ids repeat: give each movie id once, with its one vector")
     if query_vectors is None:
         vectors = query_vectors = normalise_rows(vectors)
     else:
         vectors = np.asarray(vectors, dtype=np.float32)
         query_vectors = np.asarray(query_vectors, dtype=np.float32)
         if query_vectors.shape != vectors.shape:
-            raise ValueError(f"query vectors of shape {query_vectors.shape} for candidate vectors of shape "
+            raise EmbeddingsError(f"query vectors of shape {query_vectors.shape} for candidate vectors of shape "
                              f"{vectors.shape}: give one query vector per movie, of the same length")
     for name, values in (("vectors", vectors), ("query vectors", query_vectors)):
         if not np.isfinite(values).all():
-            raise ValueError(f"{name} hold NaN or inf: retrain (notebook 03) before saving")
+            raise EmbeddingsError(f"{name} hold NaN or inf: retrain (notebook 03) before saving")
     path = embeddings_path(settings)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from helpers.dgl_import import dgl
+from helpers.graph.features import GraphError
 from helpers.training.model import PinSage
 from helpers.training.sampling import (NeighbourSampler)
 
@@ -24,7 +25,7 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     device = model.device
     n = gd.graph.num_nodes("movie")
     if n != model.features.num_movies:
-        raise ValueError(f"the model was built for {model.features.num_movies} movies but the graph has {n}: "
+        raise GraphError(f"the model was built for {model.features.num_movies} movies but the graph has {n}: "
                          "train it on this graph (notebook 03)")
     movies = torch.arange(n)
     batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]

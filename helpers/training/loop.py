@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.dgl_import import dgl
+from helpers.errors import RecsysError
 from helpers.training.model import PinSage
 from helpers.training.config import TrainConfig
 from helpers.training.step import TrainingStep
@@ -33,6 +34,10 @@ from helpers.training.inference import infer_movie_embeddings, infer_movie_vecto
 
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
+
+
+class TrainingError(RecsysError, RuntimeError):
+    """Training ran but produced no model; the message says which setting to change."""
 
 
 @dataclass
@@ -90,9 +95,9 @@ def _load_state(path: Path, key: str) -> dict[str, Any] | None:
     """The saved state of this run, or None (with the reason printed) when there is none to resume."""
     if not path.exists():
         return None
-    try:
+    try:  # a damaged file makes torch.load raise almost anything (UnpicklingError, EOFError, RuntimeError, KeyError)
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a damaged file: start cleanly, it is replaced after the first epoch
+    except Exception as error:  # only that one call: start cleanly, the file is replaced after the first epoch
         print(f"Ignoring unreadable {path.name} ({error.__class__.__name__}); training from scratch.")
         return None
     if state.get("key") != key:
@@ -206,7 +211,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                     state_path)
 
     if best_epoch < 0:
-        raise RuntimeError("No epoch finished: give a larger time_budget_s or max_epochs.")
+        raise TrainingError("No epoch finished: give a larger time_budget_s or max_epochs (TrainConfig).")
     best = torch.load(model_path, map_location="cpu", weights_only=False)
     model.load_state_dict(best["model"])
     model.eval()

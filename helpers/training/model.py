@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers.graph.features import GraphError
+from helpers.training.config import TrainConfigError
 from helpers.training.sampling import Hop, Neighbourhood, NeighbourhoodSpec
 
 YEAR_BUCKETS = torch.linspace(-3.0, 3.0, 25)  # standardised release year -> 26 buckets (unknown year = 0)
@@ -94,7 +96,7 @@ class PinSage(nn.Module):
                  temperature: float = 1.0, query_id: bool = False):
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"temperature={temperature}: it must be positive (e.g. 0.1)")
+            raise TrainConfigError(f"temperature={temperature}: it must be positive (e.g. 0.1)")
         self.dim = dim
         self.spec = spec
         self.temperature = temperature
@@ -117,7 +119,8 @@ class PinSage(nn.Module):
         data = graph.nodes["movie"].data
         missing = {"genres", "year", "title"} - set(data.keys())
         if missing:
-            raise ValueError(f"movie nodes lack feature(s) {sorted(missing)}: build the graph with helpers.graph")
+            raise GraphError(f"movie nodes lack feature(s) {sorted(missing)}: build the graph with helpers.graph "
+                             "(notebook 02)")
         return cls(data["genres"], data["year"], data["title"], **kwargs)
 
     @property

@@ -20,9 +20,14 @@ import pandas as pd
 import torch
 
 from helpers.dgl_import import dgl
+from helpers.errors import RecsysError
 
 MOVIE, USER = "movie", "user"
 WATCHED, WATCHED_BY = "watched", "watched-by"
+
+
+class SamplingError(RecsysError, ValueError):
+    """A sampler was given settings or data it cannot sample from; the message says what to change."""
 
 
 @dataclass
@@ -56,10 +61,11 @@ def engagement_pairs(train: pd.DataFrame, window: int = 1) -> np.ndarray:
     """Pairs `[movie, next movie]` from each user's training ratings in time order: the movie rated 1..`window`
     places after it. Ties in timestamp keep the order of `train`. Returns int64 array of shape (P, 2)."""
     if window < 1:
-        raise ValueError(f"window={window}: it must be at least 1 (1 = only the very next movie)")
+        raise SamplingError(f"window={window}: give at least 1 (1 = only the very next movie; TrainConfig's "
+                            "engagement_window)")
     missing = {"user", "movie", "timestamp"} - set(train.columns)
     if missing:
-        raise ValueError(f"train is missing column(s) {sorted(missing)}: pass GraphData.train from helpers.graph")
+        raise SamplingError(f"train is missing column(s) {sorted(missing)}: pass GraphData.train from helpers.graph")
     ordered = train.sort_values(["user", "timestamp"], kind="stable")
     users = ordered["user"].to_numpy()
     movies = ordered["movie"].to_numpy(dtype=np.int64)
@@ -77,7 +83,8 @@ class EngagementPositives:
     def __init__(self, train: pd.DataFrame, window: int = 1):
         self.pairs = torch.from_numpy(engagement_pairs(train, window))
         if len(self.pairs) == 0:
-            raise ValueError("No engagement pairs: no user has two training ratings. Use a larger dataset.")
+            raise SamplingError("No engagement pairs: no user has two training ratings. Use a larger dataset "
+                                "(RECSYS_DATASET).")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.randint(len(self.pairs), (batch_size,), generator=generator)
@@ -92,7 +99,8 @@ class RandomWalkPositives:
         self.graph = graph
         self.edge_movies = graph.edges(etype=WATCHED)[1]
         if len(self.edge_movies) == 0:
-            raise ValueError("The graph has no training edges: build it with helpers.graph.build.build_graph.")
+            raise SamplingError("The graph has no training edges: build it with helpers.graph.build.build_graph "
+                                "(notebook 02).")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         heads = self.edge_movies[torch.randint(len(self.edge_movies), (batch_size,), generator=generator)]
@@ -109,7 +117,7 @@ class NegativeSampler:
     def __init__(self, num_movies: int, hard_ranks: tuple[int, int] = (50, 500)):
         low, high = hard_ranks
         if not 0 <= low < high:
-            raise ValueError(f"hard_ranks={hard_ranks}: give (low, high) with 0 <= low < high, e.g. (50, 500)")
+            raise SamplingError(f"hard_ranks={hard_ranks}: give (low, high) with 0 <= low < high, e.g. (50, 500)")
         self.num_movies = num_movies
         self.hard_ranks = (low, min(high, max(num_movies - 1, low + 1)))
         self.bank: torch.Tensor | None = None  # [num_movies, high - low] movie indices
@@ -154,9 +162,10 @@ class NeighbourhoodSpec:
 
     def __post_init__(self) -> None:
         if not 0 < self.restart_prob < 1:
-            raise ValueError(f"restart_prob={self.restart_prob}: it must be between 0 and 1 (e.g. 0.5)")
+            raise SamplingError(f"restart_prob={self.restart_prob}: give a number between 0 and 1 (e.g. 0.5)")
         if min(self.neighbours, self.walks, self.walk_length) < 1:
-            raise ValueError("neighbours, walks and walk_length must all be at least 1")
+            raise SamplingError(f"neighbours={self.neighbours}, walks={self.walks}, walk_length={self.walk_length}: "
+                                "they must all be at least 1 (e.g. 5, 10, 2)")
 
 
 class NeighbourSampler:
@@ -176,9 +185,9 @@ class NeighbourSampler:
     def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec, draws: int = 0,
                  generator: torch.Generator | None = None):
         if layers < 1:
-            raise ValueError(f"layers={layers}: it must be at least 1")
+            raise SamplingError(f"layers={layers}: give at least 1 (2 reach the neighbours' neighbours)")
         if draws < 0:
-            raise ValueError(f"draws={draws}: give 0 (walk afresh every time) or a positive pool size")
+            raise SamplingError(f"draws={draws}: give 0 (walk afresh every time) or a positive pool size")
         self.layers = layers
         self.spec = spec
         self.draws = draws
@@ -301,7 +310,7 @@ def neighbourhood_table(graph: dgl.DGLGraph, movie: int, spec: NeighbourhoodSpec
     the random walks reached it) and `importance` (its share of the visits, the pooling weight), most
     visited first. `seed` fixes the walks."""
     if not 0 <= movie < graph.num_nodes(MOVIE):
-        raise ValueError(f"movie node index {movie} is outside 0..{graph.num_nodes(MOVIE) - 1}; map MovieLens ids "
+        raise SamplingError(f"movie node index {movie} is outside 0..{graph.num_nodes(MOVIE) - 1}; map MovieLens ids "
                          "with GraphData.movie_index")
     generator = None
     if seed is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.graph.features import GraphError
 from helpers.ranking import normalise_rows
 
 
@@ -33,11 +34,11 @@ def showcase_movie_ids(movies: pd.DataFrame, gd, titles: tuple[str, ...] = WELL_
 
 def nearest_movies(vectors: np.ndarray, gd, movies: pd.DataFrame, movie_ids: list[int], k: int = 5) -> pd.DataFrame:
     """For each MovieLens id in `movie_ids`, its `k` nearest movies by cosine similarity of `vectors` (row i =
-    movie node i): columns query, rank, title, year, genres, similarity. Unknown ids raise a ValueError that
-    names them."""
+    movie node i): columns query, rank, title, year, genres, similarity. Unknown ids raise a `GraphError`
+    (a ValueError) that names them."""
     unknown = [m for m in movie_ids if m not in set(gd.movie_ids.tolist())]
     if unknown:
-        raise ValueError(f"Unknown movie id(s) {unknown}: they are not in the {gd.dataset} graph. "
+        raise GraphError(f"Unknown movie id(s) {unknown}: they are not in the {gd.dataset} graph. "
                          "Pick ids from the movies table (e.g. ml.movies.movie_id).")
     unit = normalise_rows(vectors)
     info = movies.set_index("movie_id")
