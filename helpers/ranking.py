@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.errors import RecsysError
+
 COMBINE_METHODS: tuple[str, ...] = ("mean", "max", "sum")
 DEFAULT_COMBINE = "mean"
 DEFAULT_PER_MOVIE_LIMIT = 100
+
+
+class RankingError(RecsysError, ValueError):
+    """A combine method the project does not know; the message lists the known ones."""
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -37,7 +43,7 @@ def score_liked(query_vectors: np.ndarray, valid: np.ndarray, candidates: np.nda
     liked movie's search returns, among the allowed movies; None = all). A movie not allowed, or that no liked
     movie retrieved, scores -inf."""
     if combine not in COMBINE_METHODS:
-        raise ValueError(f"unknown combine method {combine!r}: use one of {', '.join(COMBINE_METHODS)}")
+        raise RankingError(f"unknown combine method {combine!r}: use one of {', '.join(COMBINE_METHODS)}")
     valid = np.asarray(valid, dtype=bool)
     allowed = np.ones(len(candidates), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
     if combine == "mean":

@@ -8,7 +8,7 @@ import pytest
 
 from helpers.engine.reference import numpy_recommend
 from helpers.evaluation.scorers import query_candidate_scorer
-from helpers.ranking import COMBINE_METHODS, score_liked
+from helpers.ranking import COMBINE_METHODS, RankingError, score_liked
 
 
 def loop_reference(query: np.ndarray, candidates: np.ndarray, combine: str, limit: int | None,
@@ -82,5 +82,5 @@ def test_the_engine_reference_ranks_as_the_loop_reference(combine: str) -> None:
 
 
 def test_an_unknown_combine_method_is_refused() -> None:
-    with pytest.raises(ValueError, match="mean, max, sum"):
+    with pytest.raises(RankingError, match="mean, max, sum"):
         score_liked(np.zeros((1, 1, 2)), np.ones((1, 1), dtype=bool), np.zeros((3, 2)), "median")
