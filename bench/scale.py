@@ -11,9 +11,11 @@ the reset lowers ru_maxrss too); training prints ms/step. Results are merged by 
 table with the log-log slope of each stage (seconds and memory against ratings).
 
 Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (helpers.data), `graph`
-(helpers.graph.build.build_graph), `pool` (the neighbourhood pool of TrainConfig.neighbour_pool draws over all
-movies), `train` (the steps of helpers.training.loop's loop for `--train-seconds`, without per-epoch validation),
-`infer` (layer-wise inference of every movie in batches), `eval_prepare`, `eval_pinsage`, `popularity`,
+(helpers.graph.build.build_graph), `pool` (the model, the samplers and the neighbourhood pool of
+TrainConfig.neighbour_pool draws over all movies), `train` (`helpers.training.step.TrainingStep`, the step
+`train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule over
+`--train-seconds`, no per-epoch validation), `infer` (layer-wise inference of every movie's query and candidate
+vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite`, and with `--server`
 `milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
@@ -96,15 +98,14 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     from helpers.data.loader import load_movielens
     from helpers.training.embeddings import save_movie_embeddings
     from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
-    from helpers.evaluation.scorers import embedding_scorer
+    from helpers.evaluation.scorers import query_candidate_scorer
     from helpers.evaluation.protocols import evaluate_scores, prepare_evaluation
     from helpers.graph.build import build_graph
-    from helpers.training.model import max_margin_loss
     from helpers.runtime import set_threads
-    from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
     from helpers.training.config import TrainConfig
     from helpers.training.loop import build_model
-    from helpers.training.inference import infer_movie_embeddings
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.step import TrainingStep
 
     name = dataset_name(ratings)
     cache = Path(args.cache).expanduser()
@@ -120,38 +121,30 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     with stages("graph") as rec:
         gd = build_graph(ml)
         rec.update(train_edges=len(gd.train))
-    config = TrainConfig.for_dataset(name)
+    config = TrainConfig.for_dataset(name, **args.train_config)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with stages("pool", draws=config.neighbour_pool):
-        sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool,
-                                   generator=generator)
-        sampler.refresh()
-    with stages("train") as rec:
-        started = time.perf_counter()
+    with stages("pool", draws=config.neighbour_pool):  # the model, the samplers, and the neighbourhood pool
         model = build_model(gd, config)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        positives = EngagementPositives(gd.train, config.alternatives.engagement_window)
-        negatives = NegativeSampler(gd.graph.num_nodes("movie"), config.alternatives.hard_ranks)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        train_step = TrainingStep(gd, config, model, optimizer)
+        train_step.sampler.refresh()
+    with stages("train") as rec:  # helpers.training.step, as train_pinsage runs it, without the validation
+        model.train()
         ready = time.perf_counter()
-        steps, losses = 0, []
-        while time.perf_counter() - ready < args.train_seconds:
-            heads, tails = positives.sample(config.batch_size, generator)
-            negs = negatives.sample(heads, config.alternatives.negatives, 0.0, generator)
-            batch = pair_batch(sampler, heads, tails, negs)
-            loss = max_margin_loss(model(batch.neighbourhood), batch.heads, batch.tails, batch.negatives,
-                                   config.alternatives.margin, config.alternatives.in_batch_negatives)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        steps, losses, spent = 0, [], 0.0
+        while spent < args.train_seconds:
+            for group in optimizer.param_groups:  # the schedule over the budget, as with `time_budget_s`
+                group["lr"] = config.learning_rate(0, spent / args.train_seconds)
+            losses.append(train_step(generator))
             steps += 1
-        spent = time.perf_counter() - ready
-        rec.update(steps=steps, ms_per_step=round(1000 * spent / steps, 1), setup_s=round(ready - started, 2),
+            spent = time.perf_counter() - ready
+        rec.update(steps=steps, ms_per_step=round(1000 * spent / steps, 1),
+                   pairs_per_second=round(steps * config.batch_size / spent, 1),
                    loss_last_50=round(float(np.mean(losses[-50:])), 4))
-    del sampler, positives
+    del train_step
     with stages("infer"):
-        vectors = infer_movie_embeddings(model, gd, seed=args.seed)
+        vectors = infer_movie_vectors(model, gd, seed=args.seed)
     with stages("eval_prepare"):
         data = prepare_evaluation(gd)
     metrics: dict[str, dict[str, float]] = {}
@@ -161,7 +154,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
         metrics[label] = {k: round(v, 4) for k, v in result.items() if k in ("hr@10", "hr@10_stderr", "n_users")}
 
     with stages("eval_pinsage") as rec:
-        evaluate("pinsage", embedding_scorer(vectors))
+        evaluate("pinsage", query_candidate_scorer(vectors.query, vectors.candidate))
         rec.update(**metrics["pinsage"])
     for label, make in (("popularity", PopularityBaseline), ("item_knn", ItemKNNBaseline),
                         ("transitions", TransitionsBaseline)):
@@ -179,8 +172,8 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     try:
         env = {"RECSYS_DATASET": name, "RECSYS_CACHE": str(cache), "RECSYS_ARTIFACTS": str(work / "artifacts")}
         settings = get_settings(env)
-        save_movie_embeddings(settings, gd.movie_ids, vectors)
-        _ingest(stages, "milvus_lite", "catalog_sqlite", settings, gd, vectors, ml)
+        save_movie_embeddings(settings, gd.movie_ids, vectors.candidate, query_vectors=vectors.query)
+        _ingest(stages, "milvus_lite", "catalog_sqlite", settings, gd, vectors.candidate, ml)
         if args.server:
             with contextlib.ExitStack() as server:
                 if args.server_lock:  # the server's etcd takes a fixed port: one server per machine
@@ -193,7 +186,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
                 _create_mysql_database(args.mysql_url, database)
                 backend = get_settings({**env, "RECSYS_MILVUS_URI": uri,
                                         "RECSYS_CATALOG_URL": f"{args.mysql_url.rstrip('/')}/{database}"})
-                _ingest(stages, "milvus_server", "catalog_mariadb", backend, gd, vectors, ml)
+                _ingest(stages, "milvus_server", "catalog_mariadb", backend, gd, vectors.candidate, ml)
                 _drop_mysql_database(args.mysql_url, database)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -319,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="sizes to run, one child process each (e.g. 1000000 5000000 10000000 32000000)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: run one size, print RESULT
     parser.add_argument("--train-seconds", type=float, default=120.0, help="training time budget per size")
+    parser.add_argument("--train-config", type=json.loads, default={}, metavar="JSON",
+                        help='TrainConfig knobs over the dataset\'s defaults, e.g. \'{"loss": "max_margin"}\'')
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache", default=os.environ.get("RECSYS_CACHE", "~/.cache/movie-graph-recsys"),
                         help="where the synthetic datasets are generated and kept (RECSYS_CACHE)")
@@ -347,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     for ratings in args.ratings:
         print(f"{dataset_name(ratings)} ({ratings:,} ratings)", flush=True)
         command = [sys.executable, "-m", "bench.scale", "--one", str(ratings), "--train-seconds",
-                   str(args.train_seconds), "--seed", str(args.seed), "--cache", args.cache,
+                   str(args.train_seconds), "--train-config", json.dumps(args.train_config), "--seed", str(args.seed),
+                   "--cache", args.cache,
                    "--mysql-url", args.mysql_url] + (["--server"] if args.server else []) + (
                    ["--server-lock", args.server_lock] if args.server_lock else []) + (
                    ["--workdir", args.workdir] if args.workdir else [])
