@@ -123,7 +123,7 @@ class VectorStore:
     """The `movies` collection at `settings.milvus_uri`: create, ingest (build + alias switch), get, search.
 
     Readers use the name `movies`, which is an alias of the physical collection `movies__<time>` that the
-    last completed ingestion built (a collection of that name from before aliases is treated the same way)."""
+    last completed ingestion built."""
 
     def __init__(self, settings: Settings, collection: str = COLLECTION):
         self.uri = settings.milvus_uri
@@ -179,11 +179,11 @@ class VectorStore:
         return bool(self._call("looking for the collection", "has_collection", self.collection))
 
     def physical(self) -> str | None:
-        """The physical collection `self.collection` names (itself when it is not an alias), or None."""
+        """The physical collection the alias `self.collection` names, or None."""
         aliases = self._call("listing aliases", "list_aliases").get("aliases", [])
         if self.collection in aliases:
             return self._call("reading an alias", "describe_alias", self.collection)["collection_name"]
-        return self.collection if self.collection in self._call("listing collections", "list_collections") else None
+        return None
 
     def dim(self) -> int | None:
         """The vector size of the existing collection, or None when there is none."""
@@ -241,7 +241,7 @@ class VectorStore:
         """Drop the collection: the alias, the collection it names and any unfinished builds."""
         if self.collection in self._call("listing aliases", "list_aliases").get("aliases", []):
             self._call("dropping the alias", "drop_alias", self.collection, timeout=None)
-        for name in self._builds() + ([self.collection] if self.exists() else []):
+        for name in self._builds():
             self._call("dropping a collection", "drop_collection", name, timeout=None)
         self._index = None
 
@@ -300,9 +300,6 @@ class VectorStore:
         if self.collection in aliases:
             self._call("switching the alias", "alter_alias", build, self.collection, timeout=None)
         else:
-            if previous == self.collection:  # a collection from before aliases: it must go to free the name
-                self._call("dropping the collection from before aliases", "drop_collection", previous, timeout=None)
-                previous = None
             self._call("creating the alias", "create_alias", build, self.collection, timeout=None)
         if previous and previous != build:
             self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
