@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     from helpers.evaluation.protocols import evaluate_scores
     from helpers.evaluation.scorers import query_candidate_scorer
     from helpers.graph.build import build_graph
-    from helpers.training.baselines import NextMovieBaseline, next_movie_steps_for
-    from helpers.runtime import seed_everything, set_threads
     from helpers.plots import dataset_label
+    from helpers.runtime import seed_everything, set_threads
+    from helpers.training.baselines import NextMovieBaseline, next_movie_steps_for
     from helpers.training.config import TrainConfig
     from helpers.training.inference import infer_movie_vectors
     from helpers.training.loop import train_pinsage

@@ -29,11 +29,11 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     from helpers.config import get_settings
     from helpers.data.loader import load_movielens
     from helpers.graph.build import build_graph
-    from helpers.training.model import max_margin_loss
     from helpers.runtime import seed_everything
-    from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
     from helpers.training.config import TrainConfig
     from helpers.training.loop import build_model
+    from helpers.training.model import max_margin_loss
+    from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
 
     torch.set_num_threads(threads)
     settings = get_settings(dataset=dataset)

@@ -60,16 +60,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
-    from helpers.evaluation.baselines import ItemKNNBaseline
-    from helpers.evaluation.protocols import HISTORY_LENGTH, PROTOCOL_HISTORY, SPLITS, evaluate_models, prepare_evaluation
-    from helpers.evaluation.report import write_metrics
-    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
-    from helpers.training.baselines import fit_baselines
     from helpers.config import get_settings
     from helpers.data.loader import load_movielens
+    from helpers.evaluation.baselines import ItemKNNBaseline
+    from helpers.evaluation.protocols import (
+        HISTORY_LENGTH,
+        PROTOCOL_HISTORY,
+        SPLITS,
+        evaluate_models,
+        prepare_evaluation,
+    )
+    from helpers.evaluation.report import write_metrics
+    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
     from helpers.graph.build import build_graph
-    from helpers.runtime import seed_everything, set_threads
     from helpers.plots import dataset_label
+    from helpers.runtime import seed_everything, set_threads
+    from helpers.training.baselines import fit_baselines
     from helpers.training.config import TrainConfig
     from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors
     from helpers.training.loop import train_pinsage

@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from bench.report import add_out_option, start, write_json
-from helpers.stores.catalog import Catalog
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
-from helpers.training.embeddings import load_movie_embeddings
-from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
 from helpers.engine.engine import RecommendationEngine
 from helpers.engine.reference import numpy_recommend
+from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
+from helpers.stores.catalog import Catalog
 from helpers.stores.milvus import VectorStore
+from helpers.training.embeddings import load_movie_embeddings
 
 LIKED_SIZES = (1, 5, 20)
 
@@ -105,8 +105,8 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
 
 def quality(settings, embeddings) -> dict[str, Any]:
     """Print and return HR@10 / NDCG@10 of each way to combine liked movies, validation and test."""
-    from helpers.evaluation.scorers import EmbeddingScorer
     from helpers.evaluation.protocols import evaluate_scores
+    from helpers.evaluation.scorers import EmbeddingScorer
     from helpers.graph.build import load_graph
 
     gd = load_graph(settings)

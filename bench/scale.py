@@ -93,18 +93,18 @@ class Stages:
 def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from helpers.data import synthetic
     from helpers.config import get_settings
+    from helpers.data import synthetic
     from helpers.data.loader import load_movielens
-    from helpers.training.embeddings import save_movie_embeddings
     from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
-    from helpers.evaluation.scorers import query_candidate_scorer
     from helpers.evaluation.protocols import evaluate_scores, prepare_evaluation
+    from helpers.evaluation.scorers import query_candidate_scorer
     from helpers.graph.build import build_graph
     from helpers.runtime import set_threads
     from helpers.training.config import TrainConfig
-    from helpers.training.loop import build_model
+    from helpers.training.embeddings import save_movie_embeddings
     from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import build_model
     from helpers.training.step import TrainingStep
 
     name = dataset_name(ratings)

@@ -23,6 +23,7 @@ from helpers.config import Settings
 from helpers.errors import RecsysError
 from helpers.stages import notebook_for
 
+
 class ArtifactError(RecsysError, RuntimeError):
     """Base class: an artifact cannot be used; the message says which notebook to run."""
 

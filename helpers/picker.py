@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import pandas as pd
 
-from helpers.engine.inputs import DEFAULT_K, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS
 from helpers.engine.engine import Recommendation, RecommendationEngine
-from helpers.engine.inputs import RecommendError
+from helpers.engine.inputs import DEFAULT_K, PAGE_MATCHES, PAGE_MAX_K, PAGE_MIN_LETTERS, RecommendError
 from helpers.errors import RecsysError
 from helpers.stores.errors import StoreError
 from helpers.stores.milvus_client import STORES_NOTEBOOK

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from helpers.data.movielens import MovieLens
 from helpers.errors import RecsysError
 
+
 class PlotError(RecsysError, ValueError):
     """A figure was asked for with arguments it cannot draw; the message names the argument and what to give."""
 

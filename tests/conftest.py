@@ -82,9 +82,9 @@ def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iter
     """Settings whose Milvus Lite file and SQLite catalog hold the sample with test embeddings (saved as the
     real `movie_embeddings.npz` artifact and ingested by `helpers.stores.build.build_stores`). Use it to build a
     `RecommendationEngine(stores_settings)`; close the engine when done."""
-    from helpers.training.embeddings import save_movie_embeddings
     from helpers.stores.build import build_stores
     from helpers.stores.milvus_client import disconnect
+    from helpers.training.embeddings import save_movie_embeddings
 
     settings = sample_settings(tmp_path_factory.mktemp("stores"))
     save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))

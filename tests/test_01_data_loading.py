@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 
 from helpers import plots  # noqa: E402
 from helpers.config import get_settings  # noqa: E402
-from helpers.data.movielens import MovieLens
 from helpers.data.loader import load_dataset, load_movielens  # noqa: E402
+from helpers.data.movielens import MovieLens
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"
 

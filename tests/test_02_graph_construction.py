@@ -9,7 +9,7 @@ import torch
 
 from helpers.config import get_settings
 from helpers.data.loader import load_movielens
-from helpers.graph.build import build_graph, GraphData, load_graph, save_graph
+from helpers.graph.build import GraphData, build_graph, load_graph, save_graph
 from helpers.graph.explore import degrees, describe_walk, random_walk
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"

@@ -16,17 +16,17 @@ import torch.nn.functional as F
 
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
-from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
 from helpers.evaluation.baselines import PopularityBaseline
 from helpers.evaluation.protocols import evaluate_scores
 from helpers.evaluation.scorers import query_candidate_scorer
 from helpers.graph.build import build_graph, graph_path, save_graph
 from helpers.graph.features import GraphError
+from helpers.training.config import TrainConfig
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
+from helpers.training.loop import build_model, train_pinsage
 from helpers.training.model import WeightedSAGELayer
 from helpers.training.sampling import Hop, neighbourhood_table
-from helpers.training.config import TrainConfig
-from helpers.training.loop import build_model, train_pinsage
-from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
 from helpers.training.showcase import showcase_movie_ids
 
 MARGIN = 0.15

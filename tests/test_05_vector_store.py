@@ -9,15 +9,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import make_test_embeddings, sample_settings
 from helpers.artifacts import read_manifest
-from helpers.stores.catalog import Catalog
 from helpers.config import PROJECT_ROOT
-from helpers.training.embeddings import embeddings_path, save_movie_embeddings
+from helpers.stages import SERIES, notebook_for
 from helpers.stores.build import build_stores, building_marker_path, stores_record_path
+from helpers.stores.catalog import Catalog
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import disconnect
-from helpers.stages import SERIES, notebook_for
+from helpers.training.embeddings import embeddings_path, save_movie_embeddings
+
+from conftest import make_test_embeddings, sample_settings
 
 NOTEBOOK = PROJECT_ROOT / notebook_for("vectors")
 NEXT = Path(SERIES[[s.artifact for s in SERIES].index("vectors") + 1].notebook).name  # the engine's notebook

@@ -12,18 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import make_test_embeddings, sample_settings
 
 from bench.servers import free_port, stop_process, wait_for_http
-from helpers.stores.catalog import Catalog
 from helpers.config import Settings
-from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.engine.inputs import MAX_LIKED
 from helpers.engine.engine import RecommendationEngine
-from helpers.stores.build import build_stores
+from helpers.engine.inputs import MAX_LIKED
 from helpers.engine.reference import numpy_recommend
-from helpers.stores.milvus_client import disconnect
 from helpers.stages import notebook_for
+from helpers.stores.build import build_stores
+from helpers.stores.catalog import Catalog
+from helpers.stores.milvus_client import disconnect
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+
+from conftest import make_test_embeddings, sample_settings
 
 STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.stages import notebook_for
 from helpers.stores.catalog import Catalog, CatalogError
 from helpers.stores.sql import get_engine
-from helpers.stages import notebook_for
 
 STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 

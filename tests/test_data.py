@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from helpers.config import DATASETS, get_settings
-from helpers.data.movielens import DatasetError, DatasetFileError, MalformedFileError, MovieLens
-from helpers.data.sample import ensure_sample, SampleShape, write_sample
 from helpers.data.loader import load_dataset, load_movielens
+from helpers.data.movielens import DatasetError, DatasetFileError, MalformedFileError, MovieLens
 from helpers.data.parsing import split_title
+from helpers.data.sample import SampleShape, ensure_sample, write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"
 

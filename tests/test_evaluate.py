@@ -8,15 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
-from helpers.evaluation.metrics import hit_rate_at_k, ndcg_at_k, rank_metrics, recall_at_k, top_k
-from helpers.evaluation.protocols import EvaluationError, evaluate_models, evaluate_scores, movie_indices, prepare_evaluation
-from helpers.evaluation.report import metrics_frame, metrics_records, read_metrics, write_metrics
-from helpers.evaluation.scorers import EmbeddingScorer, embedding_scorer, query_candidate_scorer
-from helpers.training.baselines import fit_baselines
 from helpers.artifacts import StaleArtifactError, read_manifest, write_manifest
 from helpers.config import get_settings
+from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
+from helpers.evaluation.metrics import hit_rate_at_k, ndcg_at_k, rank_metrics, recall_at_k, top_k
+from helpers.evaluation.protocols import (
+    EvaluationError,
+    evaluate_models,
+    evaluate_scores,
+    movie_indices,
+    prepare_evaluation,
+)
+from helpers.evaluation.report import metrics_frame, metrics_records, read_metrics, write_metrics
+from helpers.evaluation.scorers import EmbeddingScorer, embedding_scorer, query_candidate_scorer
 from helpers.graph.build import GraphData
+from helpers.training.baselines import fit_baselines
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:

@@ -30,17 +30,18 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import _unavailable, make_test_embeddings, sample_settings
 
 from bench.servers import MilvusServer, free_port, milvus_binary, stop_process, wait_for_http
-from helpers.stores.catalog import Catalog
 from helpers.config import Settings
-from helpers.training.embeddings import save_movie_embeddings
 from helpers.engine.engine import RecommendationEngine
-from helpers.stores.build import build_stores
-from helpers.stores.milvus import VectorStore
-from helpers.stores.milvus_client import disconnect, VectorStoreError
 from helpers.stages import notebook_for
+from helpers.stores.build import build_stores
+from helpers.stores.catalog import Catalog
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import VectorStoreError, disconnect
+from helpers.training.embeddings import save_movie_embeddings
+
+from conftest import _unavailable, make_test_embeddings, sample_settings
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent

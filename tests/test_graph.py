@@ -13,8 +13,7 @@ import torch
 from helpers.artifacts import MissingArtifactError, StaleArtifactError
 from helpers.config import get_settings
 from helpers.data.movielens import MovieLens
-from helpers.graph.build import (build_graph, graph_path, GraphData, GraphError, load_graph, save_graph,
-                                 time_split)
+from helpers.graph.build import GraphData, GraphError, build_graph, graph_path, load_graph, save_graph, time_split
 from helpers.graph.explore import describe_walk, random_walk
 from helpers.graph.features import title_tokens, tokenize_title
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import sample_settings
 from nbclient import NotebookClient
 
 from helpers.engine.startup import StoresUnavailableError, open_engine
 from helpers.stages import PAGE_NOTEBOOK, notebook_for
+
+from conftest import sample_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / PAGE_NOTEBOOK

@@ -6,14 +6,15 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import make_test_embeddings, sample_settings
 
-from helpers.stores.catalog import Catalog
-from helpers.training.embeddings import save_movie_embeddings
+from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.notebook import init_notebook, running_in_voila
 from helpers.picker import MoviePicker, movie_label, results_frame, results_html
-from helpers.engine.engine import Recommendation, RecommendationEngine
 from helpers.stores.build import build_stores
+from helpers.stores.catalog import Catalog
+from helpers.training.embeddings import save_movie_embeddings
+
+from conftest import make_test_embeddings, sample_settings
 
 QUERIES = ["misérables", "golden", "midnight"]
 

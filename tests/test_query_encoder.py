@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_test_embeddings, sample_settings
 
 import helpers.config
 from helpers.artifacts import atomic_path, write_manifest
 from helpers.config import QUERY_ENCODERS, ConfigError, Settings, get_settings
 from helpers.engine.engine import PER_MOVIE, RecommendationEngine
+from helpers.engine.inputs import RecommendError
 from helpers.engine.query import (
     ENCODERS,
     ArrayVectorSource,
@@ -30,13 +30,14 @@ from helpers.engine.query import (
 from helpers.errors import RecsysError
 from helpers.stores.build import StoresOutOfStepError, build_stores
 from helpers.stores.milvus_client import disconnect
-from helpers.engine.inputs import RecommendError
 from helpers.training.embeddings import (
     EmbeddingsError,
     embeddings_path,
     load_movie_embeddings,
     save_movie_embeddings,
 )
+
+from conftest import make_test_embeddings, sample_settings
 
 
 # -- a small order-aware encoder with its own artifact, registered only inside the tests that use it --------

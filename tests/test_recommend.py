@@ -8,18 +8,19 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_test_directed_embeddings, make_test_embeddings, sample_settings
 from helpers.artifacts import StaleArtifactError
-from helpers.stores.catalog import Catalog
-from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
-from helpers.ranking import COMBINE_METHODS
-from helpers.engine.inputs import MAX_K, RecommendError
 from helpers.engine.engine import PER_MOVIE, RecommendationEngine
-from helpers.stores.build import build_stores, StoresOutOfStepError, verify_stores
+from helpers.engine.inputs import MAX_K, RecommendError
 from helpers.engine.reference import numpy_recommend
+from helpers.ranking import COMBINE_METHODS
+from helpers.stages import notebook_for
+from helpers.stores.build import StoresOutOfStepError, build_stores, verify_stores
+from helpers.stores.catalog import Catalog
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import disconnect
-from helpers.stages import notebook_for
+from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+
+from conftest import make_test_directed_embeddings, make_test_embeddings, sample_settings
 
 STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 

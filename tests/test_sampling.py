@@ -11,9 +11,16 @@ import torch
 from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
-from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourhoodSpec, NeighbourSampler,
-                                       SamplingError,
-                              RandomWalkPositives, engagement_pairs, pair_batch)
+from helpers.training.sampling import (
+    EngagementPositives,
+    NegativeSampler,
+    NeighbourhoodSpec,
+    NeighbourSampler,
+    RandomWalkPositives,
+    SamplingError,
+    engagement_pairs,
+    pair_batch,
+)
 
 
 def movielens(ratings: list[tuple[int, int, int]], n_movies: int) -> MovieLens:

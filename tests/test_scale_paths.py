@@ -11,7 +11,13 @@ import pytest
 
 import helpers.evaluation.baselines as baselines_module
 from helpers.evaluation.baselines import ItemKNNBaseline
-from helpers.evaluation.protocols import EvaluationData, EvaluationError, evaluate_scores, prepare_evaluation, sample_rows
+from helpers.evaluation.protocols import (
+    EvaluationData,
+    EvaluationError,
+    evaluate_scores,
+    prepare_evaluation,
+    sample_rows,
+)
 from helpers.graph.build import GraphData
 
 
@@ -112,10 +118,10 @@ def test_index_choice_by_size_and_override() -> None:
 
 def test_the_store_builds_the_index_the_setting_asks_for(tmp_path, sample_ml) -> None:
     """RECSYS_MILVUS_INDEX reaches the collection (Milvus Lite); the default stays exact for a catalogue."""
-    from conftest import make_test_embeddings, sample_settings
-
     from helpers.stores.milvus import VectorStore
     from helpers.stores.milvus_client import disconnect
+
+    from conftest import make_test_embeddings, sample_settings
 
     ids, vectors = make_test_embeddings(sample_ml.movies)
     for setting, expected in (("auto", "FLAT"), ("HNSW", "HNSW")):

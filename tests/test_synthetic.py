@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data import synthetic
 from helpers.config import ConfigError, check_dataset_name, get_settings
-from helpers.data.movielens import DatasetError
+from helpers.data import synthetic
 from helpers.data.loader import load_dataset, load_movielens
+from helpers.data.movielens import DatasetError
 
 RATINGS = 200_000
 

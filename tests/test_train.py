@@ -12,15 +12,15 @@ import torch
 import helpers.training.loop as train_module
 from helpers.artifacts import require, write_manifest
 from helpers.config import get_settings
-from helpers.data.movielens import MovieLens
 from helpers.data.loader import load_movielens
+from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError
-from helpers.training.sampling import NeighbourSampler
 from helpers.training.config import Alternatives, TrainConfig
-from helpers.training.loop import build_model, load_trained_model, train_pinsage
 from helpers.training.inference import infer_movie_embeddings
+from helpers.training.loop import build_model, load_trained_model, train_pinsage
+from helpers.training.sampling import NeighbourSampler
 
 TINY = dict(batch_size=32, steps_per_epoch=6, max_epochs=3, time_budget_s=None, hard_start_epoch=1,
             hard_ramp_epochs=1, hard_ranks=(5, 50))

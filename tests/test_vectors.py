@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_test_embeddings, sample_settings
-from helpers.stores.milvus import VectorStore
-from helpers.stores.milvus_client import connect, disconnect, filter_expression, quote, VectorStoreError
-from helpers.stores.milvus_index import choose_index
 from helpers.stages import notebook_for
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import VectorStoreError, connect, disconnect, filter_expression, quote
+from helpers.stores.milvus_index import choose_index
+
+from conftest import make_test_embeddings, sample_settings
 
 STORES_NOTEBOOK = re.escape(notebook_for("vectors"))  # the stage table's vector store notebook, as a pattern
 

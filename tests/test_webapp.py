@@ -26,8 +26,8 @@ import pytest
 from bench.servers import free_port, stop_process, wait_for_http
 from helpers.config import Settings
 from helpers.engine.engine import RecommendationEngine
-from helpers.stores.milvus_client import disconnect
 from helpers.engine.inputs import PAGE_MATCHES
+from helpers.stores.milvus_client import disconnect
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"

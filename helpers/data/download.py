@@ -1,4 +1,5 @@
-"""The download of a published MovieLens zip from GroupLens: streamed to `.partial`, checked against its MD5, unpacked in one rename."""
+"""The download of a published MovieLens zip from GroupLens: streamed to `.partial`, checked against its MD5, unpacked
+in one rename."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,9 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+
 from helpers.artifacts import holds_files
-from helpers.data.movielens import ChecksumError, DOWNLOADS, DatasetError, DatasetFileError, DownloadError, FILES
+from helpers.data.movielens import DOWNLOADS, FILES, ChecksumError, DatasetError, DatasetFileError, DownloadError
 
 
 def md5_of(path: Path) -> str:

@@ -9,10 +9,11 @@ read through the same readers.
 from __future__ import annotations
 
 from pathlib import Path
+
 from helpers.artifacts import holds_files
 from helpers.config import ConfigError, Settings, check_dataset_name, get_settings
 from helpers.data.download import download
-from helpers.data.movielens import CSV_FILES, DatasetError, DatasetFileError, FILES, MovieLens
+from helpers.data.movielens import CSV_FILES, FILES, DatasetError, DatasetFileError, MovieLens
 from helpers.data.parsing import check_consistency, read_csv_dataset, read_dat, read_ml100k
 from helpers.data.sample import ensure_sample
 

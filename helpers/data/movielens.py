@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
-import pandas as pd
-from helpers.errors import RecsysError
+from typing import Any
 
+import pandas as pd
+
+from helpers.errors import RecsysError
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 

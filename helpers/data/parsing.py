@@ -15,11 +15,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from helpers.data.movielens import MAX_ID, MalformedFileError, MovieLens
-from helpers.data.movielens import genre_list
 
+from helpers.data.movielens import MAX_ID, MalformedFileError, MovieLens, genre_list
 
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
 

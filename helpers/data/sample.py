@@ -1,14 +1,16 @@
-"""The synthetic `sample` dataset (600 users, 420 movies, ~39k ratings) in the ML-1M file format, written deterministically from a seed."""
+"""The synthetic `sample` dataset (600 users, 420 movies, ~39k ratings) in the ML-1M file format, written
+deterministically from a seed."""
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
+
 from helpers.artifacts import atomic_path, generated_folder_ready
 from helpers.data.movielens import DAT_FILES, DatasetError
-
 
 SAMPLE_VERSION = 1  # bump when the generator changes, so cached samples are written again
 SAMPLE_MARKER = "sample.json"

@@ -35,12 +35,13 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from helpers.data.movielens import GENRE_SEPARATOR, NO_GENRES
-from helpers.artifacts import atomic_path, generated_folder_ready
-from helpers.errors import RecsysError
 
+from helpers.artifacts import atomic_path, generated_folder_ready
+from helpers.data.movielens import GENRE_SEPARATOR, NO_GENRES
+from helpers.errors import RecsysError
 
 PREFIX = "synthetic-"
 MARKER = "synthetic.json"

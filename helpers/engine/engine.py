@@ -36,19 +36,36 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
 import numpy as np
+
 from helpers.artifacts import manifest_path, require
-from helpers.stores.catalog import Catalog
-from helpers.stores.sql import control_characters
 from helpers.config import Settings, get_settings
-from helpers.training.embeddings import embeddings_path
+from helpers.engine.inputs import (
+    DEFAULT_K,
+    MAX_SEARCH_RESULTS,
+    RecommendError,
+    check_genres,
+    check_ids,
+    check_k,
+    check_years,
+)
 from helpers.engine.query import QueryEncoder, load_query_encoder
 from helpers.errors import RecsysError
+from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, fuse, normalise_rows, ranked
+from helpers.stores.build import (
+    STORES_NOTEBOOK,
+    StoresOutOfStepError,
+    building_marker_path,
+    recorded_movies,
+    stores_record_path,
+    verify_stores,
+)
+from helpers.stores.catalog import Catalog
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError
-from helpers.engine.inputs import DEFAULT_K, MAX_SEARCH_RESULTS, RecommendError, check_genres, check_ids, check_k, check_years
-from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, fuse, normalise_rows, ranked
-from helpers.stores.build import STORES_NOTEBOOK, StoresOutOfStepError, building_marker_path, recorded_movies, stores_record_path, verify_stores
+from helpers.stores.sql import control_characters
+from helpers.training.embeddings import embeddings_path
 
 log = logging.getLogger(__name__)
 PER_MOVIE = "per-movie"  # the `encoder` of combine="max"/"sum": each liked movie's own query vector searched

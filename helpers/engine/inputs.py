@@ -4,7 +4,9 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from typing import Any
+
 import numpy as np
+
 from helpers.errors import RecsysError
 
 # Every limit of the engine, the API and the two pages, defined once. The API serves programs and allows more

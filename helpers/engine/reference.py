@@ -1,8 +1,11 @@
-"""The engine's ranking by brute force over the vectors in memory: the reference the tests and benchmarks hold the engine to."""
+"""The engine's ranking by brute force over the vectors in memory: the reference the tests and benchmarks hold the
+engine to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
+
 from helpers.engine.inputs import RecommendError
 from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, score_liked
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
+
 from helpers.evaluation.protocols import EvaluationError, check_indices, check_queries
 
 

@@ -1,9 +1,10 @@
-"""Ranking metrics on ranked lists: HR@K, NDCG@K and Recall@K per query (the building blocks; `helpers.evaluation.protocols` computes the same from ranks directly)."""
+"""Ranking metrics on ranked lists: HR@K, NDCG@K and Recall@K per query (the building blocks;
+`helpers.evaluation.protocols` computes the same from ranks directly)."""
 from __future__ import annotations
 
 import numpy as np
-from helpers.errors import RecsysError
 
+from helpers.errors import RecsysError
 
 K_DEFAULT = 10
 METRICS: tuple[str, ...] = ("hr", "ndcg", "recall")

@@ -36,12 +36,12 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from helpers.evaluation.metrics import K_DEFAULT, METRICS, rank_metrics
-from helpers.evaluation.metrics import EvaluationError
 
+from helpers.evaluation.metrics import K_DEFAULT, METRICS, EvaluationError, rank_metrics
 
 HISTORY_LENGTH = 10
 SPLITS: tuple[str, ...] = ("val", "test")

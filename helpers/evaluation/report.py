@@ -29,8 +29,13 @@ import pandas as pd
 from helpers.artifacts import StaleArtifactError, atomic_path, require, write_manifest
 from helpers.config import Settings
 from helpers.evaluation.metrics import K_DEFAULT, METRICS
-from helpers.evaluation.protocols import (EvaluationError, MetricsTable, PROTOCOL_DESCRIPTIONS, PROTOCOL_HISTORY,
-                                          SPLIT_DESCRIPTION)
+from helpers.evaluation.protocols import (
+    PROTOCOL_DESCRIPTIONS,
+    PROTOCOL_HISTORY,
+    SPLIT_DESCRIPTION,
+    EvaluationError,
+    MetricsTable,
+)
 from helpers.stages import notebook_for
 
 METRICS_FILE = "metrics.json"

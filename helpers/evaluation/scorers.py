@@ -1,8 +1,11 @@
-"""Movie vectors as scorers for the evaluation protocols: cosine of one set of vectors, or a model's query vectors against its candidate vectors."""
+"""Movie vectors as scorers for the evaluation protocols: cosine of one set of vectors, or a model's query vectors
+against its candidate vectors."""
 from __future__ import annotations
 
 from typing import Any
+
 import numpy as np
+
 from helpers.evaluation.baselines import check_combine
 from helpers.evaluation.protocols import EvaluationError, check_queries, movie_indices
 from helpers.ranking import COMBINE_METHODS, normalise_rows, score_liked

@@ -25,13 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
+
 from helpers.artifacts import atomic_folder, manifest_path, require, write_manifest
 from helpers.config import Settings
+from helpers.graph.features import GraphError, category_codes, genre_multi_hot, standardised_year, title_tokens
 from helpers.stages import notebook_for
-from helpers.graph.features import category_codes, genre_multi_hot, standardised_year, title_tokens
-from helpers.graph.features import GraphError
+
 if TYPE_CHECKING:
     from helpers.data.movielens import MovieLens
 

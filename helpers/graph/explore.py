@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
 from helpers.graph.build import GraphData, GraphError
+
 if TYPE_CHECKING:
     pass
 

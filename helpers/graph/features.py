@@ -5,10 +5,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
+
 from helpers.data.movielens import NO_GENRES
 from helpers.errors import RecsysError
+
 if TYPE_CHECKING:
     pass
 

@@ -34,15 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpers.config import Settings, get_settings
+from helpers.engine.engine import RecommendationEngine
+from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
+from helpers.engine.startup import open_engine
+from helpers.errors import RecsysError
+from helpers.serving.webapp import add_webapp
+from helpers.stages import notebook_for
 from helpers.stores.errors import StoreError
 from helpers.stores.sql import control_characters
-from helpers.config import Settings, get_settings
-from helpers.errors import RecsysError
-from helpers.stages import notebook_for
-from helpers.engine.startup import open_engine
-from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
-from helpers.engine.engine import RecommendationEngine
-from helpers.serving.webapp import add_webapp
 
 MAX_QUERY_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024

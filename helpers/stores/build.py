@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from helpers.artifacts import atomic_path, write_manifest
-from helpers.stores.catalog import Catalog, CatalogReport
-from helpers.stores.sql import safe_url
 from helpers.config import Settings
-from helpers.training.embeddings import embeddings_path, load_movie_embeddings
+from helpers.stores.catalog import Catalog, CatalogReport
 from helpers.stores.errors import StoreError
 from helpers.stores.milvus import IngestReport, VectorStore
 from helpers.stores.milvus_client import STORES_NOTEBOOK
-
+from helpers.stores.sql import safe_url
+from helpers.training.embeddings import embeddings_path, load_movie_embeddings
 
 STORES_BUILDING = "stores.building.json"
 STORES_RECORD = "stores.json"

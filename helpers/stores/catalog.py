@@ -26,15 +26,36 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
+
 from helpers.config import Settings, get_settings
 from helpers.data.movielens import GENRE_SEPARATOR, genre_list
-from helpers.stores.sql import RETIRED_SUFFIX, STAGING_SUFFIX, staging_table, bulk_insert, control_characters, dispose_engine, fold, get_engine, metadata, movie_genres_table, movies_table, ratings_table, safe_url, sqlite_path, users_table
-from helpers.stores.sql import CatalogError, DEFAULT_BATCH_SIZE, DRIVER_ERRORS, SERVER_HINT
 from helpers.stages import notebook_for
+from helpers.stores.sql import (
+    DEFAULT_BATCH_SIZE,
+    DRIVER_ERRORS,
+    RETIRED_SUFFIX,
+    SERVER_HINT,
+    STAGING_SUFFIX,
+    CatalogError,
+    bulk_insert,
+    control_characters,
+    dispose_engine,
+    fold,
+    get_engine,
+    metadata,
+    movie_genres_table,
+    movies_table,
+    ratings_table,
+    safe_url,
+    sqlite_path,
+    staging_table,
+    users_table,
+)
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
 

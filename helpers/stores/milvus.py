@@ -44,15 +44,26 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import pandas as pd
+
 from helpers.config import Settings
 from helpers.data.movielens import genre_list
-from helpers.stores.milvus_index import IndexChoice, choose_index
-from helpers.stores.milvus_client import CALL_TIMEOUT_SECONDS, VectorStoreError, quiet_iterator_warning, connect, disconnect, driver_errors, filter_expression, is_lite_uri
-from helpers.stores.milvus_client import SERVER_HINT, STORES_NOTEBOOK
 from helpers.stages import notebook_for
-
+from helpers.stores.milvus_client import (
+    CALL_TIMEOUT_SECONDS,
+    SERVER_HINT,
+    STORES_NOTEBOOK,
+    VectorStoreError,
+    connect,
+    disconnect,
+    driver_errors,
+    filter_expression,
+    is_lite_uri,
+    quiet_iterator_warning,
+)
+from helpers.stores.milvus_index import IndexChoice, choose_index
 
 COLLECTION = "movies"
 MAX_TITLE_BYTES = 1024

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
 from helpers.stages import notebook_for
 from helpers.stores.errors import StoreError
 

@@ -7,11 +7,12 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from helpers.stores.errors import StoreError
 
+from helpers.stores.errors import StoreError
 
 DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
 STAGING_SUFFIX = "__new"

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.training.model import softmax_loss
-from helpers.training.sampling import EngagementPositives
 from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
 from helpers.training.config import TrainConfigError, one_cycle
 from helpers.training.inference import MovieVectors
+from helpers.training.model import softmax_loss
+from helpers.training.sampling import EngagementPositives
 
 
 class NextMovieBaseline:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import torch
+
 from helpers.dgl_import import dgl
 from helpers.graph.features import GraphError
 from helpers.training.model import PinSage
-from helpers.training.sampling import (NeighbourSampler)
+from helpers.training.sampling import NeighbourSampler
 
 
 @torch.no_grad()
@@ -70,8 +72,8 @@ def validation_metrics(vectors: MovieVectors | np.ndarray, gd, split: str = "val
     """HR@k and NDCG@k with protocol (a): the query is the user's latest training movie. `vectors` are a
     model's `MovieVectors` (inner product of query and candidate) or one array of movie vectors (cosine).
     `gd` may be a `GraphData` or the `helpers.evaluation.protocols.prepare_evaluation` of one (faster every epoch)."""
-    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
     from helpers.evaluation.protocols import evaluate_scores
+    from helpers.evaluation.scorers import embedding_scorer, query_candidate_scorer
 
     scorer = (query_candidate_scorer(vectors.query, vectors.candidate) if isinstance(vectors, MovieVectors)
               else embedding_scorer(vectors))

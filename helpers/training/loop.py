@@ -20,18 +20,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
 from helpers.artifacts import atomic_path, manifest_path, require, write_manifest
 from helpers.config import Settings
 from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
-from helpers.training.model import PinSage
 from helpers.training.config import TrainConfig
-from helpers.training.step import TrainingStep
 from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
-
+from helpers.training.model import PinSage
+from helpers.training.step import TrainingStep
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
 

@@ -7,7 +7,6 @@ import pandas as pd
 from helpers.graph.features import GraphError
 from helpers.ranking import normalise_rows
 
-
 # -- looking at the embeddings (notebook 03) -------------------------------------------------------------
 WELL_KNOWN_TITLES: tuple[str, ...] = ("Toy Story", "Star Wars: Episode IV - A New Hope", "Silence of the Lambs, The",
                                       "Godfather, The", "Matrix, The")

@@ -14,8 +14,13 @@ import torch
 
 from helpers.training.config import TrainConfig
 from helpers.training.model import PinSage, max_margin_loss, softmax_loss
-from helpers.training.sampling import (EngagementPositives, NegativeSampler, NeighbourSampler, RandomWalkPositives,
-                                       pair_batch)
+from helpers.training.sampling import (
+    EngagementPositives,
+    NegativeSampler,
+    NeighbourSampler,
+    RandomWalkPositives,
+    pair_batch,
+)
 
 
 class TrainingStep:
