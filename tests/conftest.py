@@ -10,10 +10,12 @@ Each skips with the reason when its server is unavailable; with `RECSYS_REQUIRE_
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,3 +182,34 @@ def mysql_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+# -- the picker's notebooks --------------------------------------------------------------------------------
+PICKER_STATE_CELL = 'import json; print(json.dumps({"liked": picker.liked, "results": len(picker.last_results)}))'
+
+
+def code_cells(nb: Any) -> list[Any]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def run_picker_notebook(path: Path, stores_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                        voila: bool = False) -> tuple[list[Any], dict]:
+    """Execute the picker notebook `path` over the sample stores in a fresh kernel, plus one cell that prints the
+    picker's state; with `voila`, as Voila runs it (VOILA_KERNEL_ID in the kernel's environment). Returns the
+    notebook's code cells (with outputs) and the state."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    for key in [k for k in os.environ if k.startswith(("RECSYS_", "VOILA_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RECSYS_DATASET", "sample")
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(stores_settings.artifacts_root))
+    monkeypatch.setenv("RECSYS_CACHE", str(stores_settings.cache_dir))
+    if voila:
+        monkeypatch.setenv("VOILA_KERNEL_ID", "test-kernel")  # what Voila puts in its kernels' environment
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PICKER_STATE_CELL))
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+                   ).execute()
+    cells = code_cells(nb)
+    return cells[:-1], json.loads(cells[-1].outputs[0]["text"])

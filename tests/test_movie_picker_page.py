@@ -3,7 +3,6 @@ empty picker and nothing else; and `open_engine`, which it calls, when the Milvu
 are missing. Executed with nbclient over the sample stores (tests/test_browser.py serves it with Voila itself)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -13,21 +12,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from helpers.engine.startup import StoresUnavailableError, open_engine
 from helpers.stages import PAGE_NOTEBOOK, notebook_for
 
-from conftest import sample_settings
+from conftest import code_cells, run_picker_notebook, sample_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / PAGE_NOTEBOOK
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-STATE_CELL = 'import json; print(json.dumps({"liked": picker.liked, "results": len(picker.last_results)}))'
-
-
-def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
 def test_page_is_committed_clean():
@@ -41,20 +34,8 @@ def test_page_is_committed_clean():
 def test_served_as_a_page_it_shows_only_an_empty_picker(stores_settings, monkeypatch):
     """The page run as Voila runs it (VOILA_KERNEL_ID in the kernel's environment), plus one cell that prints
     the picker's state: the picker is empty, and it is the page's only output (init_notebook prints nothing)."""
-    for key in [k for k in os.environ if k.startswith(("RECSYS_", "VOILA_"))]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("RECSYS_DATASET", "sample")
-    monkeypatch.setenv("RECSYS_ARTIFACTS", str(stores_settings.artifacts_root))
-    monkeypatch.setenv("RECSYS_CACHE", str(stores_settings.cache_dir))
-    monkeypatch.setenv("VOILA_KERNEL_ID", "test-kernel")  # what Voila puts in its kernels' environment
-    nb = nbformat.read(PAGE, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(PAGE.parent)}}
-                   ).execute()
-    cells = code_cells(nb)
-    state = json.loads(cells[-1].outputs[0]["text"])
+    cells, state = run_picker_notebook(PAGE, stores_settings, monkeypatch, voila=True)
     assert state == {"liked": [], "results": 0}
-    cells = cells[:-1]
     widgets = [o for cell in cells for o in cell.outputs if WIDGET_VIEW in o.get("data", {})]
     others = [o for cell in cells for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     assert len(widgets) == 1 and others == []  # the picker, nothing else (not even init_notebook's settings line)
