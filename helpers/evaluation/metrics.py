@@ -1,5 +1,9 @@
-"""Ranking metrics on ranked lists: HR@K, NDCG@K and Recall@K per query (the building blocks;
-`helpers.evaluation.protocols` computes the same from ranks directly)."""
+"""Ranking metrics: HR@K, NDCG@K and Recall@K of one held-out movie per query, from its rank among the candidates.
+
+With one held-out movie, HR@K is 1 when it is among the top K; NDCG@K discounts a hit at position p (0-based) by
+1 / log2(p + 2); Recall@K equals HR@K. Ties are counted in expectation (the held-out movie's position is uniform
+among the movies that score the same), so count-based scorers are neither flattered nor punished by their ties.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,53 +16,6 @@ METRICS: tuple[str, ...] = ("hr", "ndcg", "recall")
 
 class EvaluationError(RecsysError, ValueError):
     """Input the evaluation cannot use; the message names the offending ids and says what to do."""
-
-
-def _relevance(ranked: np.ndarray, target: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flags `[n, k]`: is the movie at each of the top-k positions a target; and the number of targets."""
-    ranked = np.asarray(ranked)
-    target = np.asarray(target)
-    if target.ndim == 1:
-        target = target[:, None]
-    if ranked.ndim != 2 or target.ndim != 2 or len(ranked) != len(target):
-        raise EvaluationError(f"ranked must be [n, >=k] and target [n] or [n, t]; got {ranked.shape} and {target.shape}")
-    if ranked.shape[1] < k:
-        raise EvaluationError(f"ranked lists hold {ranked.shape[1]} movies, fewer than k={k}")
-    valid = target >= 0  # -1 pads rows with fewer targets
-    hits = ((ranked[:, :k, None] == target[:, None, :]) & valid[:, None, :]).any(axis=2)
-    return hits, valid.sum(axis=1)
-
-
-def hit_rate_at_k(ranked: np.ndarray, target: np.ndarray, k: int = K_DEFAULT) -> np.ndarray:
-    """Per query 1.0 if any target is in the top `k` of `ranked` (`[n, >=k]` movie indices), else 0.0.
-    `target` is `[n]` or `[n, t]` padded with -1."""
-    hits, _ = _relevance(ranked, target, k)
-    return hits.any(axis=1).astype(np.float64)
-
-
-def ndcg_at_k(ranked: np.ndarray, target: np.ndarray, k: int = K_DEFAULT) -> np.ndarray:
-    """Per query DCG@k / ideal DCG@k with binary relevance (position p counts 1/log2(p+2))."""
-    hits, n_targets = _relevance(ranked, target, k)
-    discounts = 1.0 / np.log2(np.arange(k) + 2.0)
-    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_targets, k)]
-    return np.divide(hits @ discounts, ideal, out=np.zeros(len(hits)), where=ideal > 0)
-
-
-def recall_at_k(ranked: np.ndarray, target: np.ndarray, k: int = K_DEFAULT) -> np.ndarray:
-    """Per query the share of its targets found in the top `k` (equals HR@k with one target per query)."""
-    hits, n_targets = _relevance(ranked, target, k)
-    return np.divide(hits.sum(axis=1), n_targets, out=np.zeros(len(hits)), where=n_targets > 0)
-
-
-def top_k(scores: np.ndarray, k: int = K_DEFAULT, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the `k` best scores per row, best first; `exclude` is a boolean mask of movies to skip."""
-    scores = np.array(scores, dtype=np.float64, copy=True)
-    if exclude is not None:
-        scores[exclude] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
 
 
 def _discount_prefix(k: int) -> np.ndarray:
