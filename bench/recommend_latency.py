@@ -31,7 +31,7 @@ from helpers.data.loader import load_dataset
 from helpers.engine.engine import RecommendationEngine
 from helpers.engine.reference import numpy_recommend
 from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
-from helpers.stores.catalog import Catalog
+from helpers.stores.build import build_stores
 from helpers.stores.milvus import VectorStore
 from helpers.training.embeddings import load_movie_embeddings
 
@@ -49,10 +49,9 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
 
 def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> dict[str, Any]:
     """Print and return ingestion rows/s and `recommend()` p50/p99 next to NumPy's, per number of liked movies."""
-    catalog_report = Catalog(settings).ingest(ml, progress=False)
-    store = VectorStore(settings)
-    store.drop()
-    vector_report = store.ingest(embeddings.movie_ids, embeddings.vectors, ml.movies, progress=False)
+    VectorStore(settings).drop()
+    report = build_stores(settings, ml, progress=False)  # as notebook 05 builds them
+    catalog_report, vector_report = report.catalog, report.vectors
     print(f"[{backend}] ingestion: Milvus {vector_report.rows:,} movies in {vector_report.seconds:.2f} s "
           f"({vector_report.rows_per_second:,.0f} rows/s, index {vector_report.index.index_type}/"
           f"{vector_report.index.metric_type}); catalog {catalog_report.movies + catalog_report.users + catalog_report.ratings:,} "

@@ -17,7 +17,8 @@ TrainConfig.neighbour_pool draws over all movies), `train` (`helpers.training.st
 `--train-seconds`, no per-epoch validation), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
-users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite`, and with `--server`
+users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
+`helpers.stores.build.build_stores`, each timed alone so that each has its own peak memory), and with `--server`
 `milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
 The results of the sizes run also go to `--out` (with the command, the machine and the date).
 """
