@@ -1,7 +1,7 @@
 """Bounded load test of the FastAPI service (helpers/serving/api.py) on 127.0.0.1.
 
 Starts the API with `scripts/api.sh` (uvicorn, helpers.serving.api:create_app) on a free local port with the current
-RECSYS_* settings (the stores must be filled: notebook 04), waits until every worker has started and /health answers, then sends
+RECSYS_* settings (the stores must be filled: notebook 05), waits until every worker has started and /health answers, then sends
 `--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies,
 k=10), GET /movies?q= and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per
 second, p50 and p99 latency per endpoint and overall, and the error count; first the same mix one request at a time (`--baseline`), for the ratio.
@@ -64,7 +64,7 @@ def build_requests(base: str, total: int, seed: int,
             words.extend(w for w in movie["title"].split() if len(w) >= 4)
     ids, words = sorted(set(ids)), sorted(set(words))
     if len(ids) < 3:
-        raise SystemExit("the catalog has fewer than 3 movies: run notebook 04 for this dataset first")
+        raise SystemExit("the catalog has fewer than 3 movies: run notebook 05 for this dataset first")
     plan = []
     for i in range(total):
         kind = {"recommend": 0, "search": 2, "movie": 3}[only] if only else i % 4

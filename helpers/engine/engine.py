@@ -14,18 +14,15 @@
 An empty liked list returns the most rated movies passing the filters (`source="popular"`, `encoder=None`,
 score = number of ratings).
 
-How several liked movies are combined (`combine`), measured with notebook 03's history protocol
-(protocol (b) of helpers.evaluation: a user's last 10 training movies as the liked list) by
-`bench/recommend_latency.py --quality` (docs/benchmarks.md; the recommendation engine notebook compares them):
-* `"mean"` (the default, the winner): one search with the normalised mean of the liked query vectors. On ML-1M
-  (users 1-2999) validation HR@10 0.123 vs 0.107 for "max" (1.15x) and 0.115 for "sum"; test 0.108 vs
-  0.100 and 0.105. It is also the fastest: one query vector whatever the number of liked movies.
+How several liked movies are combined (`combine`; each method is defined once in `helpers.ranking`):
+* `"mean"` (the default): one search with the normalised mean of the liked movies' query vectors (the query
+  encoder's vector), whatever the number of liked movies;
 * `"max"`: one search per liked movie (one Milvus call, one query vector per liked movie), each candidate
-  scored by its best score from any liked movie. Exact: over-fetching `k + len(liked)` per query suffices.
-* `"sum"`: one search per liked movie cut at `per_movie_limit` hits, similarities summed.
-`numpy_recommend` is the same ranking by brute force over the embeddings in memory: the tests and the
-benchmark hold the engine to it. (The figures above were measured with the symmetric max-margin model of
-the time, whose vectors were unit length so that the scores were cosines.)
+  scored by its best score from any liked movie. Exact: over-fetching `k + len(liked)` per query suffices;
+* `"sum"`: one search per liked movie cut at `per_movie_limit` hits, the scores summed.
+Notebook 06 and `python -m bench.recommend_latency --quality` compare them with notebook 03's history protocol
+(docs/benchmarks.md). `helpers.engine.reference.numpy_recommend` is the same ranking by brute force over the
+vectors in memory: the tests and the benchmark hold the engine to it.
 """
 from __future__ import annotations
 
