@@ -337,7 +337,7 @@ async function onRecommend(event) {
     const body = await api("/recommend", { method: "POST", body: { liked, ...filters } });
     if (seq !== state.recommendSeq) return;
     onServerBack();
-    showResults(body.results, state.liked.length);
+    showResults(body.results, state.liked.length, body.encoder);
     const n = body.results.length;
     if (!n) message("No movie matches these filters. Tick fewer genres or widen the years.", "warn");
     else if (n < filters.k) message(`Only ${n} movie(s) match these filters (you asked for ${filters.k}).`);
@@ -357,10 +357,12 @@ function cell(text, label) {
   return td;
 }
 
-function showResults(results, nLiked = 0) {
+function showResults(results, nLiked = 0, encoder = null) {
   $("results-section").hidden = results.length === 0;
-  $("results-caption").textContent =
-    `${results.length} movies for your ${nLiked} liked movie(s), best first; score: cosine similarity in PinSage vector space (1 at most)`;
+  $("results-caption").textContent = encoder
+    ? `${results.length} movies for your ${nLiked} liked movie(s), best first; score: the model's score of each ` +
+      `movie for the query vector of your list (query encoder: ${encoder})`
+    : `${results.length} popular movies, most rated first; score: number of ratings`;
   $("results").tBodies[0].replaceChildren(...results.map((r, i) => {
     const row = document.createElement("tr");
     row.dataset.movieId = String(r.movie_id);
