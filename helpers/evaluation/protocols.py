@@ -1,4 +1,4 @@
-"""Offline evaluation on the held-out edges: HR/NDCG/Recall@K, two query protocols, three baselines.
+"""The evaluation protocols on the held-out edges: what a scorer is asked, and HR/NDCG/Recall@K of its answers.
 
 Every user in `gd.val` / `gd.test` has one held-out movie. A scorer gives a score to every movie; the
 movies the user is known to have rated are left out of the ranking (for val: the training movies; for
