@@ -31,7 +31,8 @@ cost = 1000 x (step CPU-s per step + redraw CPU-s / steps_per_epoch) / batch_siz
 (min-max) of the repeats are printed. The steps train the model being measured, whose weights and optimiser
 state are put back afterwards, so the `train` stage starts as without it. `--cost-only` stops after `cost` (no
 training budget, evaluation or ingestion) and merges into `--results` (default `docs/scale_cost.json`), so the
-1M/5M/10M/32M costs can be taken quickly.
+1M/5M/10M/32M costs can be taken quickly. `--no-ingest` stops after the evaluation (a quality run: no Milvus or
+catalog stages). Give each objective its own `--results` file (sizes are merged by ratings).
 """
 from __future__ import annotations
 
@@ -247,6 +248,9 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
             rec.update(**metrics[label])
         del scorer
 
+    if args.no_ingest:  # a quality run: the stores' stages are measured elsewhere
+        return {"ratings": ratings, "dataset": name, "stages": stages.rows, "metrics": metrics,
+                "train_seconds": args.train_seconds, "eval_users": EVAL_USERS}
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.workdir))
     try:
         env = {"RECSYS_DATASET": name, "RECSYS_CACHE": str(cache), "RECSYS_ARTIFACTS": str(work / "artifacts")}
@@ -407,6 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cost-only", action="store_true",
                         help="stop after the cost (no training budget, evaluation or ingestion); results merged "
                              f"into {COST_RESULTS.relative_to(PROJECT)} unless --results says otherwise")
+    parser.add_argument("--no-ingest", action="store_true",
+                        help="stop after the evaluation: no Milvus or catalog stages (a quality run)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache", default=os.environ.get("RECSYS_CACHE", "~/.cache/movie-graph-recsys"),
                         help="where the synthetic datasets are generated and kept (RECSYS_CACHE)")
@@ -445,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
                    "--repeats", str(args.repeats), "--cost-steps", str(args.cost_steps),
                    "--cache", args.cache,
                    "--mysql-url", args.mysql_url] + (["--server"] if args.server else []) + (
-                   ["--cost-only"] if args.cost_only else []) + (
+                   ["--cost-only"] if args.cost_only else []) + (["--no-ingest"] if args.no_ingest else []) + (
                    ["--server-lock", args.server_lock] if args.server_lock else []) + (
                    ["--workdir", args.workdir] if args.workdir else [])
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=PROJECT)

@@ -8,8 +8,8 @@ picks a row of `PRESETS` by catalogue size (or the one `RECSYS_PRESET` names) an
 | preset | catalogue | PinSage budget | section 4, steps per loss | next-movie [no graph] | validation users / epoch | users in metrics.json |
 | --- | --- | --- | --- | --- | --- | --- |
 | `small` | up to 5,000 movies (sample, ML-100K, ML-1M) | the dataset's (`TrainConfig.for_dataset`: 600 s) | 60 | 2,000 steps | all up to 10,000 | all |
-| `medium` | up to 20,000 (ML-latest-small, synthetic-1m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
-| `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 10 | steps for 90 s | 5,000 | 10,000 |
+| `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
+| `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 |
 
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
@@ -41,7 +41,8 @@ class Preset:
     name: str
     max_movies: int | None
     pinsage_seconds: float | None   # PinSage's time budget (training + validation); None: the dataset's default
-    compare_steps: int              # notebook 03, section 4: steps per loss
+    compare_steps: int              # notebook 03, section 4: steps per loss (0: skip the comparison; each loss's
+                                    # run redraws the neighbourhood pool, 192 s at 87,584 movies)
     next_movie_steps: int | None    # next-movie [no graph]: fixed steps, or None: scaled by next_movie_seconds
     next_movie_seconds: float       # the scaled steps' budget
     val_users: int                  # validation users per epoch, at most (fewer users: all of them)
@@ -51,7 +52,7 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset("small", 5_000, None, 60, 2_000, 120.0, 10_000, None),
     Preset("medium", 20_000, 420.0, 30, None, 150.0, 10_000, 20_000),
-    Preset("large", None, 240.0, 10, None, 90.0, 5_000, 10_000),
+    Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000),
 )
 
 
@@ -83,9 +84,10 @@ class Budgets:
         """Two lines for the top of a notebook: the preset, why, and each budget."""
         users = (lambda n: "all" if n is None else f"{n:,} of {self.n_users:,}")
         budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
+        compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
         return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users; "
                 f"RECSYS_PRESET overrides it)\n"
-                f"PinSage budget {budget} | section 4: {self.compare_steps} steps per loss | next-movie [no graph]: "
+                f"PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
                 f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
                 f"users in metrics.json: {users(self.eval_users)}")
 

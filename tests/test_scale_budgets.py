@@ -51,6 +51,7 @@ def test_small_datasets_keep_the_budgets_the_notebooks_were_written_with():
 def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     budgets = budgets_for(None, 87_584, 200_947)
     assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
+    assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
     assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000}
     assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
