@@ -85,8 +85,8 @@ class Budgets:
         users = (lambda n: "all" if n is None else f"{n:,} of {self.n_users:,}")
         budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
         compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
-        return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users; "
-                f"RECSYS_PRESET overrides it)\n"
+        why = "; RECSYS_PRESET overrides it" if self.chosen_by == "catalogue size" else ""
+        return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users{why})\n"
                 f"PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
                 f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
                 f"users in metrics.json: {users(self.eval_users)}")
