@@ -15,7 +15,7 @@ Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (
 (helpers.graph.build.build_graph), `pool` (the model, the samplers and the neighbourhood pool of
 TrainConfig.neighbour_pool draws over all movies), `train` (`helpers.training.step.TrainingStep`, the step
 `train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule over
-`--train-seconds`, no per-epoch validation), `cost` (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
+`--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps, no per-epoch validation), `cost` (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
@@ -212,14 +212,17 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     with stages("train") as rec:  # helpers.training.step, as train_pinsage runs it, without the validation
         model.train()
         ready = time.perf_counter()
-        steps, losses, spent = 0, [], 0.0
+        steps, losses, spent, redraws = 0, [], 0.0, 0
         while spent < args.train_seconds:
+            if steps and steps % config.steps_per_epoch == 0:  # a new epoch's neighbourhoods, as train_pinsage
+                train_step.sampler.refresh()
+                redraws += 1
             for group in optimizer.param_groups:  # the schedule over the budget, as with `time_budget_s`
                 group["lr"] = config.learning_rate(0, spent / args.train_seconds)
             losses.append(train_step(generator))
             steps += 1
             spent = time.perf_counter() - ready
-        rec.update(steps=steps, ms_per_step=round(1000 * spent / steps, 1),
+        rec.update(steps=steps, redraws=redraws, ms_per_step=round(1000 * spent / steps, 1),
                    pairs_per_second=round(steps * config.batch_size / spent, 1),
                    loss_last_50=round(float(np.mean(losses[-50:])), 4))
     del train_step
