@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.scale --ratings 1000000 5000000 10000000 32000000 [--server]
     .venv/bin/python -m bench.scale --plot          # table + log-log plot from the saved results
+    .venv/bin/python -m bench.scale --cost-only --ratings 1000000 5000000 10000000 32000000   # the cost alone
 
 One child process per size (`--one N`), so each size's peak memory is its own. Per stage it prints the
 seconds, the stage's own peak RSS (VmHWM, reset before each stage through /proc/self/clear_refs) and the
@@ -14,13 +15,24 @@ Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (
 (helpers.graph.build.build_graph), `pool` (the model, the samplers and the neighbourhood pool of
 TrainConfig.neighbour_pool draws over all movies), `train` (`helpers.training.step.TrainingStep`, the step
 `train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule over
-`--train-seconds`, no per-epoch validation), `infer` (layer-wise inference of every movie's query and candidate
+`--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps, no per-epoch validation), `cost` (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
 `helpers.stores.build.build_stores`, each timed alone so that each has its own peak memory), and with `--server`
 `milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
 The results of the sizes run also go to `--out` (with the command, the machine and the date).
+
+`cost`: the training objective's cost as CPU-seconds per 1,000 training pairs (`time.process_time`, this
+process's CPU time, robust to a shared machine), over `--repeats` repeats of `--cost-steps` steps each. As in
+`train_pinsage`, the neighbourhoods are redrawn every `steps_per_epoch` steps: each repeat redraws them at its
+start (and again every `steps_per_epoch` steps), and the redraw's CPU time enters amortised over an epoch:
+cost = 1000 x (step CPU-s per step + redraw CPU-s / steps_per_epoch) / batch_size. The median and the spread
+(min-max) of the repeats are printed. The steps train the model being measured, whose weights and optimiser
+state are put back afterwards, so the `train` stage starts as without it. `--cost-only` stops after `cost` (no
+training budget, evaluation or ingestion) and merges into `--results` (default `docs/scale_cost.json`), so the
+1M/5M/10M/32M costs can be taken quickly. `--no-ingest` stops after the evaluation (a quality run: no Milvus or
+catalog stages). Give each objective its own `--results` file (sizes are merged by ratings).
 """
 from __future__ import annotations
 
@@ -47,9 +59,10 @@ from bench.servers import milvus_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "docs" / "scale_results.json"
+COST_RESULTS = PROJECT / "docs" / "scale_cost.json"
 PLOT = PROJECT / "docs" / "scale.png"
 EVAL_USERS = 10_000
-STAGE_ORDER = ("generate", "load", "graph", "pool", "train", "infer", "eval_prepare", "eval_pinsage", "popularity",
+STAGE_ORDER = ("generate", "load", "graph", "pool", "cost", "train", "infer", "eval_prepare", "eval_pinsage", "popularity",
                "item_knn", "transitions", "milvus_lite", "catalog_sqlite", "milvus_server", "catalog_mariadb")
 
 
@@ -88,6 +101,65 @@ class Stages:
         shown = {k: v for k, v in record.items() if k not in ("seconds", "stage_peak_mb", "maxrss_mb")}
         print(f"  {name:<15} {record['seconds']:>9.1f} s  stage peak {record['stage_peak_mb']:>8.0f} MB  "
               f"process peak {record['maxrss_mb']:>8.0f} MB  {shown if shown else ''}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ the cost
+def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: int) -> dict[str, Any]:
+    """CPU-seconds per 1,000 training pairs of `train_step` (a `helpers.training.step.TrainingStep`) over
+    `repeats` repeats of `steps` steps, the neighbourhoods redrawn at each repeat's start and every
+    `config.steps_per_epoch` steps and amortised over an epoch (module docstring). The model's weights and the
+    optimiser's state are put back at the end. Returns the median, min, max and each repeat's figure."""
+    import copy
+
+    import torch
+
+    if repeats < 1 or steps < 1:
+        raise ValueError(f"repeats={repeats}, steps={steps}: both must be at least 1")
+    model, optimizer, sampler = train_step.model, train_step.optimizer, train_step.sampler
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    train_step(generator)  # untimed: the first call's allocations
+    costs, walls, step_ms, refresh_s, losses = [], [], [], [], []
+    for repeat in range(repeats):
+        step_cpu = redraw_cpu = step_wall = redraw_wall = 0.0
+        redraws = 0
+        for i in range(steps):
+            if i % config.steps_per_epoch == 0:  # as train_pinsage: a redraw at each epoch's start
+                cpu, wall = time.process_time(), time.perf_counter()
+                sampler.refresh()
+                redraw_cpu += time.process_time() - cpu
+                redraw_wall += time.perf_counter() - wall
+                redraws += 1
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate(0, (repeat * steps + i) / (repeats * steps))
+            cpu, wall = time.process_time(), time.perf_counter()
+            losses.append(train_step(generator))
+            step_cpu += time.process_time() - cpu
+            step_wall += time.perf_counter() - wall
+        per_step = step_cpu / steps + redraw_cpu / redraws / config.steps_per_epoch
+        costs.append(1000 * per_step / config.batch_size)
+        walls.append(1000 * (step_wall / steps + redraw_wall / redraws / config.steps_per_epoch) / config.batch_size)
+        step_ms.append(1000 * step_cpu / steps)
+        refresh_s.append(redraw_cpu / redraws)
+    model.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    median = float(np.median(costs))
+    return {"cpu_s_per_1000_pairs": round(median, 4), "cpu_min": round(min(costs), 4),
+            "cpu_max": round(max(costs), 4), "per_repeat": [round(c, 4) for c in costs],
+            "wall_s_per_1000_pairs": round(float(np.median(walls)), 4),
+            "step_cpu_ms": round(float(np.mean(step_ms)), 1), "redraw_cpu_s": round(float(np.mean(refresh_s)), 2),
+            "redraw_share": round(float(np.mean(refresh_s)) / config.steps_per_epoch / 1000 * config.batch_size
+                                  / median, 3) if median > 0 else 0.0,
+            "repeats": repeats, "steps": steps, "batch_size": config.batch_size,
+            "steps_per_epoch": config.steps_per_epoch, "objective": config.alternatives.loss,
+            "loss_last": round(float(np.mean(losses[-10:])), 4)}
+
+
+def cost_line(rec: dict[str, Any]) -> str:
+    """`0.123 CPU-s / 1,000 pairs (0.120-0.130, 3 x 50 steps; redraws 12%)`: the cost stage in words."""
+    return (f"{rec['cpu_s_per_1000_pairs']:.3f} CPU-s / 1,000 pairs ({rec['cpu_min']:.3f}-{rec['cpu_max']:.3f}, "
+            f"{rec['repeats']} x {rec['steps']} steps of {rec['batch_size']}; redraws {100 * rec['redraw_share']:.0f}%)")
 
 
 # ------------------------------------------------------------------------------------------ one size
@@ -130,17 +202,27 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         train_step = TrainingStep(gd, config, model, optimizer)
         train_step.sampler.refresh()
+    if args.repeats > 0:
+        with stages("cost") as rec:  # the objective's CPU-s per 1,000 pairs; the weights are put back after
+            rec.update(measure_cost(train_step, config, args.repeats, args.cost_steps, args.seed))
+        print(f"  cost: {cost_line(stages.rows['cost'])}", flush=True)
+    if args.cost_only:
+        return {"ratings": ratings, "dataset": name, "stages": stages.rows, "cost_only": True,
+                "movies": int(gd.graph.num_nodes("movie")), "train_config": config.to_dict()}
     with stages("train") as rec:  # helpers.training.step, as train_pinsage runs it, without the validation
         model.train()
         ready = time.perf_counter()
-        steps, losses, spent = 0, [], 0.0
+        steps, losses, spent, redraws = 0, [], 0.0, 0
         while spent < args.train_seconds:
+            if steps and steps % config.steps_per_epoch == 0:  # a new epoch's neighbourhoods, as train_pinsage
+                train_step.sampler.refresh()
+                redraws += 1
             for group in optimizer.param_groups:  # the schedule over the budget, as with `time_budget_s`
                 group["lr"] = config.learning_rate(0, spent / args.train_seconds)
             losses.append(train_step(generator))
             steps += 1
             spent = time.perf_counter() - ready
-        rec.update(steps=steps, ms_per_step=round(1000 * spent / steps, 1),
+        rec.update(steps=steps, redraws=redraws, ms_per_step=round(1000 * spent / steps, 1),
                    pairs_per_second=round(steps * config.batch_size / spent, 1),
                    loss_last_50=round(float(np.mean(losses[-50:])), 4))
     del train_step
@@ -169,6 +251,9 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
             rec.update(**metrics[label])
         del scorer
 
+    if args.no_ingest:  # a quality run: the stores' stages are measured elsewhere
+        return {"ratings": ratings, "dataset": name, "stages": stages.rows, "metrics": metrics,
+                "train_seconds": args.train_seconds, "eval_users": EVAL_USERS}
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.workdir))
     try:
         env = {"RECSYS_DATASET": name, "RECSYS_CACHE": str(cache), "RECSYS_ARTIFACTS": str(work / "artifacts")}
@@ -270,6 +355,14 @@ def table(saved: dict[str, Any]) -> str:
     lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | | |")
     steps = " | ".join(f"{r['stages'].get('train', {}).get('ms_per_step', float('nan')):,.0f}" for r in runs)
     lines.append(f"| **training ms/step** | {steps} | | | |")
+    costs = [r["stages"].get("cost") for r in runs]
+    if any(costs):
+        cells = " | ".join(f"{c['cpu_s_per_1000_pairs']:.3f} ({c['cpu_min']:.3f}-{c['cpu_max']:.3f})" if c else "-"
+                           for c in costs)
+        known = [(r["ratings"], c["cpu_s_per_1000_pairs"]) for r, c in zip(runs, costs) if c]
+        slope = (f"{np.polyfit(np.log([k[0] for k in known]), np.log([k[1] for k in known]), 1)[0]:.2f}"
+                 if len(known) > 1 else "-")
+        lines.append(f"| **CPU-s per 1,000 pairs, median (min-max)** | {cells} | {slope} | | |")
     return "\n".join(lines)
 
 
@@ -315,6 +408,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-seconds", type=float, default=120.0, help="training time budget per size")
     parser.add_argument("--train-config", type=json.loads, default={}, metavar="JSON",
                         help='TrainConfig knobs over the dataset\'s defaults, e.g. \'{"loss": "max_margin"}\'')
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats of the objective's cost measurement (stage `cost`; 0: skip it)")
+    parser.add_argument("--cost-steps", type=int, default=50, help="training steps per cost repeat")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="stop after the cost (no training budget, evaluation or ingestion); results merged "
+                             f"into {COST_RESULTS.relative_to(PROJECT)} unless --results says otherwise")
+    parser.add_argument("--no-ingest", action="store_true",
+                        help="stop after the evaluation: no Milvus or catalog stages (a quality run)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache", default=os.environ.get("RECSYS_CACHE", "~/.cache/movie-graph-recsys"),
                         help="where the synthetic datasets are generated and kept (RECSYS_CACHE)")
@@ -324,16 +425,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
     parser.add_argument("--server-lock", default=None,
                         help="a file to flock around the server stages only (e.g. artifacts/milvus.lock)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the results are merged into")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"JSON the results are merged into (default {RESULTS.relative_to(PROJECT)})")
     parser.add_argument("--plot", action="store_true", help="print the table and write docs/scale.png, run nothing")
     add_out_option(parser, "scale")
     args = parser.parse_args(argv)
+    if args.repeats < 0 or args.cost_steps < 1 or (args.cost_only and args.repeats < 1):
+        parser.error("give --repeats >= 0 (>= 1 with --cost-only) and --cost-steps >= 1")
+    if args.results is None:
+        args.results = COST_RESULTS if args.cost_only else RESULTS
 
     if args.plot:
         saved = json.loads(args.results.read_text())
         print(table(saved))
-        plot(saved, PLOT)
-        print(f"wrote {PLOT.relative_to(PROJECT)}")
+        if not args.cost_only:  # the figure is of the full runs
+            plot(saved, PLOT)
+            print(f"wrote {PLOT.relative_to(PROJECT)}")
         return
     if args.one is not None:
         result = run_one(args.one, args)
@@ -344,8 +451,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{dataset_name(ratings)} ({ratings:,} ratings)", flush=True)
         command = [sys.executable, "-m", "bench.scale", "--one", str(ratings), "--train-seconds",
                    str(args.train_seconds), "--train-config", json.dumps(args.train_config), "--seed", str(args.seed),
+                   "--repeats", str(args.repeats), "--cost-steps", str(args.cost_steps),
                    "--cache", args.cache,
                    "--mysql-url", args.mysql_url] + (["--server"] if args.server else []) + (
+                   ["--cost-only"] if args.cost_only else []) + (["--no-ingest"] if args.no_ingest else []) + (
                    ["--server-lock", args.server_lock] if args.server_lock else []) + (
                    ["--workdir", args.workdir] if args.workdir else [])
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=PROJECT)

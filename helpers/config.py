@@ -13,6 +13,7 @@
 | `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
 | `RECSYS_QUERY_ENCODER`| `auto`                                    | liked movies -> query vector: `auto` or a name of `QUERY_ENCODERS` |
+| `RECSYS_PRESET`       | `auto`                                    | training budgets and sample sizes: `auto` (by catalogue size), `small`, `medium`, `large` (helpers/presets.py) |
 
 `RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
 encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
@@ -34,6 +35,7 @@ DEFAULT_DATASET = "ml-1m"
 SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.data.synthetic
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")  # Milvus index types (helpers.stores.milvus_index)
 INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
+PRESET_NAMES: tuple[str, ...] = ("auto", "small", "medium", "large")  # the rows of helpers.presets.PRESETS
 QUERY_ENCODERS: tuple[str, ...] = ("mean",)  # the registry of helpers.engine.query.ENCODERS, by name
 
 
@@ -69,6 +71,7 @@ class Settings:
     milvus_index: str = "auto"
     catalog_url: str = field(default="", repr=False)
     query_encoder: str = "auto"
+    preset: str = "auto"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -114,6 +117,16 @@ def check_query_encoder_setting(value: str) -> str:
     return canonical
 
 
+def check_preset_setting(value: str) -> str:
+    """The canonical spelling of a `RECSYS_PRESET` value (one of `PRESET_NAMES`); anything else raises a
+    `ConfigError`."""
+    canonical = value.strip().lower()
+    if canonical not in PRESET_NAMES:
+        raise ConfigError(f"RECSYS_PRESET={value!r} is not a preset: use one of {', '.join(PRESET_NAMES)} "
+                          "(auto = by catalogue size, see helpers/presets.py), or unset it")
+    return canonical
+
+
 def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Read the settings from `env` (default: `os.environ`); keyword `overrides` win over the environment."""
     env = dict(os.environ if env is None else env)
@@ -143,4 +156,5 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
         query_encoder=check_query_encoder_setting(env.get("RECSYS_QUERY_ENCODER", "").strip() or "auto"),
+        preset=check_preset_setting(env.get("RECSYS_PRESET", "").strip() or "auto"),
     )

@@ -3,7 +3,16 @@
 # (Milvus Lite file + SQLite catalog under artifacts/), keeping the executed copies, then serve the web app (the
 # movie picker page and the API on one port, any number of visitors: scripts/api.sh).
 # Settings come from the environment (see README): RECSYS_DATASET (default ml-1m), RECSYS_DATA_DIR, ...
+# --no-serve: stop after the series (no web app), e.g. to time the notebooks on a large dataset.
 set -euo pipefail
+serve=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-serve) serve=0 ;;
+    -h|--help) echo "usage: bash scripts/run.sh [--no-serve]   (settings: RECSYS_* environment variables, README)"; exit 0 ;;
+    *) echo "scripts/run.sh: unknown option $arg; use --no-serve to run the series without serving" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${RECSYS_THREADS:-1}" DGLBACKEND=pytorch
@@ -12,13 +21,29 @@ out="${RECSYS_ARTIFACTS:-artifacts}/${dataset}/executed"
 mkdir -p "$out"
 # the series in order, from the stage table (helpers/stages.py); the Voila page is not part of it
 series="$(.venv/bin/python -m helpers.stages)"
+# each notebook's wall time and peak memory (the largest process, the kernel included: GNU time's %M) go to
+# $out/timings.tsv, the figures of the README's notebooks table
+printf 'notebook\tseconds\tpeak_rss_mb\n' > "$out/timings.tsv"
 for nb in $series; do
   echo "==> running $nb on $dataset"
-  .venv/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$out" "$nb"
+  started=$SECONDS
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '%M' -o "$out/.rss" \
+      .venv/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$out" "$nb"
+    peak=$(( $(tail -n 1 "$out/.rss") / 1024 ))
+  else
+    .venv/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$out" "$nb"
+    peak=""
+  fi
+  printf '%s\t%s\t%s\n' "$nb" "$((SECONDS - started))" "$peak" | tee -a "$out/timings.tsv"
 done
 echo
 echo "Done. Executed notebooks are in $out."
 echo "Open the series interactively later with:  .venv/bin/jupyter lab notebooks/"
 echo "The notebook itself as a page (Voila, one visitor at a time on the default stores): bash scripts/page.sh"
+if [ "$serve" = 0 ]; then
+  echo "Serve the web app and the API later with:  bash scripts/api.sh"
+  exit 0
+fi
 echo
 exec bash scripts/api.sh

@@ -20,7 +20,7 @@ MAX_LINES = 400
 # The layers, lowest first: the pipeline's order. A module belongs to the first entry its name starts with.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("helpers.errors", "helpers.config", "helpers.stages", "helpers.artifacts", "helpers.dgl_import",
-     "helpers.runtime"),
+     "helpers.runtime", "helpers.presets"),
     ("helpers.data",),
     ("helpers.graph",),
     ("helpers.ranking",),

@@ -115,12 +115,12 @@ def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
     assert load_trained_model(sample_gd, settings)[1] == tiny()
 
 
-@pytest.mark.parametrize("loss", ["softmax", "max_margin"])
-def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss):
-    """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run. The per-epoch decay
-    schedule is exact even when the run is extended (max_epochs 2, then 3); the cosine schedule spans the
-    whole run, so it is stopped by a crash instead."""
-    config = tiny(loss=loss, schedule="epoch_decay")
+@pytest.mark.parametrize(("loss", "val_users"), [("softmax", None), ("max_margin", None), ("softmax", 50)])
+def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss, val_users):
+    """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run, validated on every user or on
+    a fixed sample of 50. The per-epoch decay schedule is exact even when the run is extended (max_epochs 2, then
+    3); the cosine schedule spans the whole run, so it is stopped by a crash instead."""
+    config = tiny(loss=loss, schedule="epoch_decay", val_users=val_users)
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
     first = train_pinsage(sample_gd, settings, TrainConfig(**{**config.to_dict(), "max_epochs": 2}), progress=False)
@@ -135,7 +135,7 @@ def test_resume_of_a_cosine_run_after_a_crash_is_exact(sample_gd, tmp_path, monk
     config = tiny(schedule="cosine")
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
-    real, calls = train_module.validation_metrics, []
+    real, calls = train_module.validate, []
 
     def crash_in_third_epoch(*args, **kwargs):
         calls.append(1)
@@ -143,10 +143,10 @@ def test_resume_of_a_cosine_run_after_a_crash_is_exact(sample_gd, tmp_path, monk
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "validation_metrics", crash_in_third_epoch)
+    monkeypatch.setattr(train_module, "validate", crash_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_pinsage(sample_gd, settings, config, progress=False)
-    monkeypatch.setattr(train_module, "validation_metrics", real)
+    monkeypatch.setattr(train_module, "validate", real)
     resumed = train_pinsage(sample_gd, settings, config, progress=False)
     assert comparable(resumed.history) == comparable(whole.history)
     assert [h["lr"] for h in whole.history][-1] < config.lr / 2  # the cosine really decayed
@@ -154,7 +154,7 @@ def test_resume_of_a_cosine_run_after_a_crash_is_exact(sample_gd, tmp_path, monk
 
 def test_an_interrupted_epoch_leaves_the_last_checkpoint_usable(sample_gd, tmp_path, monkeypatch):
     settings = settings_in(tmp_path)
-    real = train_module.validation_metrics
+    real = train_module.validate
     calls = []
 
     def crash_in_second_epoch(*args, **kwargs):
@@ -163,10 +163,10 @@ def test_an_interrupted_epoch_leaves_the_last_checkpoint_usable(sample_gd, tmp_p
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "validation_metrics", crash_in_second_epoch)
+    monkeypatch.setattr(train_module, "validate", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_pinsage(sample_gd, settings, tiny(), progress=False)
-    monkeypatch.setattr(train_module, "validation_metrics", real)
+    monkeypatch.setattr(train_module, "validate", real)
     assert require(settings.artifacts_dir / "model.pt", "model", settings)["settings"]["best_epoch"] == 0
     assert not list(settings.artifacts_dir.glob("*.partial"))
     resumed = train_pinsage(sample_gd, settings, tiny(), progress=False)
@@ -230,3 +230,29 @@ def test_inference_is_reproducible_with_a_seed_and_checks_the_graph(sample_gd):
     assert np.array_equal(a, b) and a.dtype == np.float32
     with pytest.raises(GraphError, match="movies"):
         infer_movie_embeddings(model, paired_movies())
+
+
+def test_validation_on_a_fixed_sample_of_users(sample_gd, tmp_path):
+    """`val_users`: each epoch ranks the same seeded sample of validation users against every movie; the
+    history records its size and standard error. Without it every user counts, as `validation_metrics` does
+    (so the notebooks' figures do not change). Cost: about 2 s (two 3-epoch runs of 6 steps)."""
+    from helpers.evaluation.protocols import prepare_evaluation
+    from helpers.training.inference import infer_movie_vectors, validation_metrics
+
+    settings = settings_in(tmp_path / "sampled")
+    sampled = train_pinsage(sample_gd, settings, tiny(val_users=50), progress=False)
+    assert {h["val_users"] for h in sampled.history} == {50}
+    assert all(0 < h["val_hr@10_stderr"] < 0.2 for h in sampled.history)
+    vectors = infer_movie_vectors(sampled.model, sample_gd, seed=1)
+    data = prepare_evaluation(sample_gd)
+    once, twice = (train_module.validate(vectors, data, 50, settings.seed) for _ in range(2))
+    assert once == twice  # the same users each time
+    other = train_module.validate(vectors, data, 50, settings.seed + 1)
+    assert other["n_users"] == 50 and other != once
+    every = train_module.validate(vectors, data, None, settings.seed)
+    assert every["n_users"] == len(sample_gd.val)
+    assert every["hr@10"] == pytest.approx(validation_metrics(vectors, data)["hr@10"], abs=1e-12)
+    key = train_module._run_key(sample_gd, settings, tiny())
+    assert key != train_module._run_key(sample_gd, settings, tiny(val_users=50))
+    with pytest.raises(ValueError, match="val_users"):
+        tiny(val_users=1)

@@ -126,6 +126,7 @@ class TrainConfig:
     steps_per_epoch: int = _knob(500, "steps between validations (and checkpoints)")
     max_epochs: int = _knob(100, "stop after this many epochs")
     time_budget_s: float | None = _knob(600.0, "seconds of training + validation; None: no limit")
+    val_users: int | None = _knob(None, "validation users ranked each epoch: a fixed seeded sample (None: all)")
     device: str | None = _knob(None, "None: CUDA when available, else CPU")
     alternatives: Alternatives = field(default_factory=Alternatives)
 
@@ -139,6 +140,9 @@ class TrainConfig:
         if self.temperature <= 0:
             raise TrainConfigError(f"temperature={self.temperature}: it must be positive (e.g. 0.1)")
         _at_least_one(self, ("hidden", "layers", "batch_size", "steps_per_epoch", "max_epochs"))
+        if self.val_users is not None and self.val_users < 2:
+            raise TrainConfigError(f"val_users={self.val_users}: sample at least 2 users (a standard error needs "
+                                   "two), or None for all")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise TrainConfigError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
         self.spec  # validates the neighbourhood settings

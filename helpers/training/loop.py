@@ -4,13 +4,20 @@ cosine over the whole run by default; see `helpers.training.config`).
 
 Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `model.pt` (+ manifest, stage "model"): the best epoch's weights by validation HR@10, with its config;
-* `history.json` (+ manifest): one dict per epoch (epoch, loss, val_hr@10, val_ndcg@10, seconds, ...);
+* `history.json` (+ manifest): one dict per epoch (epoch, loss, val_hr@10 with its standard error and the
+  number of validation users, val_ndcg@10, seconds, ...);
 * `train_state.pt`: the last epoch's model and optimizer, to resume an interrupted run.
 
 Every epoch starts from RNG seeds derived from `(RECSYS_SEED, epoch)`, so a run resumed after epoch n
 continues exactly as the uninterrupted run would have (same batches, same walks, same negatives). With a
 time budget the cosine schedule follows the elapsed time, so a resumed run is close to, not identical with,
 the uninterrupted one.
+
+Validation ranks every movie for the validation users, or, with `TrainConfig.val_users`, for a fixed sample of
+them drawn once with `RECSYS_SEED` (`helpers.evaluation.protocols.sample_rows`): the same users every epoch, so
+the curve and the best checkpoint compare like with like, at a cost that no longer grows with the users (at
+ML-32M size all 200,947 users x 87,584 movies would be ranked after every epoch). The history records the
+sample's size and the standard error, which also covers the choice of users.
 """
 from __future__ import annotations
 
@@ -30,11 +37,12 @@ from helpers.config import Settings
 from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
 from helpers.training.config import TrainConfig
-from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
+from helpers.training.inference import MovieVectors, infer_movie_embeddings, infer_movie_vectors
 from helpers.training.model import PinSage
 from helpers.training.step import TrainingStep
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
+VAL_SCORES_PER_BATCH = 16_000_000  # users x movies scored at once in validation: 512 users up to 31,250 movies
 
 
 class TrainingError(RecsysError, RuntimeError):
@@ -74,7 +82,8 @@ def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
     ident = {"dataset": gd.dataset, "seed": settings.seed, "movies": int(gd.graph.num_nodes("movie")),
              "users": int(gd.graph.num_nodes("user")), "edges": int(len(train)),
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
-             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")}}
+             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")
+                        and not (k == "val_users" and v is None)}}  # all users: the key of the runs before the knob
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -186,16 +195,18 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         train_s = time.perf_counter() - started
         val_started = time.perf_counter()
         vectors = infer_movie_vectors(model, gd, seed=_epoch_seed(settings.seed, epoch, 1))
-        metrics = validation_metrics(vectors, eval_data, "val")
+        metrics = validate(vectors, eval_data, config.val_users, settings.seed)
         last_val_s = time.perf_counter() - val_started
         elapsed += time.perf_counter() - started
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "val_hr@10": metrics["hr@10"],
+                  "val_hr@10_stderr": metrics["hr@10_stderr"], "val_users": int(metrics["n_users"]),
                   "val_ndcg@10": metrics["ndcg@10"], "seconds": round(train_s + last_val_s, 2),
                   "val_seconds": round(last_val_s, 2), "steps": len(losses), "hard_share": hard, "lr": optimizer.param_groups[0]["lr"],
                   "elapsed": round(elapsed, 2)}
         history.append(record)
         if progress:
-            print(f"epoch {epoch}: loss {record['loss']:.4f}  val HR@10 {record['val_hr@10']:.4f}  "
+            print(f"epoch {epoch}: loss {record['loss']:.4f}  val HR@10 {record['val_hr@10']:.4f} "
+                  f"± {record['val_hr@10_stderr']:.4f} ({record['val_users']:,} users)  "
                   f"NDCG@10 {record['val_ndcg@10']:.4f}  hard {hard:.2f}  {record['seconds']:.0f} s "
                   f"(total {elapsed:.0f} s)")
         if metrics["hr@10"] > best_hr:
@@ -217,6 +228,18 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
     model.load_state_dict(best["model"])
     model.eval()
     return TrainResult(model, history, best_epoch, model_path, config)
+
+
+def validate(vectors: MovieVectors, eval_data: Any, val_users: int | None, seed: int) -> dict[str, float]:
+    """The epoch's validation: HR/NDCG@10 with protocol (a) ("latest"), against every movie, for all validation
+    users or a fixed sample of `val_users` of them (the same `seed`, the same users), ranked in batches so
+    that memory stays at a batch of users x the catalogue. Adds `n_users` and the standard errors."""
+    from helpers.evaluation.protocols import evaluate_scores
+    from helpers.evaluation.scorers import query_candidate_scorer
+
+    scorer = query_candidate_scorer(vectors.query, vectors.candidate)
+    batch = max(16, min(512, VAL_SCORES_PER_BATCH // max(vectors.query.shape[0], 1)))
+    return evaluate_scores(scorer, eval_data, "val", "latest", sample=val_users, seed=seed, batch_size=batch)
 
 
 def _write_history(history: list[dict[str, float]], settings: Settings, config: TrainConfig) -> Path:

@@ -1,0 +1,125 @@
+"""Budgets by dataset size: one table that picks notebook 03's training budgets and sample sizes.
+
+A model's training cost grows with the catalogue (a softmax over all movies scores every movie at every step)
+and an evaluation's with users x movies, so the budgets that keep notebook 03 within about 15 minutes on ML-1M
+would take hours at ML-32M size (87,584 movies, 200,947 users). `budgets_for(settings, n_movies, n_users)`
+picks a row of `PRESETS` by catalogue size (or the one `RECSYS_PRESET` names) and resolves it for the dataset:
+
+| preset | catalogue | PinSage budget | section 4, steps per loss | next-movie [no graph] | validation users / epoch | users in metrics.json |
+| --- | --- | --- | --- | --- | --- | --- |
+| `small` | up to 5,000 movies (sample, ML-100K, ML-1M) | the dataset's (`TrainConfig.for_dataset`: 600 s) | 60 | 2,000 steps | all up to 10,000 | all |
+| `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
+| `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 |
+
+The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
+`NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
+`steps = seconds / (that x movies)`, between `MIN_NEXT_MOVIE_STEPS` and 2,000. Sampled users are a fixed,
+seeded subset (`helpers.evaluation.protocols.sample_rows`) and every figure says how many. On the `small`
+preset nothing is sampled and nothing changes against the budgets the notebooks were written with. The
+figures of the larger rows are provisional until measured on a quiet machine (docs/scaling.md, "Budgets").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from helpers.config import Settings
+from helpers.errors import RecsysError
+
+NEXT_MOVIE_SECONDS_PER_MOVIE = 55e-6  # CPU-s per movie per step of NextMovieBaseline (batch 1024, full softmax)
+MIN_NEXT_MOVIE_STEPS = 20
+
+
+class PresetError(RecsysError, ValueError):
+    """A preset or a budget that cannot be used; the message says which values it takes."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One row of the table: the budgets for catalogues of up to `max_movies` movies (None: any size)."""
+
+    name: str
+    max_movies: int | None
+    pinsage_seconds: float | None   # PinSage's time budget (training + validation); None: the dataset's default
+    compare_steps: int              # notebook 03, section 4: steps per loss (0: skip the comparison; each loss's
+                                    # run redraws the neighbourhood pool, 192 s at 87,584 movies)
+    next_movie_steps: int | None    # next-movie [no graph]: fixed steps, or None: scaled by next_movie_seconds
+    next_movie_seconds: float       # the scaled steps' budget
+    val_users: int                  # validation users per epoch, at most (fewer users: all of them)
+    eval_users: int | None          # users per split in metrics.json, at most (None: all)
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset("small", 5_000, None, 60, 2_000, 120.0, 10_000, None),
+    Preset("medium", 20_000, 420.0, 30, None, 150.0, 10_000, 20_000),
+    Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000),
+)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """A preset resolved for one dataset: None in `val_users` / `eval_users` means every user."""
+
+    preset: str
+    chosen_by: str                  # "catalogue size" or "RECSYS_PRESET"
+    n_movies: int
+    n_users: int
+    pinsage_seconds: float | None
+    compare_steps: int
+    next_movie_steps: int
+    val_users: int | None
+    eval_users: int | None
+
+    def train_overrides(self) -> dict[str, Any]:
+        """`TrainConfig.for_dataset(name, **budgets.train_overrides())`: the time budget and the validation sample
+        where the preset sets them (nothing on `small`, so the dataset's defaults stay as they were)."""
+        overrides: dict[str, Any] = {}
+        if self.pinsage_seconds is not None:
+            overrides["time_budget_s"] = self.pinsage_seconds
+        if self.val_users is not None:
+            overrides["val_users"] = self.val_users
+        return overrides
+
+    def describe(self) -> str:
+        """Two lines for the top of a notebook: the preset, why, and each budget."""
+        users = (lambda n: "all" if n is None else f"{n:,} of {self.n_users:,}")
+        budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
+        compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
+        why = "; RECSYS_PRESET overrides it" if self.chosen_by == "catalogue size" else ""
+        return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users{why})\n"
+                f"PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
+                f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
+                f"users in metrics.json: {users(self.eval_users)}")
+
+
+def preset_for(n_movies: int, name: str = "auto") -> Preset:
+    """The row named `name`, or with "auto" the first whose `max_movies` holds `n_movies`."""
+    if name != "auto":
+        for preset in PRESETS:
+            if preset.name == name:
+                return preset
+        raise PresetError(f"preset {name!r}: use one of auto, {', '.join(p.name for p in PRESETS)}")
+    if n_movies < 1:
+        raise PresetError(f"n_movies={n_movies}: a catalogue has at least one movie")
+    return next(p for p in PRESETS if p.max_movies is None or n_movies <= p.max_movies)
+
+
+def next_movie_steps(n_movies: int, seconds: float) -> int:
+    """Steps of the next-movie baseline that fit in about `seconds` with `n_movies` movies (within
+    `MIN_NEXT_MOVIE_STEPS`..2,000)."""
+    steps = int(seconds / (NEXT_MOVIE_SECONDS_PER_MOVIE * max(n_movies, 1)))
+    return max(MIN_NEXT_MOVIE_STEPS, min(2_000, steps))
+
+
+def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: str | None = None) -> Budgets:
+    """The budgets for a dataset of `n_movies` movies and `n_users` users: the preset `preset`, else
+    `settings.preset` (`RECSYS_PRESET`), where "auto" picks by catalogue size."""
+    name = preset or (settings.preset if settings is not None else "auto")
+    row = preset_for(n_movies, name)
+    cap = (lambda limit: None if limit is None or n_users <= limit else limit)
+    steps = row.next_movie_steps if row.next_movie_steps is not None else next_movie_steps(n_movies,
+                                                                                          row.next_movie_seconds)
+    return Budgets(preset=row.name, chosen_by="catalogue size" if name == "auto" else "RECSYS_PRESET",
+                   n_movies=n_movies, n_users=n_users, pinsage_seconds=row.pinsage_seconds,
+                   compare_steps=row.compare_steps, next_movie_steps=steps, val_users=cap(row.val_users),
+                   eval_users=cap(row.eval_users))

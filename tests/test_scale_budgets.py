@@ -1,0 +1,115 @@
+"""Budgets by dataset size (helpers.presets, RECSYS_PRESET), `scripts/run.sh --no-serve`, and bench.scale's cost
+of the objective (CPU-seconds per 1,000 training pairs).
+
+Cost: about 4 s (the presets are arithmetic; the cost runs 3 x 3 steps of 32 pairs on the synthetic sample).
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import scale
+from helpers.config import PRESET_NAMES, ConfigError, get_settings
+from helpers.data.loader import load_movielens
+from helpers.graph.build import build_graph
+from helpers.presets import PRESETS, PresetError, budgets_for, next_movie_steps, preset_for
+from helpers.training.config import TrainConfig
+from helpers.training.loop import build_model
+from helpers.training.step import TrainingStep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_preset_names_are_the_settings_values():
+    assert PRESET_NAMES == ("auto", *(p.name for p in PRESETS))
+    assert PRESETS[-1].max_movies is None  # every size has a row
+    assert [p.max_movies for p in PRESETS[:-1]] == sorted(p.max_movies for p in PRESETS[:-1])
+
+
+@pytest.mark.parametrize(("movies", "users", "preset"), [
+    (500, 600, "small"), (3_706, 6_040, "small"), (9_742, 610, "medium"), (87_584, 200_947, "large")])
+def test_the_preset_is_picked_by_catalogue_size(movies, users, preset):
+    budgets = budgets_for(get_settings({}), movies, users)
+    assert budgets.preset == preset and budgets.chosen_by == "catalogue size"
+    assert str(movies // 1000) in budgets.describe() and preset in budgets.describe()
+
+
+def test_small_datasets_keep_the_budgets_the_notebooks_were_written_with():
+    """Nothing sampled, no override: TrainConfig.for_dataset as before, so the notebooks' figures do not move."""
+    for movies, users in ((500, 600), (3_706, 6_040)):
+        budgets = budgets_for(None, movies, users)
+        assert budgets.train_overrides() == {}
+        assert (budgets.val_users, budgets.eval_users, budgets.next_movie_steps, budgets.compare_steps) == (
+            None, None, 2_000, 60)
+    assert TrainConfig.for_dataset("sample", **budgets_for(None, 500, 600).train_overrides()) == \
+        TrainConfig.for_dataset("sample")
+
+
+def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
+    budgets = budgets_for(None, 87_584, 200_947)
+    assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
+    assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
+    overrides = budgets.train_overrides()
+    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000}
+    assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
+    assert next_movie_steps(10_000, 150.0) > next_movie_steps(87_584, 150.0) >= 20
+    assert next_movie_steps(100, 1e6) == 2_000
+    few = budgets_for(None, 87_584, 3_000)  # fewer users than the sample: all of them
+    assert few.val_users is None and few.eval_users is None
+
+
+def test_recsys_preset_overrides_the_size(monkeypatch):
+    settings = get_settings({"RECSYS_PRESET": " Large "})
+    assert settings.preset == "large"
+    budgets = budgets_for(settings, 500, 600)
+    assert budgets.preset == "large" and budgets.chosen_by == "RECSYS_PRESET"
+    assert budgets_for(settings, 500, 600, preset="small").preset == "small"
+    with pytest.raises(ConfigError, match=r"RECSYS_PRESET='huge' is not a preset: use one of auto, small"):
+        get_settings({"RECSYS_PRESET": "huge"})
+    with pytest.raises(PresetError, match="use one of auto, small, medium, large"):
+        preset_for(100, "huge")
+
+
+def test_run_sh_takes_no_serve_and_refuses_what_it_does_not_know():
+    script = ROOT / "scripts" / "run.sh"
+    text = script.read_text()
+    assert "--no-serve" in text and "timings.tsv" in text
+    shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30,
+                           check=False)
+    assert shown.returncode == 0 and "--no-serve" in shown.stdout
+    wrong = subprocess.run(["bash", str(script), "--serve-not"], capture_output=True, text=True, timeout=30,
+                           check=False)
+    assert wrong.returncode == 2 and "--no-serve" in wrong.stderr
+
+
+@pytest.fixture(scope="module")
+def sample_step(tmp_path_factory):
+    gd = build_graph(load_movielens("sample", cache_dir=tmp_path_factory.mktemp("cache")))
+    config = TrainConfig.for_dataset("sample", batch_size=32, steps_per_epoch=2)
+    torch.manual_seed(0)
+    model = build_model(gd, config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return TrainingStep(gd, config, model, optimizer), config
+
+
+def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step):
+    step, config = sample_step
+    before = {k: v.clone() for k, v in step.model.state_dict().items()}
+    cost = scale.measure_cost(step, config, repeats=3, steps=3, seed=1)
+    assert len(cost["per_repeat"]) == 3 and cost["repeats"] == 3 and cost["steps"] == 3
+    assert 0 < cost["cpu_min"] <= cost["cpu_s_per_1000_pairs"] <= cost["cpu_max"]
+    assert cost["redraw_cpu_s"] > 0 and 0 < cost["redraw_share"] < 1  # 3 steps, a redraw every 2: two redraws
+    assert cost["objective"] == config.alternatives.loss and cost["batch_size"] == 32
+    for name, value in step.model.state_dict().items():  # the weights are put back
+        assert torch.equal(value, before[name])
+    assert "CPU-s / 1,000 pairs" in scale.cost_line(cost)
+    run = {"ratings": 1000, "stages": {"cost": {"seconds": 1.0, "stage_peak_mb": 1.0, "maxrss_mb": 1.0, **cost}}}
+    assert "CPU-s per 1,000 pairs" in scale.table({"runs": {"1000": run}})
+
+
+def test_cost_only_needs_repeats():
+    with pytest.raises(SystemExit):
+        scale.main(["--cost-only", "--repeats", "0", "--ratings", "1000"])
