@@ -137,7 +137,7 @@ def test_a_real_movie_without_a_query_vector_is_the_stores_fault(engine, liked_i
 
     lookup = engine.encoder.lookup
     monkeypatch.setattr(lookup, "missing", lambda ids: [i for i in ids if i == liked_ids[1]])
-    with pytest.raises(StoresOutOfStepError, match=rf"\[{liked_ids[1]}\] are in the stores but have no query vector"):
+    with pytest.raises(StoresOutOfStepError, match=rf"\[{liked_ids[1]}\] are in Milvus but have no query vector"):
         engine.recommend(liked_ids[:3])
 
 
@@ -156,3 +156,29 @@ def test_the_api_sends_server_timing_only_when_asked(stores_settings, liked_ids)
     stages = parse_server_timing(timed.headers["server-timing"])
     assert list(stages) == [*STAGES, "handler"] and stages["handler"] >= stages["search"] > 0
     assert timed.json() == plain.json()
+
+
+def test_a_collection_dropped_under_a_running_engine_says_which_notebook_to_run(tmp_path, sample_ml) -> None:
+    """No per-request "does it exist" call any more: the one search fails, and only then is the collection looked
+    for, so the error (a 503 in the API) still names the notebook that builds it."""
+    import re
+
+    from conftest import make_test_embeddings, sample_settings
+    from helpers.stages import notebook_for
+    from helpers.stores.build import build_stores
+    from helpers.stores.milvus import VectorStore
+    from helpers.stores.milvus_client import VectorStoreError, disconnect
+    from helpers.training.embeddings import save_movie_embeddings
+
+    settings = sample_settings(tmp_path)
+    save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    build_stores(settings, ml=sample_ml, progress=False)
+    try:
+        with RecommendationEngine(settings) as engine:
+            liked = [int(m) for m in sample_ml.movies["movie_id"].iloc[:2]]
+            assert len(engine.recommend(liked, k=3)) == 3
+            VectorStore(settings).drop()
+            with pytest.raises(VectorStoreError, match=f"No 'movies' collection.*{re.escape(notebook_for('vectors'))}"):
+                engine.recommend(liked, k=3)
+    finally:
+        disconnect(settings.milvus_uri)

@@ -208,14 +208,18 @@ class RecommendationEngine:
         in_catalog = set(self.catalog.movies(missing))
         stored = self.store.get(missing, with_vectors=False)
         unknown = [m for m in missing if m not in in_catalog and m not in stored]
-        in_stores = [m for m in missing if m in in_catalog or m in stored]
+        only_in_catalog = [m for m in missing if m in in_catalog and m not in stored]
+        in_milvus = [m for m in missing if m in stored]
         parts = []
         if unknown:
             parts.append(f"unknown movie id(s) {unknown}: they are not in the catalog; find ids with search_titles()")
-        if in_stores:
-            parts.append(f"movie id(s) {in_stores} are in the stores but have no query vector in the embeddings "
-                         f"artifact (nor among the added movies): the stores are out of step with notebook 03's "
-                         f"embeddings, re-run {STORES_NOTEBOOK}")
+        if only_in_catalog:
+            parts.append(f"movie id(s) {only_in_catalog} are in the catalog but have no embedding: the stores are out "
+                         f"of step, re-run {STORES_NOTEBOOK}")
+        if in_milvus:
+            parts.append(f"movie id(s) {in_milvus} are in Milvus but have no query vector in the embeddings artifact "
+                         f"(nor among the added movies): re-run {STORES_NOTEBOOK} so that Milvus holds "
+                         "the vectors of notebook 03's embeddings")
         if unknown:
             raise RecommendError("; ".join(parts))
         raise StoresOutOfStepError("; ".join(parts))  # the client asked for real movies: the stores are at fault
