@@ -141,29 +141,13 @@ def test_a_real_movie_without_a_query_vector_is_the_stores_fault(engine, liked_i
         engine.recommend(liked_ids[:3])
 
 
-def test_the_api_sends_server_timing_only_when_asked(stores_settings, liked_ids) -> None:
-    # last in this module: the app's shutdown closes this process's client for the Lite file, which the module's
-    # engine shares
-    from fastapi.testclient import TestClient
-
-    from helpers.serving.api import create_app
-
-    with TestClient(create_app(stores_settings)) as client:
-        plain = client.post("/recommend", json={"liked": liked_ids[:2], "k": 3})
-        timed = client.post("/recommend", json={"liked": liked_ids[:2], "k": 3}, headers={TIMINGS_HEADER: "1"})
-    assert plain.status_code == timed.status_code == 200
-    assert "server-timing" not in plain.headers
-    stages = parse_server_timing(timed.headers["server-timing"])
-    assert list(stages) == [*STAGES, "handler"] and stages["handler"] >= stages["search"] > 0
-    assert timed.json() == plain.json()
-
-
 def test_a_collection_dropped_under_a_running_engine_says_which_notebook_to_run(tmp_path, sample_ml) -> None:
     """No per-request "does it exist" call any more: the one search fails, and only then is the collection looked
     for, so the error (a 503 in the API) still names the notebook that builds it."""
     import re
 
     from conftest import make_test_embeddings, sample_settings
+
     from helpers.stages import notebook_for
     from helpers.stores.build import build_stores
     from helpers.stores.milvus import VectorStore
@@ -182,3 +166,37 @@ def test_a_collection_dropped_under_a_running_engine_says_which_notebook_to_run(
                 engine.recommend(liked, k=3)
     finally:
         disconnect(settings.milvus_uri)
+
+
+def test_a_timeout_fails_at_once_without_looking_for_the_collection(engine, liked_ids, monkeypatch) -> None:
+    """A search that fails without naming a collection (a server that stopped answering) is answered with its own
+    error at once: no second call, so no second wait of CALL_TIMEOUT_SECONDS."""
+    from pymilvus.exceptions import MilvusException
+
+    from helpers.stores.milvus_client import VectorStoreError
+
+    def stalled(*args: Any, **kwargs: Any) -> Any:
+        raise MilvusException(message="DEADLINE_EXCEEDED: deadline exceeded")
+
+    with counting(engine) as (milvus, _):
+        monkeypatch.setattr(engine.store.client, "search", stalled, raising=False)
+        with pytest.raises(VectorStoreError, match="failed while searching.*deadline exceeded"):
+            engine.recommend(liked_ids[:2])
+    assert milvus["has_collection"] == 0
+
+
+def test_the_api_sends_server_timing_only_when_asked(stores_settings, liked_ids) -> None:
+    # last in this module: the app's shutdown closes this process's client for the Lite file, which the module's
+    # engine shares
+    from fastapi.testclient import TestClient
+
+    from helpers.serving.api import create_app
+
+    with TestClient(create_app(stores_settings)) as client:
+        plain = client.post("/recommend", json={"liked": liked_ids[:2], "k": 3})
+        timed = client.post("/recommend", json={"liked": liked_ids[:2], "k": 3}, headers={TIMINGS_HEADER: "1"})
+    assert plain.status_code == timed.status_code == 200
+    assert "server-timing" not in plain.headers
+    stages = parse_server_timing(timed.headers["server-timing"])
+    assert list(stages) == [*STAGES, "handler"] and stages["handler"] >= stages["search"] > 0
+    assert timed.json() == plain.json()

@@ -292,10 +292,13 @@ class VectorStore:
 
     def _serve(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """A serving read in ONE round trip, with no "does the collection exist" call first: only when it fails
-        is the collection looked for, so that a dropped one says which notebook to run."""
+        naming a collection is the collection looked for, so that a dropped one says which notebook to run (a
+        timeout or a server that is down fails at once, without a second wait)."""
         try:
             return self._call(action, method, *args, **kwargs)
         except VectorStoreError as error:
+            if "collection" not in str(error.__cause__).lower():
+                raise
             found = True
             with contextlib.suppress(VectorStoreError):  # Milvus itself is down: the call's own failure says so
                 found = self.exists()
