@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", action="store_true",
                         help="ask POST /recommend for its Server-Timing and print one request's time by stage")
     parser.add_argument("--compare-with", metavar="REV",
-                        help="run git revision REV's API beside this tree's, alternated (bench.compare)")
+                        help="run git revision REV's API beside this tree's, alternated (bench.compare); with the "
+                             "first --workers count")
     parser.add_argument("--rounds", type=int, default=10, help="alternation rounds with --compare-with (default 10)")
     add_out_option(parser, "api_load")
     args = parser.parse_args(argv)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 
-# in the order a recommendation goes through them
+# in the order a recommendation goes through them. validation: the input checks and the liked ids against the
+# encoder's lookup; encoding: the query vector(s); search: the one Milvus call; catalog: the one catalog query;
+# explanation: the rest (dropping the liked movies, fusing per-movie hits for max/sum, which liked movie explains
+# each result, building the results)
 STAGES = ("validation", "encoding", "search", "catalog", "explanation")
 TIMINGS_HEADER = "x-recsys-timings"  # a request header: "1" asks the API for a Server-Timing header
 
