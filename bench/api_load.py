@@ -9,6 +9,11 @@ second, p50 and p99 latency per endpoint and overall, and the error count; first
 and ends with a table side by side (several workers need the stores on servers: Milvus Lite opens its file in one
 process). The load generator runs on the same machine as the server. Exits 1 if any request failed or answered
 other than 200. The figures go to `--out` (default artifacts/bench/api_load.json) as well.
+`--stages`: POST /recommend asks for its Server-Timing header (helpers.engine.timings) and a table splits one
+request's time by stage, HTTP included. `--compare-with REV`: git revision REV's API runs beside this tree's (a
+temporary worktree; a Milvus Lite file and a SQLite catalog are copied for it) and the same requests go to both,
+alternated in `--rounds` rounds (bench.compare). Title search p99 at 16 concurrent: `--only search --concurrency 16`
+(on ML-32M's catalogue size: bench.search_scale --titles 87585 --load).
 
     RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m .venv/bin/python -m bench.api_load \
         --label "ML-1M, users 1-2999"
@@ -19,6 +24,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,18 +34,22 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.compare import THIS_TREE, checkout, describe, stage_table, tree_env
 from bench.report import add_out_option, start, write_json
 from bench.servers import ServerError, free_port, stop_process, wait_for_http
+from helpers.engine.timings import TIMINGS_HEADER, parse_server_timing
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTED = "Application startup complete."  # uvicorn logs it once per worker, after the engine opened
 
 
-def start_server(port: int, workers: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def start_server(port: int, workers: int, log: Path, tree: Path = ROOT,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`tree`'s scripts/api.sh (its own helpers: PYTHONPATH and the working folder are `tree`)."""
+    env = env or tree_env(tree)
     with open(log, "w") as out:
         return subprocess.Popen(["bash", "scripts/api.sh", str(port), "--workers", str(workers), "--log-level", "info",
-                                 "--no-access-log"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--no-access-log"], cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(base: str, server: subprocess.Popen, workers: int, log: Path, timeout: float = 180.0) -> dict:
@@ -77,8 +87,13 @@ def build_requests(base: str, total: int, seed: int,
     return plan
 
 
-async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float, int | str]], float]:
-    results: list[tuple[str, float, int | str]] = []
+Result = tuple[str, float, "int | str", "dict[str, float] | None"]  # endpoint, seconds, status, Server-Timing (ms)
+
+
+async def run_load(plan: list, concurrency: int, stages: bool = False) -> tuple[list[Result], float]:
+    """Send `plan` from `concurrency` clients; with `stages` POST /recommend asks for its Server-Timing."""
+    results: list[Result] = []
+    asked = {TIMINGS_HEADER: "1"} if stages else None
     queue: asyncio.Queue = asyncio.Queue()
     for item in plan:
         queue.put_nowait(item)
@@ -87,12 +102,15 @@ async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float,
         while not queue.empty():
             label, method, url, body = queue.get_nowait()
             start = time.perf_counter()
+            timing = None
             try:
-                response = await client.request(method, url, json=body)
+                response = await client.request(method, url, json=body, headers=asked if body else None)
                 outcome: int | str = response.status_code
+                if "server-timing" in response.headers:
+                    timing = parse_server_timing(response.headers["server-timing"])
             except httpx.HTTPError as error:
                 outcome = type(error).__name__
-            results.append((label, time.perf_counter() - start, outcome))
+            results.append((label, time.perf_counter() - start, outcome, timing))
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -101,7 +119,7 @@ async def run_load(plan: list, concurrency: int) -> tuple[list[tuple[str, float,
         return results, time.perf_counter() - start
 
 
-def report(results: list[tuple[str, float, int | str]], seconds: float, concurrency: int, dataset: str,
+def report(results: list[Result], seconds: float, concurrency: int, dataset: str,
            workers: int = 1) -> dict:
     """Print the figures of one run; return them (requests/s, p50, p99 in ms, errors; per endpoint too)."""
     errors = [r for r in results if r[2] != 200]
@@ -115,11 +133,100 @@ def report(results: list[tuple[str, float, int | str]], seconds: float, concurre
                             "p99": float(np.percentile(times, 99))}
         print(f"{label:<18}{len(times):>9}{endpoints[label]['p50']:>9.1f}{endpoints[label]['p99']:>9.1f}")
     print(f"throughput: {len(results) / seconds:.1f} requests/s over {seconds:.1f} s; errors: {len(errors)}")
-    for label, _, outcome in errors[:5]:
+    for label, _, outcome, _ in errors[:5]:
         print(f"  error: {label} -> {outcome}")
     return {"dataset": dataset, "workers": workers, "concurrency": concurrency, "requests": len(results),
             "seconds": seconds, "rps": len(results) / seconds, "p50": endpoints["all"]["p50"],
             "p99": endpoints["all"]["p99"], "errors": len(errors), "endpoints": endpoints}
+
+
+def http_stage_table(results: list[Result], title: str) -> list[dict] | None:
+    """The stage table of the recommend requests that brought a Server-Timing header: the engine's stages, the
+    rest of the API handler (building the response), and what the client saw beyond the handler (HTTP parsing,
+    body validation, serialisation, the event loop, the network, the client)."""
+    rows, totals = [], []
+    for _, seconds, _, timing in results:
+        if timing:
+            handler = timing.pop("handler", 0.0)
+            rows.append({**timing, "API handler, rest": handler - sum(timing.values())})
+            totals.append(seconds * 1000)
+    if not rows:
+        print("\nno Server-Timing came back: this API does not record stages (issue 20 added them)")
+        return None
+    return stage_table(rows, totals, title=title)
+
+
+def mirror_stores(folder: Path) -> dict[str, str]:
+    """Environment for a second API beside the first: a Milvus server and a MySQL catalog are shared, a Milvus Lite
+    file (one process per file) and a SQLite catalog copied into `folder`, every other artifact linked."""
+    from helpers.config import get_settings
+    from helpers.stores.milvus_client import is_lite_uri
+    from helpers.stores.sql import sqlite_path
+
+    settings = get_settings()
+    target = folder / "artifacts" / settings.artifacts_dir.name
+    target.mkdir(parents=True)
+    env = {"RECSYS_ARTIFACTS": str(target.parent)}
+    copies = {}
+    if is_lite_uri(settings.milvus_uri):
+        copies[Path(settings.milvus_uri).resolve()] = "RECSYS_MILVUS_URI"
+    if sqlite_path(settings.catalog_url) is not None:
+        copies[sqlite_path(settings.catalog_url).resolve()] = "RECSYS_CATALOG_URL"
+    for entry in settings.artifacts_dir.iterdir():
+        if entry.resolve() not in copies:
+            (target / entry.name).symlink_to(entry.resolve())
+    for source, variable in copies.items():
+        copy = target / f"compare-{source.name}"
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, copy)
+        env[variable] = str(copy) if variable == "RECSYS_MILVUS_URI" else f"sqlite:///{copy}"
+    return env
+
+
+def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> list[dict]:
+    """This tree's API and `rev`'s side by side: both started, the same plan sent to each in `args.rounds`
+    slices, alternated (A B, then B A, ...); prints each one's figures and a row for each."""
+    with checkout(rev) as old:
+        trees = {THIS_TREE: (ROOT, tree_env(ROOT)), rev: (old, tree_env(old, **mirror_stores(folder)))}
+        print(f"comparing {THIS_TREE} ({describe(ROOT)}) with {rev} ({describe(old)}), alternated in "
+              f"{args.rounds} rounds")
+        servers, bases = {}, {}
+        try:
+            for name, (tree, env) in trees.items():
+                port = free_port()
+                bases[name] = f"http://127.0.0.1:{port}"
+                log = folder / f"uvicorn-{len(servers)}.log"
+                servers[name] = start_server(port, workers, log, tree, env)
+                label = args.label or wait_healthy(bases[name], servers[name], workers, log)["dataset"]
+            plan = build_requests(bases[THIS_TREE], args.requests, args.seed, args.only)
+            got: dict[str, list[Result]] = {name: [] for name in trees}
+            spent = dict.fromkeys(trees, 0.0)
+            for name, base in bases.items():  # warm-up, not counted
+                asyncio.run(run_load(on(plan[: min(50 * workers, len(plan))], bases[THIS_TREE], base), args.concurrency))
+            for r, chunk in enumerate(np.array_split(np.arange(len(plan)), max(1, args.rounds))):
+                for name in (list(trees) if r % 2 == 0 else list(reversed(trees))):
+                    results, seconds = asyncio.run(run_load(on([plan[i] for i in chunk], bases[THIS_TREE], bases[name]),
+                                                            args.concurrency, args.stages))
+                    got[name].extend(results)
+                    spent[name] += seconds
+        finally:
+            for server in servers.values():
+                stop_process(server, seconds=60)
+    rows = []
+    for name in trees:
+        rows.append({"tree": name, **report(got[name], spent[name], args.concurrency, f"{label} ({name})", workers)})
+        if args.stages:
+            rows[-1]["stages"] = http_stage_table(got[name], f"{name}: POST /recommend, {args.concurrency} concurrent")
+    print(f"\nside by side ({args.requests} requests, {args.concurrency} concurrent, {workers} worker(s)):")
+    print(f"{'tree':<14}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  per endpoint p50 / p99 ms")
+    for row in rows:
+        cells = "  ".join(f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in row["endpoints"].items() if k != "all")
+        print(f"{row['tree'][:13]:<14}{row['rps']:>12.1f}{row['p50']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8}  {cells}")
+    return rows
+
+
+def on(plan: list, old_base: str, new_base: str) -> list:
+    """`plan` sent to `new_base` instead of `old_base`."""
+    return [(label, method, new_base + url[len(old_base):], body) for label, method, url, body in plan]
 
 
 def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | None, dict]:
@@ -134,8 +241,14 @@ def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | N
         asyncio.run(run_load(plan[: min(50 * workers, len(plan))], args.concurrency))  # warm-up, not counted
         baseline = None
         if args.baseline:
-            baseline = report(*asyncio.run(run_load(plan[: args.baseline], 1)), 1, label, workers)
-        loaded = report(*asyncio.run(run_load(plan, args.concurrency)), args.concurrency, label, workers)
+            alone = asyncio.run(run_load(plan[: args.baseline], 1, args.stages))
+            baseline = report(*alone, 1, label, workers)
+            if args.stages:
+                baseline["stages"] = http_stage_table(alone[0], "POST /recommend, one at a time")
+        loaded_results = asyncio.run(run_load(plan, args.concurrency, args.stages and not args.baseline))
+        loaded = report(*loaded_results, args.concurrency, label, workers)
+        if args.stages and not args.baseline:
+            loaded["stages"] = http_stage_table(loaded_results[0], f"POST /recommend, {args.concurrency} concurrent")
         if baseline:
             print(f"\nthroughput ratio, {args.concurrency} concurrent / one at a time: "
                   f"{loaded['rps'] / baseline['rps']:.2f}x")
@@ -157,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", help="dataset label for the report (default: the dataset name)")
     parser.add_argument("--only", choices=("recommend", "search", "movie"),
                         help="send only this endpoint's requests instead of the mix")
+    parser.add_argument("--stages", action="store_true",
+                        help="ask POST /recommend for its Server-Timing and print one request's time by stage")
+    parser.add_argument("--compare-with", metavar="REV",
+                        help="run git revision REV's API beside this tree's, alternated (bench.compare); with the "
+                             "first --workers count")
+    parser.add_argument("--rounds", type=int, default=10, help="alternation rounds with --compare-with (default 10)")
     add_out_option(parser, "api_load")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
@@ -167,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers takes whole numbers separated by commas, e.g. 1,2,4; got {args.workers!r}")
     if any(w < 1 for w in worker_counts):
         parser.error("--workers: each count must be at least 1")
+    if args.compare_with:
+        with tempfile.TemporaryDirectory(prefix="api-compare-") as folder:
+            rows = compare(args.compare_with, worker_counts[0], args, Path(folder))
+        write_json(args.out, {"compare_with": args.compare_with, "rows": rows}, record)
+        return 1 if any(row["errors"] for row in rows) else 0
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for workers in worker_counts:

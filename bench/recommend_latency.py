@@ -7,6 +7,13 @@ second for Milvus and the catalog. Backends: the embedded default (Milvus Lite +
 folder so the notebooks' files are untouched) and, with `--server-uri`, a Milvus server (the catalog there
 is SQLite too unless `--catalog-url` names a MySQL database).
 
+`--stages`: also one recommendation's time split by stage (validation, encoding, search, catalog, explanation;
+the engine's `timings`), in process. `--compare-with REV`: this tree and git revision REV side by side in one run,
+each in its own process on stores of its own, alternated in `--rounds` rounds (bench.compare), with the stage
+split of each tree that records it:
+
+    .venv/bin/python -m bench.recommend_latency --compare-with HEAD~1 [--server-uri http://127.0.0.1:19530]
+
 Quality (`--quality`): HR@10/NDCG@10 of the three ways to combine liked movies (max, mean, sum) under
 notebook 03's history protocol (protocol (b) of helpers.evaluation), on the validation and test users.
 
@@ -25,6 +32,16 @@ from typing import Any
 
 import numpy as np
 
+from bench.compare import (
+    THIS_TREE,
+    LatencyProbe,
+    alternate,
+    checkout,
+    describe,
+    ns_to_ms,
+    percentiles_ms,
+    stage_table,
+)
 from bench.report import add_out_option, start, write_json
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
@@ -36,6 +53,8 @@ from helpers.stores.milvus import VectorStore
 from helpers.training.embeddings import load_movie_embeddings
 
 LIKED_SIZES = (1, 5, 20)
+GENRE_FILTER = "Drama"  # in every MovieLens release
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def label(settings) -> str:
@@ -47,7 +66,14 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> dict[str, Any]:
+def draw_liked_sets(movie_ids: np.ndarray, repeats: int, seed: int) -> dict[int, list[list[int]]]:
+    """`repeats` random liked sets per size in LIKED_SIZES (the same for every run with the same seed)."""
+    rng = np.random.default_rng(seed)
+    return {n: [[int(m) for m in rng.choice(movie_ids, size=n, replace=False)] for _ in range(repeats)]
+            for n in LIKED_SIZES}
+
+
+def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int, stages: bool = False) -> dict[str, Any]:
     """Print and return ingestion rows/s and `recommend()` p50/p99 next to NumPy's, per number of liked movies."""
     VectorStore(settings).drop()
     report = build_stores(settings, ml, progress=False)  # as notebook 05 builds them
@@ -63,13 +89,12 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
         "catalog_ingestion": {"rows": catalog_report.movies + catalog_report.users + catalog_report.ratings,
                               "seconds": catalog_report.seconds, "rows_per_s": catalog_report.rows_per_second},
         "liked": []}
-    rng = np.random.default_rng(seed)
     engine = RecommendationEngine(settings)
     try:
         engine.recommend([int(embeddings.movie_ids[0])])  # warm-up: first search loads segments
+        liked_sets_by_size = draw_liked_sets(embeddings.movie_ids, repeats, seed)
         for n in LIKED_SIZES:
-            liked_sets = [[int(m) for m in rng.choice(embeddings.movie_ids, size=n, replace=False)]
-                          for _ in range(repeats)]
+            liked_sets = liked_sets_by_size[n]
             engine_s, numpy_s, agree = [], [], 0
             for liked in liked_sets:
                 start = time.perf_counter()
@@ -87,6 +112,13 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
             print(f"[{backend}] {n:>2} liked, k=10, combine={engine.combine}: recommend() p50 {e50:6.2f} ms "
                   f"p99 {e99:6.2f} ms | NumPy brute force p50 {n50:5.2f} ms p99 {n99:5.2f} ms | "
                   f"ratio p50 {e50 / n50:5.1f}x | same top 10: {agree}/{repeats}")
+        if stages:
+            per_request = []
+            for liked in liked_sets_by_size[5]:
+                timings: dict[str, int] = {}
+                engine.recommend(liked, k=10, timings=timings)
+                per_request.append(timings)
+            figures["stages"] = stage_table(ns_to_ms(per_request), title=f"[{backend}] 5 liked, k=10, in process")
         filtered = []
         genre = engine.genres()[0]
         for liked in liked_sets[:repeats]:
@@ -99,6 +131,52 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int) -> 
         print(f"[{backend}]  5 liked, k=10, genre {genre!r} and years 1980-1999 filter: p50 {f50:6.2f} ms p99 {f99:6.2f} ms")
     finally:
         engine.close()
+    return figures
+
+
+def compare(settings, embeddings, rev: str, backend: str, milvus_uri: str | None, catalog_url: str | None,
+            repeats: int, rounds: int, folder: Path) -> dict[str, Any]:
+    """This tree and `rev`, each in its own process on stores of its own (Lite: each tree builds its own copy;
+    a server: this tree builds them and `rev` reads the same), alternated in `rounds`; prints both rows."""
+    warm_up = int(embeddings.movie_ids[0])
+    figures: dict[str, Any] = {"backend": backend, "rev": rev, "rows": [], "stages": {}}
+    with checkout(rev) as old:
+        trees = {THIS_TREE: ROOT, rev: old}
+        print(f"[{backend}] comparing {THIS_TREE} ({describe(ROOT)}) with {rev} ({describe(old)}), "
+              f"alternated in {rounds} rounds")
+        probes: list[LatencyProbe] = []
+        try:
+            for i, (name, tree) in enumerate(trees.items()):
+                own = folder / f"tree-{i}"
+                own.mkdir(parents=True)
+                probes.append(LatencyProbe(name, tree, milvus_uri or str(own / "milvus.db"),
+                                           catalog_url or f"sqlite:///{own}/catalog.sqlite",
+                                           build=milvus_uri is None or i == 0, warm_up=warm_up,
+                                           log=folder / f"probe-{i}.log"))
+            sets = draw_liked_sets(embeddings.movie_ids, repeats, settings.seed)
+            cases = [(f"{n:>2} liked", sets[n], None, None) for n in LIKED_SIZES]
+            cases.append((" 5 liked, genre+years", [x[:5] for x in sets[20]], [GENRE_FILTER], (1980, 1999)))
+            print(f"{'case':<24}{'tree':<14}{'p50 ms':>9}{'p99 ms':>9}{'vs ' + THIS_TREE:>16}{'same top 10':>13}")
+            for case, liked_sets, genres, years in cases:
+                got = alternate(probes, liked_sets, 10, genres, years, rounds)
+                base = got[THIS_TREE]
+                p50_base = percentiles_ms(base["seconds"])[0]
+                for name, result in got.items():
+                    p50, p99 = percentiles_ms(result["seconds"])
+                    same = sum(a == b for a, b in zip(result["top"], base["top"], strict=True))
+                    figures["rows"].append({"case": case.strip(), "tree": name, "p50_ms": p50, "p99_ms": p99,
+                                            "same_top_10": same, "repeats": len(liked_sets)})
+                    print(f"{case:<24}{name[:13]:<14}{p50:>9.2f}{p99:>9.2f}{p50 / p50_base:>15.2f}x"
+                          f"{same:>8}/{len(liked_sets)}")
+                if case.strip() == "5 liked":
+                    five = got
+            for name, result in five.items():
+                if any(result["stages"]):  # only the trees whose engine records stages
+                    figures["stages"][name] = stage_table(ns_to_ms(result["stages"]),
+                                                          title=f"[{backend}] {name}, 5 liked, k=10")
+        finally:
+            for probe in probes:
+                probe.close()
     return figures
 
 
@@ -139,6 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--catalog-url", help="catalog for the server run (default: a temporary SQLite file)")
     parser.add_argument("--quality", action="store_true", help="also compare the combination methods")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    parser.add_argument("--stages", action="store_true",
+                        help="also print one recommendation's time split by stage (in process)")
+    parser.add_argument("--compare-with", metavar="REV",
+                        help="measure this tree and git revision REV side by side, alternated (bench.compare)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternation rounds with --compare-with (default 10)")
     add_out_option(parser, "recommend_latency")
     args = parser.parse_args(argv)
 
@@ -149,16 +232,27 @@ def main(argv: list[str] | None = None) -> None:
                                "dim": embeddings.dim, "latency": []}
     if args.quality:
         figures["quality"] = quality(settings, embeddings)
-    if not args.no_latency:
+    if args.compare_with and not args.no_latency:
+        with tempfile.TemporaryDirectory(prefix="recommend-compare-") as tmp:
+            figures["compare"] = [compare(settings, embeddings, args.compare_with, "Milvus Lite + SQLite", None, None,
+                                          args.repeats, args.rounds, Path(tmp) / "lite")]
+            if args.server_uri:
+                backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
+                figures["compare"].append(compare(settings, embeddings, args.compare_with, backend, args.server_uri,
+                                                  args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite",
+                                                  args.repeats, args.rounds, Path(tmp) / "server"))
+    elif not args.no_latency:
         ml = load_dataset(settings)
         with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
             lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"), catalog_url=f"sqlite:///{tmp}/catalog.sqlite")
-            figures["latency"].append(latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats, settings.seed))
+            figures["latency"].append(latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats, settings.seed,
+                                              args.stages))
             if args.server_uri:
                 server = get_settings(milvus_uri=args.server_uri,
                                       catalog_url=args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite")
                 backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
-                figures["latency"].append(latency(server, ml, embeddings, backend, args.repeats, settings.seed))
+                figures["latency"].append(latency(server, ml, embeddings, backend, args.repeats, settings.seed,
+                                                  args.stages))
                 VectorStore(server).drop()
     write_json(args.out, figures, record)
 

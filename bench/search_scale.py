@@ -10,12 +10,22 @@ real movies, so popularity ordering and the real ratings table are unchanged. Th
         --folder artifacts/bench/scale-87k
     # prints the RECSYS_* variables to run `python -m bench.api_load` against those stores
 
+`--load` then runs title search alone against them in the same command: `bench.api_load --only search
+--concurrency 16 --baseline 0` (`--load-concurrency`, `--load-requests`; more api_load options after `--`), and
+prints its p50/p99; e.g. search-only p99 at 16 concurrent on ML-32M's catalogue size:
+
+    .venv/bin/python -m bench.search_scale --data-dir ../shared/movielens/ml-1m --titles 87585 \
+        --folder artifacts/bench/scale-87k --load [-- --compare-with HEAD~1]
+
 The size and the time `build_stores` took also go to `--out` as JSON.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--titles", type=int, default=0, help="grow the catalog to this many titles (0: as it is)")
     parser.add_argument("--folder", type=Path, required=True, help="folder for the data copy and the stores")
     parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--load", action="store_true",
+                        help="then measure title search alone on these stores with bench.api_load")
+    parser.add_argument("--load-concurrency", type=int, default=16)
+    parser.add_argument("--load-requests", type=int, default=4000)
+    parser.add_argument("api_load_options", nargs="*", help="after --: more bench.api_load options")
     add_out_option(parser, "search_scale")
     args = parser.parse_args(argv)
 
@@ -78,6 +93,19 @@ def main(argv: list[str] | None = None) -> None:
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     write_json(args.out, {"titles": len(ml.movies), "ratings": len(ml.ratings), "build_stores_s": seconds,
                           "check": str(report.check), "environment": env}, record)
+    if args.load:
+        from helpers.stores.milvus_client import disconnect
+
+        disconnect(settings.milvus_uri)  # Milvus Lite: one process per file, and the API is the next one
+        command = [sys.executable, "-m", "bench.api_load", "--only", "search", "--baseline", "0",
+                   "--concurrency", str(args.load_concurrency), "--requests", str(args.load_requests),
+                   "--label", f"{len(ml.movies):,} titles", "--out", str(args.out.with_name(f"{args.out.stem}_api_load.json")),
+                   *args.api_load_options]
+        print(" ".join(command[1:]))
+        done = subprocess.run(command, env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent,
+                              check=False)
+        if done.returncode:
+            raise SystemExit(done.returncode)
 
 
 if __name__ == "__main__":

@@ -174,9 +174,11 @@ def test_out_of_step_stores_are_detected(own_stores, sample_ml) -> None:
     with pytest.raises(StoresOutOfStepError, match=f"only in the catalog \\[{dropped}\\].*{STORES_NOTEBOOK}"):
         check.raise_if_out_of_step()
     with RecommendationEngine(own_stores) as engine:
-        # a server-side fault (a 503 in the API), not bad input
-        with pytest.raises(StoresOutOfStepError, match=f"\\[{dropped}\\] are in the catalog but have no embedding"):
-            engine.recommend([dropped])
+        # per request the engine trusts its lookup (issue 20: no Milvus call to re-check the liked movies), so the
+        # dropped movie still works as a liked one and is never recommended; health() names the store at fault
+        recs = engine.recommend([dropped], k=10)
+        assert len(recs) == 10 and dropped not in [r.movie_id for r in recs]
+        assert all(r.because_of == dropped for r in recs)
         health = engine.health()
         n = len(sample_ml.movies)
         assert not health["ok"] and health["stores"] == {"milvus": False, "catalog": True}

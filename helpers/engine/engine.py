@@ -1,16 +1,20 @@
 """The recommendation engine: liked movie ids -> ranked, explained movies, from Milvus and the SQL catalog.
 
 `RecommendationEngine.recommend(liked, k, genres, years)`:
-1. checks the input (RecommendError with what to do on bad input);
-2. checks that the liked movies are known to the encoder's lookup and held by Milvus (unknown ids are named
-   in the error);
-3. turns them, in the order given, into query vectors with its query encoder (`helpers.engine.query`, picked
+1. checks the input (RecommendError with what to do on bad input) and that the liked movies have query
+   vectors in the encoder's lookup, in memory (unknown ids are named in the error; only then are the stores read,
+   to say whether the ids are unknown or the stores out of step);
+2. turns them, in the order given, into query vectors with its query encoder (`helpers.engine.query`, picked
    by `load_query_encoder` from `RECSYS_QUERY_ENCODER`: today the mean of the liked movies' query vectors,
-   read through the encoder's `MovieVectorLookup`) and searches Milvus, which holds the candidate vectors, by
+   read through the encoder's `MovieVectorLookup`) and searches Milvus ONCE, which holds the candidate vectors, by
    inner product, with the genre and year filters applied IN Milvus, combining the liked movies by
    `combine` (below), and drops the liked movies themselves;
-4. joins the catalog for titles, years and genres, and says which liked movie each result came from
-   (the liked movie whose query vector scores it highest) and which encoder made the query (`encoder`).
+3. joins the catalog for titles, years and genres (ONE query), and says which liked movie each result came from
+   (the liked movie whose query vector scores it highest, from the vectors the search returned) and which
+   encoder made the query (`encoder`).
+So a recommendation costs one Milvus round trip and one catalog query; whether the two stores agree is checked
+when the engine opens (the stores record, an interrupted build) and by `health()`, never per request.
+`recommend(..., timings={})` adds each stage's nanoseconds to the dict (`helpers.engine.timings`).
 An empty liked list returns the most rated movies passing the filters (`source="popular"`, `encoder=None`,
 score = number of ratings).
 
@@ -48,8 +52,16 @@ from helpers.engine.inputs import (
     check_years,
 )
 from helpers.engine.query import QueryEncoder, load_query_encoder
+from helpers.engine.timings import Stopwatch
 from helpers.errors import RecsysError
-from helpers.ranking import COMBINE_METHODS, DEFAULT_COMBINE, DEFAULT_PER_MOVIE_LIMIT, fuse, normalise_rows, ranked
+from helpers.ranking import (
+    COMBINE_METHODS,
+    DEFAULT_COMBINE,
+    DEFAULT_PER_MOVIE_LIMIT,
+    fuse,
+    normalise_rows,
+    ranked,
+)
 from helpers.stores.build import (
     STORES_NOTEBOOK,
     StoresOutOfStepError,
@@ -149,56 +161,73 @@ class RecommendationEngine:
 
     # -- recommendations -------------------------------------------------------------------------------------
     def recommend(self, liked_movie_ids: Sequence[int], k: int = DEFAULT_K, genres: Sequence[str] | None = None,
-                  years: tuple[int, int] | None = None) -> list[Recommendation]:
-        """The `k` movies most like `liked_movie_ids` (in `genres`, released within `years`), best first."""
+                  years: tuple[int, int] | None = None, timings: dict[str, int] | None = None) -> list[Recommendation]:
+        """The `k` movies most like `liked_movie_ids` (in `genres`, released within `years`), best first.
+        One Milvus search and one catalog query (none to Milvus for an empty list). `timings`: a dict to add
+        each stage's nanoseconds to (`helpers.engine.timings.STAGES`); None (the default) times nothing."""
+        clock = Stopwatch(timings)
         liked = check_ids(liked_movie_ids)
         k = check_k(k)
         years = check_years(years)
         genres = check_genres(genres, self.genres())
         if not liked:
-            return Recommendations(self._popular(k, genres, years), encoder=None)
+            clock.lap("validation")
+            popular = self._popular(k, genres, years)
+            clock.lap("catalog")
+            return Recommendations(popular, encoder=None)
         self._check_known(liked)
+        clock.lap("validation")
         query = self.encoder.movie_vectors(liked)
         if self.combine == "mean":
             centre = normalise_rows(self.encoder.encode(liked)[None, :])
+            clock.lap("encoding")
             hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
+            clock.lap("search")
             exclude = set(liked)
             top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector))) for h in hits if h.movie_id not in exclude][:k]
         else:
+            clock.lap("encoding")
             limit = k + len(liked) if self.combine == "max" else max(self.per_movie_limit, k + len(liked))
             per_query = self.store.search(query, limit=limit, genres=genres, years=years)
+            clock.lap("search")
             fused = fuse([[(h.movie_id, h.score) for h in hits] for hits in per_query], self.combine)
             top = ranked(fused, set(liked), k)
+        clock.lap("explanation")
         name = self.encoder.name if self.combine == "mean" else PER_MOVIE
-        return Recommendations(self._explain(top, liked, name), encoder=name)
+        return Recommendations(self._explain(top, liked, name, clock), encoder=name)
 
     def _check_known(self, liked: list[int]) -> None:
-        """Ids known nowhere are bad input (RecommendError); real movies without vectors are the stores' fault."""
-        no_query = set(self.encoder.lookup.missing(liked))  # the encoder's lookup: the artifact, then added movies
-        stored = self.store.get(liked, with_vectors=False)  # the stores' consistency (one Milvus call)
-        missing = [m for m in liked if m in no_query or m not in stored]
+        """Liked ids must have a query vector in the encoder's lookup (in memory: no store is asked when they
+        all do). Per request the engine trusts the lookup; that Milvus holds the same movies is the stores
+        record's and `health()`'s business, checked at start-up and on /health, not on every call. Only when
+        some id is missing are the stores read, to say whose fault it is: ids known nowhere are bad input
+        (RecommendError); real movies without a query vector are the stores' fault (StoresOutOfStepError)."""
+        missing = self.encoder.lookup.missing(liked)  # the artifact's vectors, then the added movies
         if not missing:
             return
         in_catalog = set(self.catalog.movies(missing))
+        stored = self.store.get(missing, with_vectors=False)
         unknown = [m for m in missing if m not in in_catalog and m not in stored]
-        not_in_milvus = sorted(m for m in missing if m not in stored and m in in_catalog)
-        no_vector = [m for m in missing if m in stored]
+        only_in_catalog = [m for m in missing if m in in_catalog and m not in stored]
+        in_milvus = [m for m in missing if m in stored]
         parts = []
         if unknown:
             parts.append(f"unknown movie id(s) {unknown}: they are not in the catalog; find ids with search_titles()")
-        if not_in_milvus:
-            parts.append(f"movie id(s) {not_in_milvus} are in the catalog but have no embedding: the stores are out of "
-                         f"step, re-run {STORES_NOTEBOOK}")
-        if no_vector:
-            parts.append(f"movie id(s) {no_vector} are in Milvus but have no query vector in the embeddings artifact "
+        if only_in_catalog:
+            parts.append(f"movie id(s) {only_in_catalog} are in the catalog but have no embedding: the stores are out "
+                         f"of step, re-run {STORES_NOTEBOOK}")
+        if in_milvus:
+            parts.append(f"movie id(s) {in_milvus} are in Milvus but have no query vector in the embeddings artifact "
                          f"(nor among the added movies): re-run {STORES_NOTEBOOK} so that Milvus holds "
                          "the vectors of notebook 03's embeddings")
         if unknown:
             raise RecommendError("; ".join(parts))
         raise StoresOutOfStepError("; ".join(parts))  # the client asked for real movies: the stores are at fault
 
-    def _explain(self, top: list[tuple[int, float, int]], liked: list[int], encoder: str) -> list[Recommendation]:
-        rows = self.catalog.movies([m for m, _, _ in top] + liked)
+    def _explain(self, top: list[tuple[int, float, int]], liked: list[int], encoder: str,
+                 clock: Stopwatch) -> list[Recommendation]:
+        rows = self.catalog.movies([m for m, _, _ in top] + liked)  # one query: the hits and the liked titles
+        clock.lap("catalog")
         missing = [m for m, _, _ in top if m not in rows]
         if missing:
             raise StoresOutOfStepError(f"Movie id(s) {missing} are in Milvus but not in the catalog: re-run "
@@ -210,6 +239,7 @@ class RecommendationEngine:
                                       score=float(score), because_of=source,
                                       because_of_title=rows[source]["title"] if source in rows else None,
                                       source="pinsage", encoder=encoder))
+        clock.lap("explanation")
         return out
 
     def _popular(self, k: int, genres: list[str] | None, years: tuple[int, int] | None) -> list[Recommendation]:

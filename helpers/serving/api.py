@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -38,6 +38,7 @@ from helpers.config import Settings, get_settings
 from helpers.engine.engine import RecommendationEngine
 from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
 from helpers.engine.startup import open_engine
+from helpers.engine.timings import TIMINGS_HEADER, server_timing
 from helpers.errors import RecsysError
 from helpers.serving.webapp import add_webapp
 from helpers.stages import notebook_for
@@ -344,11 +345,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=404, detail=detail) from error
 
     @app.post("/recommend", response_model=RecommendResponse)
-    def recommend(request: Request, body: RecommendRequest) -> Any:
+    def recommend(request: Request, response: Response, body: RecommendRequest) -> Any:
         """Up to `k` movies for the liked ones (in the order liked, the latest last), each explained by the liked
-        movie it is closest to; `encoder` names the query encoder that answered (null: nothing liked)."""
-        results = engine(request).recommend(body.liked, k=body.k, genres=body.genres, years=body.years())
-        return RecommendResponse(dataset=settings.dataset, liked=body.liked, encoder=results.encoder,
-                                 results=[RecommendationOut(**asdict(r)) for r in results])
+        movie it is closest to; `encoder` names the query encoder that answered (null: nothing liked).
+        With the request header `X-Recsys-Timings: 1` the answer carries a `Server-Timing` header: the engine's
+        stages (helpers.engine.timings) and `handler`, this function's whole time, in ms."""
+        timings: dict[str, int] | None = {} if request.headers.get(TIMINGS_HEADER) == "1" else None
+        started = time.perf_counter_ns() if timings is not None else 0
+        results = engine(request).recommend(body.liked, k=body.k, genres=body.genres, years=body.years(),
+                                            timings=timings)
+        answer = RecommendResponse(dataset=settings.dataset, liked=body.liked, encoder=results.encoder,
+                                   results=[RecommendationOut(**asdict(r)) for r in results])
+        if timings is not None:
+            timings["handler"] = time.perf_counter_ns() - started
+            response.headers["server-timing"] = server_timing(timings)
+        return answer
 
     return app

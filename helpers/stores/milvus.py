@@ -49,8 +49,6 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Settings
-from helpers.data.movielens import genre_list
-from helpers.stages import notebook_for
 from helpers.stores.milvus_client import (
     CALL_TIMEOUT_SECONDS,
     SERVER_HINT,
@@ -64,11 +62,14 @@ from helpers.stores.milvus_client import (
     quiet_iterator_warning,
 )
 from helpers.stores.milvus_index import IndexChoice, choose_index
+from helpers.stores.milvus_rows import (
+    MAX_GENRE_BYTES,
+    MAX_GENRES,
+    MAX_TITLE_BYTES,
+    movie_rows,
+)
 
 COLLECTION = "movies"
-MAX_TITLE_BYTES = 1024
-MAX_GENRES = 32
-MAX_GENRE_BYTES = 64
 DEFAULT_BATCH_SIZE = 1_000
 
 
@@ -93,41 +94,6 @@ class Hit:
     movie_id: int
     score: float
     vector: np.ndarray | None = None  # only when asked for (`search(..., with_vectors=True)`)
-
-
-def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows for the collection, checked before anything is written: every id known to `movies` (the
-    MovieLens `movies` frame), unique, vectors finite, titles and genres within the field limits."""
-    movie_ids = np.asarray(movie_ids, dtype=np.int64)
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or len(vectors) != len(movie_ids):
-        raise VectorStoreError(f"{len(movie_ids)} movie ids for vectors of shape {vectors.shape}: "
-                               "they must match one row per id")
-    if len(movie_ids) == 0:
-        raise VectorStoreError(f"No embeddings to ingest: run {notebook_for('model')} first.")
-    unique, counts = np.unique(movie_ids, return_counts=True)
-    if (counts > 1).any():
-        raise VectorStoreError(f"Duplicate movie ids in the embeddings: {unique[counts > 1][:10].tolist()}")
-    if not np.isfinite(vectors).all():
-        raise VectorStoreError(f"Some embedding values are NaN or infinite: retrain ({notebook_for('model')}).")
-    meta = movies.set_index("movie_id")
-    unknown = np.setdiff1d(movie_ids, meta.index.to_numpy(dtype=np.int64))
-    if len(unknown):
-        raise VectorStoreError(f"{len(unknown)} embedded movie ids are not in the movies table, e.g. "
-                               f"{unknown[:10].tolist()}: the embeddings were made from another dataset.")
-    meta = meta.loc[movie_ids]
-    rows = []
-    for movie_id, vector, title, year, genres in zip(movie_ids, vectors, meta["title"], meta["year"],
-                                                     meta["genres"], strict=True):
-        genres = genre_list(genres)
-        if len(str(title).encode()) > MAX_TITLE_BYTES:
-            raise VectorStoreError(f"Title of movie {movie_id} is over {MAX_TITLE_BYTES} bytes")
-        if len(genres) > MAX_GENRES or any(len(g.encode()) > MAX_GENRE_BYTES for g in genres):
-            raise VectorStoreError(f"Movie {movie_id} has more than {MAX_GENRES} genres or a genre name over "
-                                   f"{MAX_GENRE_BYTES} bytes: {genres}")
-        rows.append({"movie_id": int(movie_id), "embedding": vector.tolist(), "title": str(title),
-                     "year": 0 if pd.isna(year) else int(year), "genres": genres})
-    return rows
 
 
 class VectorStore:
@@ -234,7 +200,7 @@ class VectorStore:
 
     def index(self) -> IndexChoice:
         """The index the existing collection was built with."""
-        info = self._call("describing the index", "describe_index", self.collection, "embedding")
+        info = self._serve("describing the index", "describe_index", self.collection, "embedding")
         build = {k: int(v) for k, v in info.items() if k in ("M", "efConstruction", "nlist")}
         return IndexChoice(info["index_type"], info["metric_type"], build, "as built")
 
@@ -318,8 +284,27 @@ class VectorStore:
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
         if not self.exists():
-            raise VectorStoreError(f"No {self.collection!r} collection at {self.uri}: run "
-                                   f"{STORES_NOTEBOOK} (with this RECSYS_MILVUS_URI) first.")
+            raise self._missing()
+
+    def _missing(self) -> VectorStoreError:
+        return VectorStoreError(f"No {self.collection!r} collection at {self.uri}: run "
+                                f"{STORES_NOTEBOOK} (with this RECSYS_MILVUS_URI) first.")
+
+    def _serve(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A serving read in ONE round trip, with no "does the collection exist" call first: only when it fails
+        naming a collection is the collection looked for, so that a dropped one says which notebook to run (a
+        timeout or a server that is down fails at once, without a second wait)."""
+        try:
+            return self._call(action, method, *args, **kwargs)
+        except VectorStoreError as error:
+            if "collection" not in str(error.__cause__).lower():
+                raise
+            found = True
+            with contextlib.suppress(VectorStoreError):  # Milvus itself is down: the call's own failure says so
+                found = self.exists()
+            if found:
+                raise
+            raise self._missing() from error
 
     def count(self, consistency: str = "Strong") -> int:
         """Rows in the collection (`consistency="Bounded"` for a cheap check that may lag a fresh write)."""
@@ -355,11 +340,10 @@ class VectorStore:
 
     def get(self, movie_ids: Sequence[int], with_vectors: bool = True) -> dict[int, dict[str, Any]]:
         """The stored rows of `movie_ids` that exist, by id (`embedding` as float32 arrays when asked)."""
-        self._require()
         if not movie_ids:
             return {}
         fields = ["movie_id", "title", "year", "genres"] + (["embedding"] if with_vectors else [])
-        rows = self._call("fetching movies by id", "get", self.collection, ids=[int(i) for i in movie_ids],
+        rows = self._serve("fetching movies by id", "get", self.collection, ids=[int(i) for i in movie_ids],
                           output_fields=fields, consistency_level=SERVING_CONSISTENCY)
         out = {}
         for row in rows:
@@ -374,13 +358,13 @@ class VectorStore:
     def search(self, queries: np.ndarray, limit: int, genres: Sequence[str] | None = None,
                years: tuple[int, int] | None = None, exclude_ids: Iterable[int] | None = None,
                with_vectors: bool = False) -> list[list[Hit]]:
-        """For each query vector, the `limit` most similar movies (inner product) passing the filters."""
-        self._require()
+        """For each query vector, the `limit` most similar movies (inner product) passing the filters: one
+        round trip (`_serve`) for all the query vectors, the hits' vectors with them when `with_vectors`."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if self._index is None:
             self._index = self.index()
         expr = filter_expression(genres, years, exclude_ids)
-        result = self._call("searching", "search", self.collection, data=queries.tolist(), limit=int(limit),
+        result = self._serve("searching", "search", self.collection, data=queries.tolist(), limit=int(limit),
                             filter=expr, output_fields=["embedding"] if with_vectors else ["movie_id"],
                             search_params=self._index.search_params(limit), consistency_level=SERVING_CONSISTENCY)
         return [[Hit(int(hit.id), float(hit.distance),
