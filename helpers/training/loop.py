@@ -64,7 +64,8 @@ def build_model(gd, config: TrainConfig) -> PinSage:
     alt = config.alternatives
     return PinSage.from_graph(gd.graph, dim=config.hidden, layers=config.layers, dropout=config.dropout,
                               use_id=config.use_id_embedding, spec=config.spec, directed=alt.directed,
-                              bias=alt.movie_bias, temperature=config.temperature, query_id=alt.query_id_embedding)
+                              bias=alt.movie_bias, temperature=config.temperature, query_id=alt.query_id_embedding,
+                              bias_source=alt.bias_source)
 
 
 def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
