@@ -18,6 +18,15 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
     movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
     `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
+    layers = infer_layer_vectors(model, gd, batch_size, seed)
+    return model.combine(layers[0], layers[-1]).float().cpu().numpy()
+
+
+@torch.no_grad()
+def infer_layer_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> list[torch.Tensor]:
+    """Every movie's representation after each layer, `[projected, conv 1, ..., conv L]` (each [n_movies, dim],
+    on the model's device), as `infer_movie_embeddings` computes them: the stored neighbour vectors from which
+    `helpers.training.inductive.embed_new_movies` embeds movies outside the graph."""
     generator = None
     if seed is not None:
         dgl.seed(seed)
@@ -33,16 +42,15 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]
     projected = torch.cat([model.features(b.to(device)) for b in batches])
     sampler = NeighbourSampler(gd.graph, 1, model.spec, generator=generator)
-    h = projected
+    outputs = [projected]
     for conv in model.convs:
-        parts = []
+        h, parts = outputs[-1], []
         for batch in batches:
             hop, inputs = sampler.hop(batch)
             parts.append(conv(hop.to(device), h[inputs.to(device)], h[batch.to(device)]))
-        h = torch.cat(parts)
-    out = model.combine(projected, h)
+        outputs.append(torch.cat(parts))
     model.train(was_training)
-    return out.float().cpu().numpy()
+    return outputs
 
 
 @dataclass(frozen=True)
