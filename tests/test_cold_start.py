@@ -1,5 +1,6 @@
 """helpers.evaluation.cold_start: the new-movie protocol's events, reveals, ranks and bootstrap on toys with known
-answers. Cost: under 1 s."""
+answers, and the benchmark on the sample. Cost: about 7 s (the toys under 1 s; the smoke run of
+`python -m bench.new_movies`, 2 s of training, the rest)."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,3 +71,22 @@ def test_bootstrap_per_stratum_and_macro_with_paired_differences():
     assert table.loc[("a", "macro"), "hr"] == pytest.approx((2 / 3 + 0.5) / 2)  # strata without events left out
     assert table.loc[("b", "macro"), "diff"] == pytest.approx((2 / 3 + 0.5) / 2)
     assert 0 <= table.loc[("b", "macro"), "diff_low"] <= table.loc[("b", "macro"), "diff_high"] <= 1
+
+
+def test_the_benchmark_runs_on_the_sample_with_tiny_budgets(tmp_path, monkeypatch, capsys):
+    """The whole of `python -m bench.new_movies` on the sample, 2 s of training (about 6 s in all)."""
+    import json
+
+    from bench import new_movies
+
+    monkeypatch.setenv("RECSYS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "new_movies.json"
+    assert new_movies.main(["--dataset", "sample", "--hidden", "20", "--levels", "0", "5", "--time-budget", "2",
+                            "--next-movie-steps", "20", "--resamples", "200", "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "k = 5" in printed and "inductive pinsage minus each (macro)" in printed and "warm HR@10" in printed
+    figures = json.loads(out.read_text())["figures"]
+    assert set(figures["levels"]) == {"0", "5"} and figures["info"]["events"] > 0
+    models = {row["model"] for row in figures["levels"]["5"]["table"]}
+    assert models == {"inductive pinsage", "features only", "neighbour mean", "item-knn [revealed]",
+                      "next-movie fold-in", "popularity"}

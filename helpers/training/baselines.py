@@ -121,3 +121,29 @@ def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = 
         "next-movie [no graph]": NextMovieBaseline(steps=steps, seed=seed).fit(gd),
     }
 
+
+
+def fold_in_candidates(vectors: MovieVectors, queries: np.ndarray, new: np.ndarray, n_new: int, steps: int = 200,
+                       lr: float = 0.05, l2: float = 1e-2, seed: int = 0) -> np.ndarray:
+    """Candidate vectors ([n_new, d], bias last) of movies outside a fitted `NextMovieBaseline`, fitted on their
+    revealed pairs (query movie `queries[i]` -> new movie `new[i]`) with everything else frozen: each pair's
+    softmax over the fitted movies and its new movie, an L2 pull (`l2`) towards the mean candidate vector, which
+    is also where a new movie without pairs stays (the fold-in of issue 17's new-movie benchmark)."""
+    torch.manual_seed(seed)
+    query = torch.from_numpy(vectors.query).float()
+    fitted = torch.from_numpy(vectors.candidate).float()
+    prior = fitted.mean(0, keepdim=True)
+    columns = nn.Parameter(prior.repeat(n_new, 1))
+    if len(queries):
+        q_idx, n_idx = torch.tensor(np.asarray(queries)), torch.tensor(np.asarray(new))
+        optimizer = torch.optim.Adam([columns], lr=lr)
+        base = query[q_idx] @ fitted.T  # [P, n_fitted], frozen
+        base[torch.arange(len(q_idx)), q_idx] = float("-inf")  # not the query movie itself
+        for _ in range(steps):
+            own = (query[q_idx] * columns[n_idx]).sum(1, keepdim=True)
+            loss = -torch.log_softmax(torch.cat([base, own], 1), 1)[:, -1].mean()
+            loss = loss + l2 * ((columns - prior) ** 2).sum(1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return columns.detach().numpy().astype(np.float32)
