@@ -141,3 +141,16 @@ def test_a_training_step_with_the_inductive_knobs_reaches_every_head(sample):
     loss = step.loss(torch.Generator().manual_seed(1))
     loss.backward()
     assert model.bias_head.weight.grad.abs().sum() > 0 and model.movie_bias.weight.grad.abs().sum() > 0
+
+
+def test_the_default_model_keeps_its_parameters_so_old_checkpoints_load(sample):
+    _, gd = sample
+    old = {k: v for k, v in TrainConfig().to_dict()["alternatives"].items()
+           if k not in ("id_dropout", "title_token_dropout", "bias_source")}
+    config = TrainConfig.from_dict({**TrainConfig().to_dict(), "alternatives": old})  # a config written before
+    assert config == TrainConfig()
+    state = build_model(gd, TrainConfig()).state_dict()
+    assert not any(key.startswith("bias_head") for key in state)
+    build_model(gd, config).load_state_dict(state)  # strict: the same keys and shapes
+    with pytest.raises(RuntimeError):  # the vector bias is a new parameter: only a new checkpoint has it
+        build_model(gd, config.replace(bias_source="vector")).load_state_dict(state)

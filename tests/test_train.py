@@ -115,12 +115,17 @@ def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
     assert load_trained_model(sample_gd, settings)[1] == tiny()
 
 
-@pytest.mark.parametrize("loss", ["softmax", "max_margin"])
+INDUCTIVE = {"id_dropout": 0.3, "title_token_dropout": 0.2, "bias_source": "both"}
+
+
+@pytest.mark.parametrize("loss", ["softmax", "max_margin", "softmax+inductive", "max_margin+inductive"])
 def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss):
     """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run. The per-epoch decay
     schedule is exact even when the run is extended (max_epochs 2, then 3); the cosine schedule spans the
-    whole run, so it is stopped by a crash instead."""
-    config = tiny(loss=loss, schedule="epoch_decay")
+    whole run, so it is stopped by a crash instead. The inductive knobs draw their noise from the step's
+    generator, so they resume exactly too."""
+    loss, _, inductive = loss.partition("+")
+    config = tiny(loss=loss, schedule="epoch_decay", **(INDUCTIVE if inductive else {}))
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
     first = train_pinsage(sample_gd, settings, TrainConfig(**{**config.to_dict(), "max_epochs": 2}), progress=False)
