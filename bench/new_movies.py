@@ -98,12 +98,16 @@ def _item_knn(gd, new_raters: list[np.ndarray]):
     return score
 
 
+def _constant(scores: np.ndarray):
+    return lambda queries: np.tile(scores, (len(queries), 1))
+
+
 def _vector_scorer(query: np.ndarray, candidate: np.ndarray):
     return lambda queries: query[queries] @ candidate.T
 
 
 def _nearest(candidate: np.ndarray, dim: int, rows: np.ndarray, among: np.ndarray, k: int = 10) -> np.ndarray:
-    """Movie ids... as positions in `among`: the k nearest of each row by cosine of the embedding part."""
+    """Positions in `among` of the k nearest movies of each row, by cosine of the embedding part (bias left out)."""
     e = candidate[:, :dim] / np.maximum(np.linalg.norm(candidate[:, :dim], axis=1, keepdims=True), 1e-12)
     scores = e[rows] @ e[among].T
     scores[among[None, :] == rows[:, None]] = -np.inf
@@ -152,7 +156,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     movies = ml.movies.set_index("movie_id").loc[hidden["movie_id"]].reset_index()
     scale = year_scale(reduced.movies.sort_values("movie_id")["year"])
     before = _previous_movies(ml.ratings)
-    embed = dict(year_scale=scale, seed=args.seed)
+    embed = {"year_scale": scale, "seed": args.seed}
     features_only = embed_new_movies(model, gd, movies, raters.iloc[:0], layers, use_neighbours=False, **embed)
 
     warm_users = gd.val["user"].to_numpy()
@@ -180,7 +184,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "item-knn [revealed]": _item_knn(gd, new_raters),
             "next-movie fold-in": _vector_scorer(next_movie.vectors.query,
                                                  np.vstack([next_movie.vectors.candidate, folded])),
-            "popularity": lambda q, c=np.concatenate([popularity, [len(r) for r in new_raters]]): np.tile(c, (len(q), 1)),
+            "popularity": _constant(np.concatenate([popularity, [len(r) for r in new_raters]])),
         }
         hits = {name: cs.per_movie(events, cs.event_hits(score, queries, targets), hidden)
                 for name, score in scorers.items()}
@@ -241,10 +245,11 @@ def _transductive(ml, hidden: pd.DataFrame, args: argparse.Namespace, seed: int,
 
 def report(outcome: dict[str, Any], command: str) -> str:
     info = outcome["info"]
-    lines = [f"$ {command}", f"dataset {info['dataset']}  seed {info['seed']}  events {info['events']}  "
-             f"training {info['train_seconds']} s (best epoch {info['best_epoch']})  raters outside the graph "
-             f"{info['raters_outside_the_graph']}", "hidden movies per stratum (ratings min-max): " + ", ".join(
-                 f"{h['stratum']} {h['movies']} ({h['min_ratings']}-{h['max_ratings']})" for h in info["hidden"])]
+    strata = ", ".join(f"{h['stratum']} {h['movies']} ({h['min_ratings']}-{h['max_ratings']})" for h in info["hidden"])
+    header = (f"dataset {info['dataset']}  seed {info['seed']}  events {info['events']}  training "
+              f"{info['train_seconds']} s (best epoch {info['best_epoch']})  raters outside the graph "
+              f"{info['raters_outside_the_graph']}")
+    lines = [f"$ {command}", header, f"hidden movies per stratum (ratings min-max): {strata}"]
     for k, level in outcome["levels"].items():
         table = pd.DataFrame(level["table"])
         hr = table.assign(cell=[f"{r.hr:.3f} [{r.low:.3f}, {r.high:.3f}]" if r.hr == r.hr else "no events"

@@ -19,8 +19,8 @@ from helpers.training.loop import build_model
 from helpers.training.sampling import Hop, NeighbourhoodSpec, NeighbourSampler
 from helpers.training.step import TrainingStep
 
-INDUCTIVE = dict(hidden=8, layers=2, neighbours=3, walks=20, id_dropout=0.3, title_token_dropout=0.2,
-                 bias_source="both", directed=True, query_id_embedding=True)
+INDUCTIVE = {"hidden": 8, "layers": 2, "neighbours": 3, "walks": 20, "id_dropout": 0.3, "title_token_dropout": 0.2,
+             "bias_source": "both", "directed": True, "query_id_embedding": True}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def model_for(gd, **overrides):
 def test_knobs_default_off_and_are_checked():
     alt = TrainConfig().alternatives
     assert (alt.id_dropout, alt.title_token_dropout, alt.bias_source) == (0.0, 0.0, "table")
-    for bad in (dict(id_dropout=1.0), dict(title_token_dropout=-0.1), dict(bias_source="free")):
+    for bad in ({"id_dropout": 1.0}, {"title_token_dropout": -0.1}, {"bias_source": "free"}):
         with pytest.raises(TrainConfigError):
             TrainConfig().replace(**bad)
 

@@ -57,9 +57,10 @@ class RaterWalks:
             if not len(users):
                 continue
             walkers = users[np.minimum((self._rand(spec.walks) * len(users)).astype(np.int64), len(users) - 1)]
-            visits = []
+            visits: list[np.ndarray] = []
+            current = np.zeros(0, np.int64)
             for step in range(spec.walk_length):
-                if step:
+                if step:  # movie -> one of its users
                     walkers, alive = self._step(current, self.movie_ptr, self.movie_users)
                     walkers = walkers[alive]
                 current, alive = self._step(walkers, self.user_ptr, self.user_movies)
