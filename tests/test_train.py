@@ -1,6 +1,7 @@
 """helpers.training.loop on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError
-from helpers.training.config import Alternatives, TrainConfig
+from helpers.training.config import LATER_KNOBS, Alternatives, TrainConfig
 from helpers.training.inference import infer_movie_embeddings
 from helpers.training.loop import build_model, load_trained_model, train_pinsage
 from helpers.training.sampling import NeighbourSampler
@@ -89,6 +90,14 @@ def test_the_run_key_depends_on_the_settings_not_on_their_format(sample_gd, tmp_
     assert key == train_module._run_key(sample_gd, settings, config.replace(max_epochs=9, time_budget_s=5.0))
     assert key != train_module._run_key(sample_gd, settings, config.replace(margin=0.3))
     assert key != train_module._run_key(sample_gd, settings, config.replace(walks=7))
+    assert key != train_module._run_key(sample_gd, settings, config.replace(id_dropout=0.3))
+    # knobs added later leave the key of a run at their old value unchanged: its saved state still resumes
+    train = sample_gd.train
+    before = {"dataset": sample_gd.dataset, "seed": settings.seed, "movies": sample_gd.n_movies, "users": sample_gd.n_users,
+              "edges": len(train), "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
+              "config": {k: v for k, v in config.flat_dict().items()
+                         if k not in ("device", "time_budget_s", "max_epochs", *LATER_KNOBS)}}
+    assert key == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):

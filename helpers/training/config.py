@@ -110,6 +110,9 @@ class Alternatives:
 
 
 ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
+# knobs added after runs were saved, with the value every older run had: a run's key leaves them out at that value,
+# so an interrupted older run still resumes (`helpers.training.loop`)
+LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0}
 
 
 @dataclass

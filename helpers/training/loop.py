@@ -29,7 +29,7 @@ from helpers.artifacts import atomic_path, manifest_path, require, write_manifes
 from helpers.config import Settings
 from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
-from helpers.training.config import TrainConfig
+from helpers.training.config import LATER_KNOBS, TrainConfig
 from helpers.training.inference import infer_movie_embeddings, infer_movie_vectors, validation_metrics
 from helpers.training.model import PinSage
 from helpers.training.step import TrainingStep
@@ -75,7 +75,8 @@ def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
     ident = {"dataset": gd.dataset, "seed": settings.seed, "movies": int(gd.graph.num_nodes("movie")),
              "users": int(gd.graph.num_nodes("user")), "edges": int(len(train)),
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
-             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")}}
+             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")
+                        and LATER_KNOBS.get(k, object()) != v}}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
