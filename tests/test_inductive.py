@@ -1,6 +1,6 @@
 """helpers.training.inductive and the model's inductive knobs (issue 17): a movie outside the graph, by hand.
 
-Cost: about 3 s (the sample graph is built once; no training)."""
+Cost: about 4 s (the sample graph is built once; no training)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from helpers.data.loader import load_movielens
+from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError, year_scale
 from helpers.training.config import TrainConfig, TrainConfigError
 from helpers.training.inductive import RaterWalks, embed_from_hops, embed_new_movies, new_movie_inputs
 from helpers.training.inference import infer_layer_vectors, infer_movie_embeddings
 from helpers.training.loop import build_model
-from helpers.training.sampling import Hop, NeighbourhoodSpec, NeighbourSampler
+from helpers.training.sampling import Hop, NeighbourhoodSpec, NeighbourSampler, SamplingError
 from helpers.training.step import TrainingStep
 
 INDUCTIVE = {"hidden": 8, "layers": 2, "neighbours": 3, "walks": 20, "id_dropout": 0.3, "title_token_dropout": 0.2,
@@ -154,3 +155,31 @@ def test_the_default_model_keeps_its_parameters_so_old_checkpoints_load(sample):
     build_model(gd, config).load_state_dict(state)  # strict: the same keys and shapes
     with pytest.raises(RuntimeError):  # the vector bias is a new parameter: only a new checkpoint has it
         build_model(gd, config.replace(bias_source="vector")).load_state_dict(state)
+
+
+def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours(sample):
+    _, gd = sample
+    seeds = torch.arange(0, gd.n_movies, 7)
+
+    def walk(spec: NeighbourhoodSpec):
+        dgl.seed(5)
+        return NeighbourSampler(gd.graph, 1, spec, generator=torch.Generator().manual_seed(5)).hop(seeds)
+
+    wide, wide_inputs = walk(NeighbourhoodSpec(neighbours=20, walks=50))  # the candidates the reweighted one walks
+    hop, inputs = walk(NeighbourhoodSpec(neighbours=5, walks=50, degree_alpha=1.0))
+    degree = torch.bincount(torch.tensor(gd.train["movie"].to_numpy()), minlength=gd.n_movies).clamp(min=1)
+    changed = 0
+    for row in range(len(seeds)):
+        candidates = {int(wide_inputs[s]): float(w) / float(degree[wide_inputs[s]])
+                      for s, w in zip(wide.src[wide.dst == row], wide.weight[wide.dst == row])}
+        ours = {int(inputs[s]): float(w) for s, w in zip(hop.src[hop.dst == row], hop.weight[hop.dst == row])}
+        assert len(ours) == min(5, len(candidates))
+        assert all(candidates[m] == pytest.approx(w) for m, w in ours.items())
+        if len(candidates) > 5:
+            assert min(ours.values()) >= sorted(candidates.values())[-5] - 1e-9
+        plain = wide.weight[wide.dst == row]
+        changed += set(ours) != {int(wide_inputs[s]) for s in wide.src[wide.dst == row][torch.argsort(-plain, stable=True)[:5]]}
+    assert changed > 0  # hubs gave way somewhere
+    with pytest.raises(SamplingError, match="degree_alpha"):
+        NeighbourhoodSpec(degree_alpha=-1)
+    assert TrainConfig(neighbour_degree_alpha=0.5).spec.degree_alpha == 0.5

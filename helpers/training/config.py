@@ -112,7 +112,8 @@ class Alternatives:
 ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
 # knobs added after runs were saved, with the value every older run had: a run's key leaves them out at that value,
 # so an interrupted older run still resumes (`helpers.training.loop`)
-LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0}
+LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0,
+                               "neighbour_degree_alpha": 0.0}
 
 
 @dataclass
@@ -130,6 +131,8 @@ class TrainConfig:
     walks: int = _knob(100, "random walks per movie to find them")
     walk_length: int = _knob(2, "movie -> user -> movie hops before a restart")
     restart_prob: float = _knob(0.5, "probability of a restart after each hop")
+    neighbour_degree_alpha: float = _knob(0.0, "visits / degree ** alpha pick the neighbours (0: visits, hubs "
+                                               "included; issue 17)")
     neighbour_pool: int = _knob(4, "neighbourhoods pooled per movie, epoch (0: none)")
     batch_size: int = _knob(256, "positive pairs per step")
     temperature: float = _knob(0.1, "score = query . candidate / temperature (+ bias)")
@@ -185,7 +188,8 @@ class TrainConfig:
 
     @property
     def spec(self) -> NeighbourhoodSpec:
-        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob)
+        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob,
+                                 self.neighbour_degree_alpha)
 
     @property
     def total_steps(self) -> int:

@@ -28,7 +28,8 @@ class RaterWalks:
 
     As `dgl.sampling.PinSAGESampler`: `spec.walks` walks of up to `spec.walk_length` movie -> user -> movie
     traversals, each ending with probability `spec.restart_prob` after a traversal; the `spec.neighbours` most
-    visited movies are kept (ties at random), their visit counts as weights."""
+    visited movies are kept (ties at random), their visit counts (divided by degree ** `spec.degree_alpha`) as
+    weights."""
 
     def __init__(self, graph, spec: NeighbourhoodSpec, generator: torch.Generator | None = None):
         users, movies = (t.numpy() for t in graph.edges(etype="watched"))
@@ -69,7 +70,9 @@ class RaterWalks:
                 current = current[self._rand(len(current)) >= spec.restart_prob]
                 if not len(current):
                     break
-            counts = np.bincount(np.concatenate(visits), minlength=self.num_movies)
+            counts = np.bincount(np.concatenate(visits), minlength=self.num_movies).astype(np.float64)
+            if spec.degree_alpha > 0:  # as NeighbourSampler: visits / degree ** alpha
+                counts = counts / np.maximum(np.diff(self.movie_ptr), 1) ** spec.degree_alpha
             visited = np.flatnonzero(counts)
             order = np.lexsort((self._rand(len(visited)), -counts[visited]))[:spec.neighbours]
             src.append(visited[order])
