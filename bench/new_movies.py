@@ -11,7 +11,8 @@ and embedded without retraining; events are consecutive pairs A -> h from users 
 raters; h is ranked among all movies (the graph's and every hidden one) from A. Models on the same events:
 inductive PinSage (`helpers.training.inductive.embed_new_movies`); the same weights without neighbours (features
 only); the weighted mean of the neighbours' trained vectors (the same walks through the raters); item-kNN on the
-revealed ratings; a fold-in of next-movie [no graph]; popularity (a new movie counts its revealed ratings); and,
+revealed ratings; a fold-in of next-movie [no graph] (its new columns fitted with all else frozen, on the
+revealed pairs and the training pairs, in which they compete); popularity (a new movie counts its revealed ratings); and,
 with `--transductive N`, the upper bound: N runs (seeds seed, seed+1, ...) trained on the hidden movies' first
 20 ratings too (never on an event), ranked from A as any trained movie. Printed: HR@10 per stratum and
 macro-averaged with 95% intervals (movies resampled within strata), inductive PinSage minus each model
@@ -19,7 +20,8 @@ macro-averaged with 95% intervals (movies resampled within strata), inductive Pi
 (ceiling: between two transductive seeds), the strata without events, and each model's warm HR@10 (validation
 targets, the new movies among the candidates: a model that lifts every new movie wins their events but loses
 here). PinSage trains with the inductive
-knobs (`--train-config`, default id_dropout 0.3, title_token_dropout 0.1, bias_source both).
+knobs (`--train-config`, default id_dropout 0.3, title_token_dropout 0.1, bias_source both; add e.g.
+"neighbour_degree_alpha": 0.5 to let hubs give way), and `--draws` averages several neighbourhood draws.
 """
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transductive", type=int, default=0, metavar="N",
                         help="upper-bound runs trained on the hidden movies' first 20 ratings (0: none; 2: with "
                              "the overlap ceiling)")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="neighbourhood draws averaged at inference, graph and new movies alike (default 1)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10,000)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars or per-epoch lines")
     add_out_option(parser, "new_movies")
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from helpers.training.baselines import NextMovieBaseline, fold_in_candidates, next_movie_steps_for
     from helpers.training.inductive import RaterWalks, embed_new_movies
     from helpers.training.inference import infer_layer_vectors, infer_movie_vectors
+    from helpers.training.sampling import EngagementPositives
 
     seed_everything(args.seed)
     ml = load_movielens(args.dataset, args.data_dir, seed=args.seed)
@@ -139,11 +144,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                         ml.users, ml.source_dir)
     gd, result, config, train_s = _train(reduced, args, args.seed, root)
     model = result.model
-    vectors = infer_movie_vectors(model, gd, seed=args.seed)
+    vectors = infer_movie_vectors(model, gd, seed=args.seed, draws=args.draws)
     layers = infer_layer_vectors(model, gd, seed=args.seed)
     next_movie = NextMovieBaseline(steps=args.next_movie_steps or next_movie_steps_for(args.dataset),
                                    seed=args.seed).fit(gd)
     popularity = np.bincount(gd.train["movie"], minlength=gd.n_movies).astype(np.float64)
+    training_pairs = EngagementPositives(gd.train).pairs.numpy()  # what next-movie [no graph] trained on
 
     events = cs.new_movie_events(ml.ratings, hidden["movie_id"])
     queries = gd.movie_index(events["query_id"])
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     movies = ml.movies.set_index("movie_id").loc[hidden["movie_id"]].reset_index()
     scale = year_scale(reduced.movies.sort_values("movie_id")["year"])
     before = _previous_movies(ml.ratings)
-    embed = {"year_scale": scale, "seed": args.seed}
+    embed = {"year_scale": scale, "seed": args.seed, "draws": args.draws}
     features_only = embed_new_movies(model, gd, movies, raters.iloc[:0], layers, use_neighbours=False, **embed)
 
     warm_users = gd.val["user"].to_numpy()
@@ -176,7 +182,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         pairs = shown.merge(before, on=["user_id", "movie_id"])
         pairs = pairs[pairs["previous_id"].isin(gd.movie_ids)]
         folded = fold_in_candidates(next_movie.vectors, gd.movie_index(pairs["previous_id"]),
-                                    hidden_pos.loc[pairs["movie_id"]].to_numpy(), len(hidden), seed=args.seed)
+                                    hidden_pos.loc[pairs["movie_id"]].to_numpy(), len(hidden), training_pairs,
+                                    seed=args.seed)
         scorers = {
             REFERENCE: _vector_scorer(vectors.query, np.vstack([vectors.candidate, inductive.candidate])),
             "features only": _vector_scorer(vectors.query, np.vstack([vectors.candidate, features_only.candidate])),
@@ -205,7 +212,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         movies=("movie_id", "size"), min_ratings=("ratings", "min"), max_ratings=("ratings", "max")
     ).reset_index().to_dict("records"), "events": len(events), "train_seconds": round(train_s, 1),
         "best_epoch": result.best_epoch, "train_config": config.to_dict(), "raters_outside_the_graph": dropped_raters,
-        "next_movie": next_movie.settings(), "resamples": args.resamples}
+        "next_movie": next_movie.settings(), "resamples": args.resamples, "draws": args.draws}
     if len(transductive) > 1:
         info["overlap@10 ceiling (two transductive seeds)"] = _overlap(transductive[0]["nearest"],
                                                                       transductive[1]["nearest"])

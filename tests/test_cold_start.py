@@ -1,5 +1,5 @@
 """helpers.evaluation.cold_start: the new-movie protocol's events, reveals, ranks and bootstrap on toys with known
-answers, and the benchmark on the sample. Cost: about 7 s (the toys under 1 s; the smoke run of
+answers, the fold-in, and the benchmark on the sample. Cost: about 9 s (the toys under 1 s; the smoke run of
 `python -m bench.new_movies`, 2 s of training, the rest)."""
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_bootstrap_per_stratum_and_macro_with_paired_differences():
 
 
 def test_the_benchmark_runs_on_the_sample_with_tiny_budgets(tmp_path, monkeypatch, capsys):
-    """The whole of `python -m bench.new_movies` on the sample, 2 s of training (about 6 s in all)."""
+    """The whole of `python -m bench.new_movies` on the sample, 2 s of training (about 8 s in all)."""
     import json
 
     from bench import new_movies
@@ -90,3 +90,21 @@ def test_the_benchmark_runs_on_the_sample_with_tiny_budgets(tmp_path, monkeypatc
     models = {row["model"] for row in figures["levels"]["5"]["table"]}
     assert models == {"inductive pinsage", "features only", "neighbour mean", "item-knn [revealed]",
                       "next-movie fold-in", "popularity"}
+
+
+def test_the_fold_in_learns_a_new_column_from_its_pairs_and_competes_in_the_others():
+    import torch
+
+    from helpers.training.baselines import fold_in_candidates
+    from helpers.training.inference import MovieVectors
+
+    rng = np.random.default_rng(0)
+    query, candidate = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    vectors = MovieVectors(query=query, candidate=candidate)
+    pairs = np.array([[i, (i + 1) % 6] for i in range(6)] * 5)
+    none = fold_in_candidates(vectors, np.zeros(0), np.zeros(0), 2, np.zeros((0, 2)))
+    np.testing.assert_allclose(none, np.tile(candidate.mean(0), (2, 1)), atol=1e-6)  # no evidence: the prior
+    folded = fold_in_candidates(vectors, np.array([3, 3, 3]), np.array([0, 0, 0]), 2, pairs, steps=300)
+    assert query[3] @ folded[0] > query[3] @ folded[1]  # new movie 0 follows movie 3
+    assert (query @ folded[1]).mean() < (query @ candidate.mean(0)).mean()  # no pairs of its own: it lost ground
+    assert torch.isfinite(torch.from_numpy(folded)).all()

@@ -183,3 +183,15 @@ def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours
     with pytest.raises(SamplingError, match="degree_alpha"):
         NeighbourhoodSpec(degree_alpha=-1)
     assert TrainConfig(neighbour_degree_alpha=0.5).spec.degree_alpha == 0.5
+
+
+def test_several_neighbourhood_draws_average_to_unit_vectors(sample):
+    _, gd = sample
+    model = model_for(gd)
+    one = [infer_movie_embeddings(model, gd, seed=s) for s in (3, 4)]
+    both = infer_movie_embeddings(model, gd, seed=3, draws=2)
+    mean = (one[0] + one[1]) / np.linalg.norm(one[0] + one[1], axis=1, keepdims=True)
+    np.testing.assert_allclose(both, mean, atol=1e-5)
+    np.testing.assert_array_equal(infer_movie_embeddings(model, gd, seed=3, draws=1), one[0])
+    with pytest.raises(GraphError, match="draws"):
+        infer_movie_embeddings(model, gd, draws=0)

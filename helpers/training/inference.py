@@ -13,13 +13,22 @@ from helpers.training.sampling import NeighbourSampler
 
 
 @torch.no_grad()
-def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> np.ndarray:
+def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None,
+                           draws: int = 1) -> np.ndarray:
     """Every movie's embedding ([n_movies, dim] float32, unit rows), computed layer by layer as in the paper's
     MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
     movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
-    `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
-    layers = infer_layer_vectors(model, gd, batch_size, seed)
-    return model.combine(layers[0], layers[-1]).float().cpu().numpy()
+    `seed` fixes the random walks (DGL's global RNG) for a reproducible result. With `draws` > 1 the embedding
+    is the normalised mean over that many neighbourhood draws (seeds `seed`, `seed + 1`, ...)."""
+    if draws < 1:
+        raise GraphError(f"draws={draws}: give at least 1 neighbourhood draw")
+    total = None
+    for i in range(draws):
+        layers = infer_layer_vectors(model, gd, batch_size, None if seed is None else seed + i)
+        h = model.combine(layers[0], layers[-1])
+        total = h if total is None else total + h
+    out = total if draws == 1 else torch.nn.functional.normalize(total, dim=1)
+    return out.float().cpu().numpy()
 
 
 @torch.no_grad()
@@ -67,10 +76,11 @@ class MovieVectors:
 
 
 @torch.no_grad()
-def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> MovieVectors:
+def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None,
+                        draws: int = 1) -> MovieVectors:
     """`infer_movie_embeddings`, then the model's query and candidate sides of every movie (see
     `helpers.training.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
-    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
+    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed, draws)).to(model.device)
     movies = torch.arange(len(h), device=model.device)
     return MovieVectors(query=model.query_vectors(h, movies).float().cpu().numpy(),
                         candidate=model.candidate_vectors(h, movies).float().cpu().numpy())
