@@ -1,6 +1,7 @@
 """helpers.training.loop on the synthetic sample (real loader and graph): checkpoints, exact resume, inference."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError
-from helpers.training.config import Alternatives, TrainConfig
+from helpers.training.config import LATER_KNOBS, Alternatives, TrainConfig
 from helpers.training.inference import infer_movie_embeddings
 from helpers.training.loop import build_model, load_trained_model, train_pinsage
 from helpers.training.sampling import NeighbourSampler
@@ -89,6 +90,14 @@ def test_the_run_key_depends_on_the_settings_not_on_their_format(sample_gd, tmp_
     assert key == train_module._run_key(sample_gd, settings, config.replace(max_epochs=9, time_budget_s=5.0))
     assert key != train_module._run_key(sample_gd, settings, config.replace(margin=0.3))
     assert key != train_module._run_key(sample_gd, settings, config.replace(walks=7))
+    assert key != train_module._run_key(sample_gd, settings, config.replace(id_dropout=0.3))
+    # knobs added later leave the key of a run at their old value unchanged: its saved state still resumes
+    train = sample_gd.train
+    before = {"dataset": sample_gd.dataset, "seed": settings.seed, "movies": sample_gd.n_movies, "users": sample_gd.n_users,
+              "edges": len(train), "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
+              "config": {k: v for k, v in config.flat_dict().items()
+                         if k not in ("device", "time_budget_s", "max_epochs", *LATER_KNOBS)}}
+    assert key == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
@@ -115,12 +124,18 @@ def test_training_writes_best_checkpoint_and_history(sample_gd, tmp_path):
     assert load_trained_model(sample_gd, settings)[1] == tiny()
 
 
-@pytest.mark.parametrize(("loss", "val_users"), [("softmax", None), ("max_margin", None), ("softmax", 50)])
+INDUCTIVE = {"id_dropout": 0.3, "title_token_dropout": 0.2, "bias_source": "both"}
+
+
+@pytest.mark.parametrize(("loss", "val_users"), [("softmax", None), ("max_margin", None), ("softmax", 50),
+                                                 ("softmax+inductive", None), ("max_margin+inductive", None)])
 def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss, val_users):
     """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run, validated on every user or on
     a fixed sample of 50. The per-epoch decay schedule is exact even when the run is extended (max_epochs 2, then
-    3); the cosine schedule spans the whole run, so it is stopped by a crash instead."""
-    config = tiny(loss=loss, schedule="epoch_decay", val_users=val_users)
+    3); the cosine schedule spans the whole run, so it is stopped by a crash instead. The inductive knobs draw
+    their noise from the step's generator, so they resume exactly too."""
+    loss, _, inductive = loss.partition("+")
+    config = tiny(loss=loss, schedule="epoch_decay", val_users=val_users, **(INDUCTIVE if inductive else {}))
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)
     settings = settings_in(tmp_path / "b")
     first = train_pinsage(sample_gd, settings, TrainConfig(**{**config.to_dict(), "max_epochs": 2}), progress=False)

@@ -202,26 +202,27 @@ def sample_rows(n_rows: int, sample: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_rows, size=sample, replace=False))
 
 
-def evaluate_scores(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split: str = "val",
+def per_user_values(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split: str = "val",
                     protocol: str = "latest", k: int = K_DEFAULT, history: int = HISTORY_LENGTH,
-                    batch_size: int = 512, sample: int | None = None, seed: int = 0) -> dict[str, float]:
-    """HR/NDCG/Recall@k of `score_fn` on `split` under `protocol`, with standard errors.
-
-    `gd` is a `GraphData` or a prepared `EvaluationData` (faster when called every epoch). With `sample`,
-    only a fixed random subset of that many users (`sample_rows(.., seed)`) is ranked, still against every
-    movie, in batches of `batch_size` (e.g. 10,000 users at ML-32M size); the standard error then also
-    covers the choice of users. Returns `{"hr@10": .., "hr@10_stderr": .., ..., "n_users": n}`."""
+                    batch_size: int = 512, sample: int | None = None, seed: int = 0,
+                    users: np.ndarray | None = None) -> pd.DataFrame:
+    """Each evaluated user's HR/NDCG/Recall@k of `score_fn` (rows: user node indices, in the split's order;
+    columns `hr@k`, ...): what `evaluate_scores` averages, and what paired intervals between two models need.
+    `users` (user node indices) keeps only those of the split's users; `sample` and `seed` as `evaluate_scores`."""
     data = prepare_evaluation(gd)
     if split not in data.targets:
         raise EvaluationError(f"Unknown split {split!r}; use one of {', '.join(data.targets)}")
     if k < 1:
         raise EvaluationError(f"k={k} must be at least 1")
-    users, targets = data.targets[split]
-    chosen = sample_rows(len(users), sample, seed)
-    users, targets = users[chosen], targets[chosen]
-    per_user: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
-    for start in range(0, len(users), batch_size):
-        batch_users = users[start:start + batch_size]
+    split_users, targets = data.targets[split]
+    chosen = sample_rows(len(split_users), sample, seed)
+    split_users, targets = split_users[chosen], targets[chosen]
+    if users is not None:
+        keep = np.isin(split_users, np.asarray(users, dtype=np.int64))
+        split_users, targets = split_users[keep], targets[keep]
+    per_user: dict[str, list[np.ndarray]] = {m: [np.zeros(0)] for m in METRICS}
+    for start in range(0, len(split_users), batch_size):
+        batch_users = split_users[start:start + batch_size]
         queries = data.queries(split, batch_users, protocol, history)
         scores = np.asarray(score_fn(queries))
         if scores.shape != (len(batch_users), data.n_movies):
@@ -229,14 +230,33 @@ def evaluate_scores(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split
         exclude = data.seen[split][batch_users].toarray()
         for name, values in rank_metrics(scores, targets[start:start + batch_size], exclude, k).items():
             per_user[name].append(values)
+    return pd.DataFrame({f"{name}@{k}": np.concatenate(per_user[name]) for name in METRICS},
+                        index=pd.Index(split_users, name="user"))
+
+
+def summarise(values: pd.DataFrame) -> dict[str, float]:
+    """Means and standard errors of per-user values (`per_user_values`), and `n_users`."""
     result: dict[str, float] = {}
-    n = len(users)
-    for name in METRICS:
-        values = np.concatenate(per_user[name]) if n else np.zeros(0)
-        result[f"{name}@{k}"] = float(values.mean()) if n else float("nan")
-        result[f"{name}@{k}_stderr"] = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    n = len(values)
+    for column in values.columns:
+        result[column] = float(values[column].mean()) if n else float("nan")
+        result[f"{column}_stderr"] = float(values[column].std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     result["n_users"] = n
     return result
+
+
+def evaluate_scores(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split: str = "val",
+                    protocol: str = "latest", k: int = K_DEFAULT, history: int = HISTORY_LENGTH,
+                    batch_size: int = 512, sample: int | None = None, seed: int = 0,
+                    users: np.ndarray | None = None) -> dict[str, float]:
+    """HR/NDCG/Recall@k of `score_fn` on `split` under `protocol`, with standard errors.
+
+    `gd` is a `GraphData` or a prepared `EvaluationData` (faster when called every epoch). With `sample`,
+    only a fixed random subset of that many users (`sample_rows(.., seed)`) is ranked, still against every
+    movie, in batches of `batch_size` (e.g. 10,000 users at ML-32M size); the standard error then also
+    covers the choice of users. `users` (user node indices, e.g. a slice of `helpers.evaluation.slices`) keeps
+    only those. Returns `{"hr@10": .., "hr@10_stderr": .., ..., "n_users": n}`."""
+    return summarise(per_user_values(score_fn, gd, split, protocol, k, history, batch_size, sample, seed, users))
 
 
 MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> protocol -> split -> metric -> value
@@ -244,12 +264,15 @@ MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> pro
 
 def evaluate_models(models: Mapping[str, Callable[[np.ndarray], np.ndarray]], gd: Any,
                     protocols: Sequence[str] = PROTOCOLS, splits: Sequence[str] = SPLITS, k: int = K_DEFAULT,
-                    history: int = HISTORY_LENGTH, sample: int | None = None, seed: int = 0) -> MetricsTable:
+                    history: int = HISTORY_LENGTH, sample: int | None = None, seed: int = 0,
+                    users: Mapping[str, np.ndarray] | np.ndarray | None = None) -> MetricsTable:
     """Every model on every protocol and split, on the same users: `table[model][protocol][split][metric]`
-    (with `sample`, the same random subset of users for every model; see `evaluate_scores`)."""
+    (with `sample`, the same random subset of users for every model; see `evaluate_scores`). `users`: user node
+    indices to keep, one array for every split or one per split (a slice: `helpers.evaluation.slices`)."""
     data = prepare_evaluation(gd)
+    chosen = (lambda split: users.get(split) if isinstance(users, Mapping) else users)
     return {name: {protocol: {split: evaluate_scores(scorer, data, split, protocol, k, history, sample=sample,
-                                                     seed=seed) for split in splits}
+                                                     seed=seed, users=chosen(split)) for split in splits}
                    for protocol in protocols}
             for name, scorer in models.items()}
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from helpers.data.movielens import NO_GENRES
 from helpers.errors import RecsysError
-
-if TYPE_CHECKING:
-    pass
-
 
 PAD, UNKNOWN = "<pad>", "<unk>"  # title-token ids 0 and 1
 MAX_TITLE_TOKENS = 16
@@ -59,15 +55,39 @@ def genre_multi_hot(genres: pd.Series) -> tuple[np.ndarray, list[str]]:
     return matrix, names
 
 
-def standardised_year(year: pd.Series) -> np.ndarray:
-    """(year - mean) / std over known years, float32; 0 where the year is unknown."""
-    values = pd.to_numeric(year, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+def _years(year: pd.Series) -> np.ndarray:
+    return pd.to_numeric(pd.Series(year), errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+
+
+def year_scale(year: pd.Series) -> tuple[float, float]:
+    """(mean, std) of the known years: what `standardised_year` uses; (0, 1) without any."""
+    values = _years(year)
+    known = values[~np.isnan(values)]
+    return (float(known.mean()), float(known.std() or 1.0)) if len(known) else (0.0, 1.0)
+
+
+def standardised_year(year: pd.Series, scale: tuple[float, float] | None = None) -> np.ndarray:
+    """(year - mean) / std, float32; 0 where the year is unknown. `scale` (mean, std) defaults to
+    `year_scale(year)`; give the graph's catalogue's to place movies outside it on the same scale."""
+    values = _years(year)
     known = ~np.isnan(values)
+    mean, std = scale if scale is not None else year_scale(year)
     out = np.zeros(len(values), dtype=np.float32)
-    if known.any():
-        std = values[known].std() or 1.0
-        out[known] = (values[known] - values[known].mean()) / std
+    out[known] = (values[known] - mean) / std
     return out
+
+
+def encode_titles(titles: Sequence[str], vocab: Sequence[str], known: Any = None,
+                  max_tokens: int = MAX_TITLE_TOKENS) -> np.ndarray:
+    """Token ids `[n, L]` of `titles` in an existing vocabulary (0 padding): tokens outside it, or outside
+    `known` (a set of tokens, e.g. those of the training movies), become `<unk>` (id 1)."""
+    index = {tok: i for i, tok in enumerate(vocab)}
+    tokenized = [tokenize_title(t)[:max_tokens] for t in titles]
+    width = max((len(toks) for toks in tokenized), default=0) or 1
+    ids = np.zeros((len(tokenized), width), dtype=np.int64)
+    for row, toks in enumerate(tokenized):
+        ids[row, :len(toks)] = [index.get(tok, 1) if known is None or tok in known else 1 for tok in toks]
+    return ids
 
 
 def category_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:

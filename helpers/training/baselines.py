@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from helpers.evaluation.baselines import ItemKNNBaseline, PopularityBaseline, TransitionsBaseline
@@ -121,3 +122,40 @@ def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = 
         "next-movie [no graph]": NextMovieBaseline(steps=steps, seed=seed).fit(gd),
     }
 
+
+
+def fold_in_candidates(vectors: MovieVectors, queries: np.ndarray, new: np.ndarray, n_new: int,
+                       training_pairs: np.ndarray, steps: int = 200, batch_size: int = 1024, lr: float = 0.05,
+                       prior: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Candidate vectors ([n_new, d], bias last) of movies outside a fitted `NextMovieBaseline`, fitted with
+    everything else frozen (the fold-in of issue 17's new-movie benchmark): the MAP estimate of the same softmax
+    objective over every pair, the revealed pairs (query movie `queries[i]` -> new movie `new[i]`) and the
+    `training_pairs` ([N, 2] head, tail; a batch per step, weighted to stand for all N), in which the new movies
+    compete too, with a Gaussian prior of precision `prior` around the mean candidate vector. Without the
+    training pairs a new movie would only learn to win its own pairs, and lift itself after every movie."""
+    generator = torch.Generator().manual_seed(seed)
+    query = torch.from_numpy(np.array(vectors.query, dtype=np.float32))
+    fitted = torch.from_numpy(np.array(vectors.candidate, dtype=np.float32))
+    mean = fitted.mean(0, keepdim=True)
+    columns = nn.Parameter(mean.repeat(n_new, 1))
+    pairs = torch.from_numpy(np.array(training_pairs, dtype=np.int64)).reshape(-1, 2)
+    q_idx, n_idx = torch.from_numpy(np.array(queries, dtype=np.int64)), torch.from_numpy(np.array(new, dtype=np.int64))
+    n_fitted, total = len(fitted), len(pairs) + len(q_idx)
+    optimizer = torch.optim.Adam([columns], lr=lr)
+
+    def summed_loss(heads: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat([query[heads] @ fitted.T, query[heads] @ columns.T], 1)
+        logits[torch.arange(len(heads)), heads] = float("-inf")  # not the query movie itself
+        return F.cross_entropy(logits, targets, reduction="sum")
+
+    for _ in range(steps if len(pairs) or len(q_idx) else 0):
+        loss = prior * ((columns - mean) ** 2).sum()
+        if len(q_idx):
+            loss = loss + summed_loss(q_idx, n_fitted + n_idx)
+        if len(pairs):
+            batch = pairs[torch.randint(len(pairs), (batch_size,), generator=generator)]
+            loss = loss + summed_loss(batch[:, 0], batch[:, 1]) * len(pairs) / batch_size
+        optimizer.zero_grad(set_to_none=True)
+        (loss / total).backward()
+        optimizer.step()
+    return columns.detach().numpy().astype(np.float32)

@@ -28,6 +28,7 @@ from helpers.training.sampling import NeighbourhoodSpec
 POSITIVES = ("engagement", "random_walk")
 LOSSES = ("softmax", "sampled_softmax", "max_margin")
 SCHEDULES = ("cosine", "epoch_decay")
+BIAS_SOURCES = ("table", "vector", "both")
 
 
 class TrainConfigError(RecsysError, ValueError):
@@ -65,6 +66,11 @@ class Alternatives:
     directed: bool = _knob(True, "a linear query head: the query side of a movie differs from its candidate side")
     query_id_embedding: bool = _knob(False, "softmax losses: a learned per-movie offset on the query side")
     movie_bias: bool = _knob(True, "a learned per-movie bias, stored as one extra vector dimension")
+    bias_source: str = _knob("table", "movie_bias from 'table' (a free value per movie), 'vector' (a linear map of "
+                                      "the movie's embedding: new movies have one too) or 'both' (their sum)")
+    id_dropout: float = _knob(0.0, "inductive: share of movies per step embedded without their id embedding, "
+                                   "query offset and bias table (DropoutNet)")
+    title_token_dropout: float = _knob(0.0, "inductive: share of title tokens replaced by <unk> per step")
     uniform_negatives: int = _knob(1024, "sampled_softmax: shared uniform negatives besides the in-batch tails")
     schedule: str = _knob("cosine", "'cosine' (warm-up, then cosine decay over the run) or 'epoch_decay'")
     lr_decay: float = _knob(0.95, "epoch_decay: the learning rate is lr * lr_decay ** epoch")
@@ -78,11 +84,15 @@ class Alternatives:
     hard_ramp_epochs: int = _knob(2, "...then the hard share grows linearly to `hard_fraction` over these")
 
     def __post_init__(self) -> None:
-        for name, allowed in (("positives", POSITIVES), ("loss", LOSSES), ("schedule", SCHEDULES)):
+        for name, allowed in (("positives", POSITIVES), ("loss", LOSSES), ("schedule", SCHEDULES),
+                              ("bias_source", BIAS_SOURCES)):
             if getattr(self, name) not in allowed:
                 raise TrainConfigError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
         if not 0.0 < self.lr_decay <= 1.0:
             raise TrainConfigError(f"lr_decay={self.lr_decay}: it must be in (0, 1] (1 = constant learning rate)")
+        for name in ("id_dropout", "title_token_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise TrainConfigError(f"{name}={getattr(self, name)}: give a share in [0, 1) (0 = off)")
         if not 0.0 <= self.hard_fraction <= 1.0:
             raise TrainConfigError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
         _at_least_one(self, ("engagement_window", "negatives"))
@@ -100,6 +110,10 @@ class Alternatives:
 
 
 ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
+# knobs added after runs were saved, with the value every older run had: a run's key leaves them out at that value,
+# so an interrupted older run still resumes (`helpers.training.loop`)
+LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0,
+                               "neighbour_degree_alpha": 0.0, "val_users": None}
 
 
 @dataclass
@@ -117,6 +131,8 @@ class TrainConfig:
     walks: int = _knob(100, "random walks per movie to find them")
     walk_length: int = _knob(2, "movie -> user -> movie hops before a restart")
     restart_prob: float = _knob(0.5, "probability of a restart after each hop")
+    neighbour_degree_alpha: float = _knob(0.0, "visits / degree ** alpha pick the neighbours (0: visits, hubs "
+                                               "included; issue 17)")
     neighbour_pool: int = _knob(4, "neighbourhoods pooled per movie, epoch (0: none)")
     batch_size: int = _knob(256, "positive pairs per step")
     temperature: float = _knob(0.1, "score = query . candidate / temperature (+ bias)")
@@ -176,7 +192,8 @@ class TrainConfig:
 
     @property
     def spec(self) -> NeighbourhoodSpec:
-        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob)
+        return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob,
+                                 self.neighbour_degree_alpha)
 
     @property
     def total_steps(self) -> int:

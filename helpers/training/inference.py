@@ -13,11 +13,29 @@ from helpers.training.sampling import NeighbourSampler
 
 
 @torch.no_grad()
-def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> np.ndarray:
+def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None,
+                           draws: int = 1) -> np.ndarray:
     """Every movie's embedding ([n_movies, dim] float32, unit rows), computed layer by layer as in the paper's
     MapReduce inference: layer-1 representations of all movies first, then layer 2 from those, so each
     movie's lower-layer vector is computed once instead of once per neighbourhood it appears in.
-    `seed` fixes the random walks (DGL's global RNG) for a reproducible result."""
+    `seed` fixes the random walks (DGL's global RNG) for a reproducible result. With `draws` > 1 the embedding
+    is the normalised mean over that many neighbourhood draws (seeds `seed`, `seed + 1`, ...)."""
+    if draws < 1:
+        raise GraphError(f"draws={draws}: give at least 1 neighbourhood draw")
+    total = None
+    for i in range(draws):
+        layers = infer_layer_vectors(model, gd, batch_size, None if seed is None else seed + i)
+        h = model.combine(layers[0], layers[-1])
+        total = h if total is None else total + h
+    out = total if draws == 1 else torch.nn.functional.normalize(total, dim=1)
+    return out.float().cpu().numpy()
+
+
+@torch.no_grad()
+def infer_layer_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> list[torch.Tensor]:
+    """Every movie's representation after each layer, `[projected, conv 1, ..., conv L]` (each [n_movies, dim],
+    on the model's device), as `infer_movie_embeddings` computes them: the stored neighbour vectors from which
+    `helpers.training.inductive.embed_new_movies` embeds movies outside the graph."""
     generator = None
     if seed is not None:
         dgl.seed(seed)
@@ -33,16 +51,15 @@ def infer_movie_embeddings(model: PinSage, gd, batch_size: int = 1024, seed: int
     batches = [movies[i:i + batch_size] for i in range(0, n, batch_size)]
     projected = torch.cat([model.features(b.to(device)) for b in batches])
     sampler = NeighbourSampler(gd.graph, 1, model.spec, generator=generator)
-    h = projected
+    outputs = [projected]
     for conv in model.convs:
-        parts = []
+        h, parts = outputs[-1], []
         for batch in batches:
             hop, inputs = sampler.hop(batch)
             parts.append(conv(hop.to(device), h[inputs.to(device)], h[batch.to(device)]))
-        h = torch.cat(parts)
-    out = model.combine(projected, h)
+        outputs.append(torch.cat(parts))
     model.train(was_training)
-    return out.float().cpu().numpy()
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -59,10 +76,11 @@ class MovieVectors:
 
 
 @torch.no_grad()
-def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None) -> MovieVectors:
+def infer_movie_vectors(model: PinSage, gd, batch_size: int = 1024, seed: int | None = None,
+                        draws: int = 1) -> MovieVectors:
     """`infer_movie_embeddings`, then the model's query and candidate sides of every movie (see
     `helpers.training.model`): what notebook 03 saves, Milvus stores (candidates) and the engine queries with."""
-    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed)).to(model.device)
+    h = torch.from_numpy(infer_movie_embeddings(model, gd, batch_size, seed, draws)).to(model.device)
     movies = torch.arange(len(h), device=model.device)
     return MovieVectors(query=model.query_vectors(h, movies).float().cpu().numpy(),
                         candidate=model.candidate_vectors(h, movies).float().cpu().numpy())

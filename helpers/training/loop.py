@@ -36,7 +36,7 @@ from helpers.artifacts import atomic_path, manifest_path, require, write_manifes
 from helpers.config import Settings
 from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
-from helpers.training.config import TrainConfig
+from helpers.training.config import LATER_KNOBS, TrainConfig
 from helpers.training.inference import MovieVectors, infer_movie_embeddings, infer_movie_vectors
 from helpers.training.model import PinSage
 from helpers.training.step import TrainingStep
@@ -72,7 +72,8 @@ def build_model(gd, config: TrainConfig) -> PinSage:
     alt = config.alternatives
     return PinSage.from_graph(gd.graph, dim=config.hidden, layers=config.layers, dropout=config.dropout,
                               use_id=config.use_id_embedding, spec=config.spec, directed=alt.directed,
-                              bias=alt.movie_bias, temperature=config.temperature, query_id=alt.query_id_embedding)
+                              bias=alt.movie_bias, temperature=config.temperature, query_id=alt.query_id_embedding,
+                              bias_source=alt.bias_source)
 
 
 def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
@@ -83,7 +84,7 @@ def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
              "users": int(gd.graph.num_nodes("user")), "edges": int(len(train)),
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
              "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")
-                        and not (k == "val_users" and v is None)}}  # all users: the key of the runs before the knob
+                        and LATER_KNOBS.get(k, object()) != v}}  # knobs added later, at their defaults: the key of the runs before them
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

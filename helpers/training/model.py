@@ -14,6 +14,11 @@ Scoring "how likely is movie j to be watched right after movie i" is an inner pr
 So `query_i . candidate_j = head(h_i) . h_j / temperature + b_j` and an exact inner-product search over the
 candidate vectors ranks movies exactly as the model scores them. Without `directed` and `bias` both sides
 are the unit embedding and the score is the cosine similarity (the original, symmetric model).
+
+Inductive use (issue 17): every id-specific input (the id embedding, the query offset, the bias table) can be
+left out per movie (`keep_id`), so the same weights embed a movie from its features and neighbourhood alone;
+`bias_source` "vector" or "both" predicts the bias from the embedding (`bias_head`), which a new movie has too.
+Training drops ids (DropoutNet) and title tokens (to `<unk>`) at random: `helpers.training.step`.
 """
 from __future__ import annotations
 
@@ -22,10 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.graph.features import GraphError
-from helpers.training.config import TrainConfigError
+from helpers.training.config import BIAS_SOURCES, TrainConfigError
 from helpers.training.sampling import Hop, Neighbourhood, NeighbourhoodSpec
 
 YEAR_BUCKETS = torch.linspace(-3.0, 3.0, 25)  # standardised release year -> 26 buckets (unknown year = 0)
+UNK_TOKEN = 1  # title-token id of `<unk>` (helpers.graph.features)
 
 
 class MovieFeatures(nn.Module):
@@ -54,13 +60,22 @@ class MovieFeatures(nn.Module):
     def num_movies(self) -> int:
         return len(self.genres)
 
-    def forward(self, movies: torch.Tensor) -> torch.Tensor:
-        tokens = self.title[movies]
+    def project(self, genres: torch.Tensor, year_bucket: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The id-free part: genres [B, G], year buckets [B] and title token ids [B, L] (0 padding, 1 `<unk>`)
+        of any movies, in the graph or not."""
+        tokens = tokens.masked_fill(tokens >= self.title_emb.num_embeddings, UNK_TOKEN)  # beyond the vocabulary
         counts = (tokens > 0).sum(1, keepdim=True).clamp(min=1)
-        h = self.genre_proj(self.genres[movies]) + self.year_emb(self.year_bucket[movies])
-        h = h + self.title_emb(tokens).sum(1) / counts
+        return self.genre_proj(genres) + self.year_emb(year_bucket) + self.title_emb(tokens).sum(1) / counts
+
+    def forward(self, movies: torch.Tensor, keep_id: torch.Tensor | None = None,
+                title: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected features of graph movies `movies` [B]. `keep_id` [n_movies] bool: movies whose id embedding
+        is added (None: all); `title` [n_movies, L]: token ids replacing the stored ones (token dropout)."""
+        tokens = (self.title if title is None else title.to(self.title.device))[movies]
+        h = self.project(self.genres[movies], self.year_bucket[movies], tokens)
         if self.id_emb is not None:
-            h = h + self.id_emb(movies)
+            ids = self.id_emb(movies)
+            h = h + (ids if keep_id is None else ids * keep_id[movies].unsqueeze(1).to(ids.dtype))
         return h
 
 
@@ -93,10 +108,12 @@ class PinSage(nn.Module):
     def __init__(self, genres: torch.Tensor, year: torch.Tensor, title: torch.Tensor, dim: int = 64,
                  layers: int = 2, dropout: float = 0.0, use_id: bool = True,
                  spec: NeighbourhoodSpec = NeighbourhoodSpec(), directed: bool = False, bias: bool = False,
-                 temperature: float = 1.0, query_id: bool = False):
+                 temperature: float = 1.0, query_id: bool = False, bias_source: str = "table"):
         super().__init__()
         if temperature <= 0:
             raise TrainConfigError(f"temperature={temperature}: it must be positive (e.g. 0.1)")
+        if bias_source not in BIAS_SOURCES:
+            raise TrainConfigError(f"bias_source={bias_source!r}: use one of {', '.join(BIAS_SOURCES)}")
         self.dim = dim
         self.spec = spec
         self.temperature = temperature
@@ -109,9 +126,13 @@ class PinSage(nn.Module):
         self.query_id = nn.Embedding(len(genres), dim) if query_id else None
         if self.query_id is not None:  # starts at 0: the query side starts as the movie's embedding
             nn.init.zeros_(self.query_id.weight)
-        self.movie_bias = nn.Embedding(len(genres), 1) if bias else None
+        self.movie_bias = nn.Embedding(len(genres), 1) if bias and bias_source != "vector" else None
         if self.movie_bias is not None:
             nn.init.zeros_(self.movie_bias.weight)
+        self.bias_head = nn.Linear(dim, 1) if bias and bias_source != "table" else None
+        if self.bias_head is not None:  # starts at 0 like the table
+            nn.init.zeros_(self.bias_head.weight)
+            nn.init.zeros_(self.bias_head.bias)
 
     @classmethod
     def from_graph(cls, graph, **kwargs) -> PinSage:
@@ -127,8 +148,10 @@ class PinSage(nn.Module):
     def device(self) -> torch.device:
         return self.features.genre_proj.weight.device
 
-    def forward(self, neighbourhood: Neighbourhood) -> torch.Tensor:
-        h = self.features(neighbourhood.input_nodes)
+    def forward(self, neighbourhood: Neighbourhood, keep_id: torch.Tensor | None = None,
+                title: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of the neighbourhood's seeds; `keep_id` and `title` as in `MovieFeatures.forward`."""
+        h = self.features(neighbourhood.input_nodes, keep_id, title)
         projected = h[:len(neighbourhood.seeds)]  # every hop lists its output nodes first, so the seeds lead
         for conv, hop in zip(self.convs, neighbourhood.hops):
             h = conv(hop, h, h[:hop.num_dst])
@@ -139,37 +162,67 @@ class PinSage(nn.Module):
         """Final embedding: skip connection from the projected features, then unit length."""
         return F.normalize(projected + convolved, dim=1)
 
-    def embed_all(self, hops: list[Hop]) -> torch.Tensor:
+    def layer_outputs(self, hops: list[Hop], keep_id: torch.Tensor | None = None,
+                      title: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every movie's representation after each layer ([projected, conv 1, ..., conv L], each [n_movies, dim]),
+        `hops[l]` a hop whose output and input nodes are all movies in index order."""
+        outputs = [self.features(torch.arange(self.features.num_movies, device=self.device), keep_id, title)]
+        for conv, hop in zip(self.convs, hops):
+            outputs.append(conv(hop, outputs[-1], outputs[-1]))
+        return outputs
+
+    def embed_all(self, hops: list[Hop], keep_id: torch.Tensor | None = None,
+                  title: torch.Tensor | None = None) -> torch.Tensor:
         """Embeddings of every movie at once ([n_movies, dim]), each layer over all movies: `hops[l]` is a
         hop whose output and input nodes are all movies in index order (`NeighbourSampler.hop(arange(n))`).
         Used for the softmax over all movies in training; inference does the same layer by layer in batches."""
-        h = self.features(torch.arange(self.features.num_movies, device=self.device))
-        projected = h
-        for conv, hop in zip(self.convs, hops):
-            h = conv(hop, h, h)
-        return self.combine(projected, h)
+        outputs = self.layer_outputs(hops, keep_id, title)
+        return self.combine(outputs[0], outputs[-1])
+
+    @property
+    def has_bias(self) -> bool:
+        return self.movie_bias is not None or self.bias_head is not None
 
     @property
     def vector_dim(self) -> int:
         """Length of the query and candidate vectors: the embedding, plus one with a per-movie bias."""
-        return self.dim + (self.movie_bias is not None)
+        return self.dim + self.has_bias
 
-    def query_vectors(self, h: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _by_id(table: nn.Embedding | None, movies: torch.Tensor | None, keep: torch.Tensor | None
+               ) -> torch.Tensor | None:
+        """Rows of an id-specific `table` for `movies`, zero where `keep` [B] is False or `movies` is None."""
+        if table is None or movies is None:
+            return None
+        rows = table(movies)
+        return rows if keep is None else rows * keep.unsqueeze(1).to(rows.dtype)
+
+    def query_vectors(self, h: torch.Tensor, movies: torch.Tensor | None, keep: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """Query side of embeddings `h` [B, dim] of movie indices `movies` [B]: `[head(h) / temperature, 1]`
-        (see the module docstring)."""
+        (see the module docstring). `movies` None or `keep` [B] False: without the movie's own query offset."""
         q = self.query_head(h) if self.query_head is not None else h
-        if self.query_id is not None:
-            q = q + self.query_id(movies)
+        offset = self._by_id(self.query_id, movies, keep)
+        if offset is not None:
+            q = q + offset
         q = q / self.temperature
-        if self.movie_bias is not None:
+        if self.has_bias:
             q = torch.cat([q, q.new_ones((len(q), 1))], dim=1)
         return q
 
-    def candidate_vectors(self, h: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        """Candidate side of embeddings `h` [B, dim] of movie indices `movies` [B]: `[h, bias]`."""
-        if self.movie_bias is None:
+    def candidate_vectors(self, h: torch.Tensor, movies: torch.Tensor | None, keep: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+        """Candidate side of embeddings `h` [B, dim] of movie indices `movies` [B]: `[h, bias]`, the bias from
+        the table (not for `movies` None or `keep` False), from `bias_head(h)`, or their sum."""
+        if not self.has_bias:
             return h
-        return torch.cat([h, self.movie_bias(movies)], dim=1)
+        bias = h.new_zeros((len(h), 1))
+        table = self._by_id(self.movie_bias, movies, keep)
+        if table is not None:
+            bias = bias + table
+        if self.bias_head is not None:
+            bias = bias + self.bias_head(h)
+        return torch.cat([h, bias], dim=1)
 
 
 def softmax_loss(queries: torch.Tensor, candidates: torch.Tensor, tails: torch.Tensor,

@@ -23,6 +23,7 @@ from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
 
 MOVIE, USER = "movie", "user"
+OVERFETCH = 4  # degree_alpha > 0: candidates walked per neighbour kept
 WATCHED, WATCHED_BY = "watched", "watched-by"
 
 
@@ -153,19 +154,36 @@ class NegativeSampler:
 class NeighbourhoodSpec:
     """How a movie's neighbourhood is sampled: `walks` random walks of up to `walk_length` movie -> user ->
     movie traversals, each followed by a restart with probability `restart_prob`; the `neighbours` most
-    visited movies become its neighbours, with their visit counts as importance weights."""
+    visited movies become its neighbours, with their visit counts as importance weights. With `degree_alpha` > 0
+    a neighbour's visits are divided by its degree ** `degree_alpha` (its number of training ratings) before the
+    most visited are kept (out of `OVERFETCH` x `neighbours` candidates), so that hubs, which every walk reaches,
+    give way to movies particular to this one."""
 
     neighbours: int = 5
     walks: int = 10
     walk_length: int = 2
     restart_prob: float = 0.5
+    degree_alpha: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.degree_alpha <= 2.0:
+            raise SamplingError(f"degree_alpha={self.degree_alpha}: give a number between 0 (plain visit counts) and 2")
         if not 0 < self.restart_prob < 1:
             raise SamplingError(f"restart_prob={self.restart_prob}: give a number between 0 and 1 (e.g. 0.5)")
         if min(self.neighbours, self.walks, self.walk_length) < 1:
             raise SamplingError(f"neighbours={self.neighbours}, walks={self.walks}, walk_length={self.walk_length}: "
                                 "they must all be at least 1 (e.g. 5, 10, 2)")
+
+
+def top_per_group(src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor, k: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The `k` heaviest edges into each `dst` (ties: the earlier edge), grouped by `dst`."""
+    order = torch.argsort(-weight, stable=True)
+    order = order[torch.argsort(dst[order], stable=True)]
+    dst_sorted = dst[order]
+    starts = torch.searchsorted(dst_sorted, dst_sorted)  # first edge of each edge's group
+    keep = order[torch.arange(len(order)) - starts < k]
+    return src[keep], dst[keep], weight[keep]
 
 
 class NeighbourSampler:
@@ -195,6 +213,7 @@ class NeighbourSampler:
         self.num_movies = graph.num_nodes(MOVIE)
         self.num_users = graph.num_nodes(USER)
         self._edges = graph.edges(etype=WATCHED)
+        self.degree = torch.bincount(self._edges[1], minlength=self.num_movies).clamp(min=1).float()
         self.pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # indptr, neighbour, weight
         self._shuffle()
 
@@ -206,8 +225,9 @@ class NeighbourSampler:
             {(USER, WATCHED, MOVIE): (users, self.to_walk[movies]), (MOVIE, WATCHED_BY, USER): (self.to_walk[movies], users)},
             num_nodes_dict={USER: self.num_users, MOVIE: self.num_movies})
         spec = self.spec
+        wanted = spec.neighbours * (OVERFETCH if spec.degree_alpha > 0 else 1)
         self.sampler = dgl.sampling.PinSAGESampler(walk_graph, MOVIE, USER, spec.walk_length, spec.restart_prob,
-                                                   spec.walks, spec.neighbours)
+                                                   spec.walks, wanted)
 
     def _walk(self, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fresh neighbourhoods of `seeds`: (neighbour movie, position of its seed in `seeds`, visit count),
@@ -219,7 +239,11 @@ class NeighbourSampler:
         keep = src != dst
         position = torch.full((self.num_movies,), -1, dtype=torch.int64)
         position[seeds] = torch.arange(len(seeds))
-        return src[keep], position[dst[keep]], weight[keep]
+        src, dst, weight = src[keep], position[dst[keep]], weight[keep]
+        if self.spec.degree_alpha > 0:
+            weight = weight / self.degree[src] ** self.spec.degree_alpha
+            src, dst, weight = top_per_group(src, dst, weight, self.spec.neighbours)
+        return src, dst, weight
 
     def refresh(self, chunk: int = 4096) -> None:
         """Shuffle the tie-breaking ids again and, with a pool, draw a new one. Row `d * num_movies + m` of the

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from helpers.training.config import TrainConfig
-from helpers.training.model import PinSage, max_margin_loss, softmax_loss
+from helpers.training.model import UNK_TOKEN, PinSage, max_margin_loss, softmax_loss
 from helpers.training.sampling import (
     EngagementPositives,
     NegativeSampler,
@@ -43,6 +43,19 @@ class TrainingStep:
                 if isinstance(self.positives, EngagementPositives)
                 else torch.full((self.n_movies,), 1.0 / self.n_movies, dtype=torch.float64))
 
+    def dropped(self, generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """This step's inductive noise (issue 17): which movies keep their id (`keep_id` [n_movies] bool) and the
+        title tokens with a share replaced by `<unk>`; (None, None) with both knobs off, drawing nothing."""
+        alt, device = self.config.alternatives, self.model.device
+        keep = title = None
+        if alt.id_dropout > 0:
+            keep = (torch.rand(self.n_movies, generator=generator) >= alt.id_dropout).to(device)
+        if alt.title_token_dropout > 0:
+            tokens = self.model.features.title.cpu()
+            drop = (torch.rand(tokens.shape, generator=generator) < alt.title_token_dropout) & (tokens > 0)
+            title = tokens.masked_fill(drop, UNK_TOKEN).to(device)
+        return keep, title
+
     @property
     def uses_hard_negatives(self) -> bool:
         return self.config.alternatives.loss == "max_margin"
@@ -52,17 +65,18 @@ class TrainingStep:
         config, alt, model = self.config, self.config.alternatives, self.model
         device = model.device
         heads, tails = self.positives.sample(config.batch_size, generator)
+        keep, title = self.dropped(generator)
         if alt.loss == "max_margin":
             negatives = self.negatives.sample(heads, alt.negatives, hard, generator)
             batch = pair_batch(self.sampler, heads, tails, negatives).to(device)
-            return max_margin_loss(model(batch.neighbourhood), batch.heads, batch.tails, batch.negatives, alt.margin,
+            return max_margin_loss(model(batch.neighbourhood, keep, title), batch.heads, batch.tails, batch.negatives, alt.margin,
                                    alt.in_batch_negatives)
         # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
         hops = [self.sampler.hop(self.all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
-        h = model.embed_all(hops)
+        h = model.embed_all(hops, keep, title)
         heads_d, tails_d = heads.to(device), tails.to(device)
-        queries = model.query_vectors(h[heads_d], heads_d)
-        candidates = model.candidate_vectors(h, self.all_movies.to(device))
+        queries = model.query_vectors(h[heads_d], heads_d, None if keep is None else keep[heads_d])
+        candidates = model.candidate_vectors(h, self.all_movies.to(device), keep)
         if alt.loss == "softmax":
             return softmax_loss(queries, candidates, tails_d, heads_d)
         uniform = torch.randint(self.n_movies, (alt.uniform_negatives,), generator=generator)

@@ -1,0 +1,96 @@
+"""helpers.evaluation.slices: the slices on a toy with known answers, paired intervals, metrics.json records.
+
+Cost: about 1 s (toy frames; the bootstraps run 10,000 resamples of a few users)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from helpers.evaluation.protocols import evaluate_models, evaluate_scores, per_user_values
+from helpers.evaluation.report import metrics_frame
+from helpers.evaluation.slices import (
+    SLICES,
+    comparison_records,
+    paired_interval,
+    paired_slices,
+    slice_metrics,
+    slice_users,
+    verdict,
+)
+from helpers.graph.build import GraphData
+
+
+def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+    users, movies, times = zip(*rows)
+    return pd.DataFrame({"user": np.array(users, np.int64), "movie": np.array(movies, np.int64),
+                         "rating": np.ones(len(rows), np.float32), "timestamp": np.array(times, np.int64)})
+
+
+@pytest.fixture
+def gd() -> GraphData:
+    """Users 0-2 are evaluated; 250 more only rate in training: movie 0 gets 25 training ratings, movie 1 61,
+    movie 2 250, movie 3 2, movies 4-5 none."""
+    fillers = [(3 + f, m, 1) for f in range(250) for m, n in ((2, 250), (1, 60), (0, 25)) if f < n]
+    train = fillers + [(0, 3, 10), (1, 3, 10), (2, 1, 10)]
+    val = [(0, 0, 10), (1, 1, 11), (2, 2, 11)]   # user 0's target shares its query's second
+    test = [(0, 4, 12), (1, 4, 12), (2, 5, 11)]  # user 2's test shares its val movie's second
+    return GraphData(graph=None, movie_ids=np.arange(6) * 10 + 1, user_ids=np.arange(253) + 1, train=frame(train),
+                     val=frame(val), test=frame(test), dataset="sample", genres=[])
+
+
+def test_slices_on_a_toy_with_known_answers(gd):
+    val, test = slice_users(gd, "val"), slice_users(gd, "test")
+    assert list(val) == list(SLICES)
+    expected_val = {"all": [0, 1, 2], "target <20": [], "target 20-50": [0], "target 50-200": [1],
+                    "target >=200": [2], "query <50": [0, 1], "target time != query time": [1, 2]}
+    assert {name: users.tolist() for name, users in val.items()} == expected_val
+    # test is queried from the val movie (chained): movies 0 (25), 1 (61), 2 (250); times 10/11/11 vs 12/12/11
+    assert test["target <20"].tolist() == [0, 1, 2] and test["query <50"].tolist() == [0]
+    assert test["target time != query time"].tolist() == [0, 1]
+
+
+def test_users_restrict_evaluate_scores_and_models(gd):
+    scores = np.tile(np.arange(6.0)[::-1], (3, 1))  # movie 0 first
+    scorer = lambda queries: scores[:len(queries)]
+    every = per_user_values(scorer, gd, "val", k=1)
+    one = evaluate_scores(scorer, gd, "val", k=1, users=np.array([0]))
+    assert one["n_users"] == 1 and one["hr@1"] == every.loc[0, "hr@1"] == 1.0
+    table = evaluate_models({"m": scorer}, gd, protocols=("latest",), k=1, users={"val": [1, 2], "test": [0]})
+    assert table["m"]["latest"]["val"]["n_users"] == 2 and table["m"]["latest"]["test"]["n_users"] == 1
+
+
+def test_paired_slices_difference_interval_and_detectable_difference(gd):
+    index = pd.Index([0, 1, 2], name="user")
+    per_user = {("a", "val"): pd.DataFrame({"hr@10": [1.0, 1.0, 0.0]}, index=index),
+                ("b", "val"): pd.DataFrame({"hr@10": [0.0, 1.0, 1.0]}, index=index)}
+    table = paired_slices(per_user, gd, "a", "b", "val", resamples=1000)
+    diff = np.array([1.0, 0.0, -1.0])
+    row = table.loc["all"]
+    assert row["n"] == 3 and row["a - b"] == 0.0
+    assert math.isclose(row["detectable"], 2.8 * diff.std(ddof=1) / math.sqrt(3))
+    reference = stats.bootstrap((diff,), np.mean, n_resamples=1000, method="percentile",
+                                random_state=np.random.default_rng(0))
+    assert (row["low"], row["high"]) == (reference.confidence_interval.low, reference.confidence_interval.high)
+    assert table.loc["target <20", "verdict"] == "no users" and table.loc["target 20-50", "n"] == 1
+    records = comparison_records(table, "a", "b", "val", "hr@10")
+    assert records[0]["slice"] == "all" and records[0]["n_users"] == 3 and records[1]["difference"] is None
+
+
+def test_verdict_words_follow_the_measuring_rule():
+    assert verdict(0.01, 0.03) == "above" and verdict(-0.03, -0.01) == "below" and verdict(-0.01, 0.02) == "tie"
+    assert verdict(-0.004, 0.01, margin=0.005) == "non-inferior" and verdict(-0.006, 0.01, margin=0.005) == "tie"
+    assert paired_interval(np.ones(5)) == (1.0, 1.0) and all(map(math.isnan, paired_interval(np.ones(1))))
+
+
+def test_slice_metrics_give_records_metrics_frame_shows(gd):
+    scores = np.tile(np.arange(6.0), (3, 1))
+    records, per_user = slice_metrics({"m": lambda q: scores[:len(q)], "n": lambda q: -scores[:len(q)]}, gd)
+    assert {r["slice"] for r in records} == set(SLICES) and ("m", "test") in per_user
+    shown = metrics_frame(records)
+    assert shown.index.names == ["model", "protocol", "slice"]
+    row = next(r for r in records if r["model"] == "m" and r["split"] == "val" and r["slice"] == "target 50-200")
+    assert row["n_users"] == 1
