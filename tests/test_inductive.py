@@ -182,7 +182,7 @@ def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours
     assert changed > 0  # hubs gave way somewhere
     with pytest.raises(SamplingError, match="degree_alpha"):
         NeighbourhoodSpec(degree_alpha=-1)
-    assert TrainConfig(neighbour_degree_alpha=0.5).spec.degree_alpha == 0.5
+    assert TrainConfig().replace(neighbour_degree_alpha=0.5).spec.degree_alpha == 0.5
 
 
 def test_several_neighbourhood_draws_average_to_unit_vectors(sample):

@@ -71,6 +71,8 @@ class Alternatives:
     id_dropout: float = _knob(0.0, "inductive: share of movies per step embedded without their id embedding, "
                                    "query offset and bias table (DropoutNet)")
     title_token_dropout: float = _knob(0.0, "inductive: share of title tokens replaced by <unk> per step")
+    neighbour_degree_alpha: float = _knob(0.0, "neighbours picked by visits / degree ** alpha (0: by visits, hubs "
+                                               "included)")
     uniform_negatives: int = _knob(1024, "sampled_softmax: shared uniform negatives besides the in-batch tails")
     schedule: str = _knob("cosine", "'cosine' (warm-up, then cosine decay over the run) or 'epoch_decay'")
     lr_decay: float = _knob(0.95, "epoch_decay: the learning rate is lr * lr_decay ** epoch")
@@ -131,8 +133,6 @@ class TrainConfig:
     walks: int = _knob(100, "random walks per movie to find them")
     walk_length: int = _knob(2, "movie -> user -> movie hops before a restart")
     restart_prob: float = _knob(0.5, "probability of a restart after each hop")
-    neighbour_degree_alpha: float = _knob(0.0, "visits / degree ** alpha pick the neighbours (0: visits, hubs "
-                                               "included; issue 17)")
     neighbour_pool: int = _knob(4, "neighbourhoods pooled per movie, epoch (0: none)")
     batch_size: int = _knob(256, "positive pairs per step")
     temperature: float = _knob(0.1, "score = query . candidate / temperature (+ bias)")
@@ -193,7 +193,7 @@ class TrainConfig:
     @property
     def spec(self) -> NeighbourhoodSpec:
         return NeighbourhoodSpec(self.neighbours, self.walks, self.walk_length, self.restart_prob,
-                                 self.neighbour_degree_alpha)
+                                 self.alternatives.neighbour_degree_alpha)
 
     @property
     def total_steps(self) -> int:
