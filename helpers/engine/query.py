@@ -21,7 +21,8 @@ Milvus holds every movie's candidate vector; the model's score of movie j for a 
 * `load_query_encoder(settings, name=None, lookup=None)`: `name` (default `settings.query_encoder`, from
   `RECSYS_QUERY_ENCODER`) is a registry name or "auto" (the registered encoder of highest `preference` whose
   artifact matches: "sequence" (notebook 04) when its artifact was trained on the current embeddings, else the
-  mean). When a wanted encoder cannot be used its
+  mean; under "auto" an encoder never trained here is skipped silently, a stale one with a reason). When a
+  wanted encoder cannot be used its
   reason goes to `fallback_reason`, a warning in the log, `engine.health()["encoder"]` and the engine's repr.
 
 `MeanQueryEncoder` is the mean of the liked movies' query vectors, as the evaluation's history protocol
@@ -41,7 +42,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from helpers.artifacts import ArtifactError, require
+from helpers.artifacts import ArtifactError, MissingArtifactError, require
 from helpers.config import ConfigError, Settings
 from helpers.engine.inputs import RecommendError
 from helpers.errors import RecsysError
@@ -305,6 +306,11 @@ def load_query_encoder(settings: Settings, name: str | None = None,
             check_artifact(spec, settings)
             encoder = spec.load(settings, lookup)
             break
+        except MissingArtifactError as error:
+            if name == "auto":  # never trained for this dataset and seed: nothing fell back, the next one answers
+                log.info("query encoder %s is not trained here: %s", spec.name, error)
+                continue
+            reasons.append(f"the {spec.name} encoder is not used: {error}")
         except ArtifactError as error:
             reasons.append(f"the {spec.name} encoder is not used: {error}")
     if encoder is None:
