@@ -97,13 +97,24 @@ def test_the_loss_ignores_padding_and_knobs_are_checked() -> None:
 
 # -- training, the artifact and the encoder on the sample ----------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(sample_ml, tmp_path_factory):
+def trained_once(sample_ml, tmp_path_factory):
+    """One 30-step run on the sample graph over stand-in directed embeddings (trained once per module)."""
     settings = sample_settings(tmp_path_factory.mktemp("sequence"))
     movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
     save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
     gd = build_graph(sample_ml)
     config = SequenceConfig.for_dataset("sample", steps=30, eval_every=15, length=10)
     result = train_sequence_model(gd, load_movie_embeddings(settings), config, seed=1, progress=False)
+    return gd, result
+
+
+@pytest.fixture
+def trained(trained_once, sample_ml, tmp_path):
+    """Settings of a fresh folder holding the embeddings and the trained model's artifact (tests may spoil it)."""
+    gd, result = trained_once
+    settings = sample_settings(tmp_path)
+    movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
     save_sequence_model(settings, result.model, gd.movie_ids, result.history, result.best_step)
     return settings, gd, result
 
@@ -170,3 +181,24 @@ def test_the_engine_with_the_sequence_encoder_equals_brute_force(tmp_path, sampl
 def test_sequence_errors_are_project_errors() -> None:
     for error in (SequenceModelError, SequenceArtifactError, SequenceConfigError):
         assert issubclass(error, RecsysError)
+
+
+def test_pinsage_sequence_joins_metrics_json_with_its_own_history_length(trained) -> None:
+    from helpers.evaluation.baselines import PopularityBaseline
+    from helpers.evaluation.protocols import evaluate_models
+    from helpers.evaluation.report import read_metrics, write_metrics
+    from helpers.sequence.evaluate import MODEL_NAME, add_to_metrics, evaluate_sequence
+
+    settings, gd, result = trained
+    popularity = PopularityBaseline().fit(gd)
+    write_metrics(settings, evaluate_models({"popularity": popularity}, gd), extra={"popularity": {"note": 1}})
+    table = evaluate_sequence({MODEL_NAME: sequence_scorer(result.model), "popularity": popularity}, gd, 10)
+    for _ in range(2):  # a re-run replaces its own records
+        add_to_metrics(settings, table, 10, extra={MODEL_NAME: {"history": 10}})
+    document = read_metrics(settings)
+    assert document["protocols"]["history-10"]["history"] == 10 and document["protocols"]["history"]["history"] == 10
+    keys = sorted((r["model"], r["protocol"], r["split"]) for r in document["results"])
+    assert keys == sorted([("popularity", p, s) for p in ("latest", "history", "history-10") for s in ("val", "test")]
+                          + [(MODEL_NAME, p, s) for p in ("history", "history-10") for s in ("val", "test")])
+    assert document["popularity"] == {"note": 1} and document[MODEL_NAME] == {"history": 10}
+    assert all(np.isfinite(r["metrics"]["hr@10"]) for r in document["results"])
