@@ -1,7 +1,7 @@
 """helpers.sequence: the windows and their padding, the causal mask, the block against plain attention, training
 on the sample, the artifact, and the engine's "sequence" query encoder (used while its artifact matches the
 embeddings, the mean otherwise; the engine's results equal brute force over the same query vector).
-Cost: about 6 s (one 30-step training run on the sample graph, one Milvus Lite build)."""
+Cost: about 8 s (one 30-step training run on the sample graph, one Milvus Lite build)."""
 from __future__ import annotations
 
 import dataclasses

@@ -50,7 +50,7 @@ def save_sequence_model(settings: Settings, model: SequenceModel, movie_ids: np.
                                  "movie ids of the model's rows (GraphData.movie_ids)")
     path = sequence_model_path(settings)
     state = {"state_dict": model.state_dict(), "config": model.config.to_dict(),
-             "movie_ids": np.asarray(movie_ids, dtype=np.int64), "history": history or [], "best_step": best_step,
+             "movie_ids": torch.tensor(np.asarray(movie_ids, dtype=np.int64)), "history": history or [], "best_step": best_step,
              "seed": settings.seed}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -70,14 +70,14 @@ def load_sequence_model(settings: Settings, check: bool = True) -> tuple[Sequenc
     path = sequence_model_path(settings)
     if check:
         require(path, STAGE, settings, inputs={"embeddings": embeddings_path(settings)})
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
     weights = state["state_dict"]
     config = SequenceConfig.from_dict(state["config"])
     n, width = weights["table"].shape
     model = SequenceModel(torch.zeros(n - 1, width), weights["candidates"], config)
     model.load_state_dict(weights)
     model.eval()
-    return model, np.asarray(state["movie_ids"], dtype=np.int64), state
+    return model, state["movie_ids"].numpy().astype(np.int64), state
 
 
 class SequenceQuery:
