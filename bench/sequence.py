@@ -60,8 +60,8 @@ def per_user(score_fn: Callable[[np.ndarray], np.ndarray], data: Any, split: str
         if not np.isfinite(scores).all():
             raise SystemExit(f"non-finite scores from a model on {split}: fix it before ranking")
         got = rank_metrics(scores, targets[start_row:start_row + 512], data.seen[split][batch].toarray(), 10)
-        for name in out:
-            out[name].append(got[name])
+        for name, values in out.items():
+            values.append(got[name])
     return {name: np.concatenate(values) for name, values in out.items()}
 
 

@@ -5,11 +5,13 @@ Cost: about 8 s (one 30-step training run on the sample graph, one Milvus Lite b
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_test_directed_embeddings, sample_settings
 
 from helpers.engine.engine import RecommendationEngine
 from helpers.engine.query import (
@@ -20,16 +22,32 @@ from helpers.engine.query import (
 )
 from helpers.errors import RecsysError
 from helpers.graph.build import build_graph
-from helpers.sequence.artifact import SequenceArtifactError, SequenceQuery, load_sequence_model, save_sequence_model
+from helpers.sequence.artifact import (
+    SequenceArtifactError,
+    SequenceQuery,
+    load_sequence_model,
+    save_sequence_model,
+)
 from helpers.sequence.config import SequenceConfig, SequenceConfigError
 from helpers.sequence.data import PAD, pad_left, training_windows
-from helpers.sequence.model import SequenceModel, SequenceModelError, allowed_keys, masked_attention
-from helpers.sequence.train import build_sequence_model, sequence_scorer, train_sequence_model
+from helpers.sequence.model import (
+    SequenceModel,
+    SequenceModelError,
+    allowed_keys,
+    masked_attention,
+)
+from helpers.sequence.train import (
+    build_sequence_model,
+    sequence_scorer,
+    train_sequence_model,
+)
 from helpers.stores.build import build_stores
 from helpers.stores.milvus_client import disconnect
-from helpers.training.embeddings import MovieEmbeddings, load_movie_embeddings, save_movie_embeddings
-
-from conftest import make_test_directed_embeddings, sample_settings
+from helpers.training.embeddings import (
+    MovieEmbeddings,
+    load_movie_embeddings,
+    save_movie_embeddings,
+)
 
 TINY = SequenceConfig(length=6, dim=8, blocks=2, heads=2, dropout=0.0)
 
@@ -44,7 +62,7 @@ def test_windows_predict_every_training_transition_once_and_padding_is_no_movie(
     train = pd.DataFrame({"user": [0] * 7 + [1] * 2 + [2], "movie": [0, 1, 2, 3, 4, 5, 6, 7, 0, 3]})
     windows = training_windows(train, length=3)
     assert windows.shape[1] == 4 and PAD == -1 and not (windows[:, :-1] == PAD).all(axis=1).any()
-    pairs = sorted((int(a), int(b)) for w in windows for a, b in zip(w[:-1], w[1:]) if a != PAD and b != PAD)
+    pairs = sorted((int(a), int(b)) for w in windows for a, b in itertools.pairwise(w) if a != PAD and b != PAD)
     assert pairs == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (7, 0)]  # user 2's one movie: no window
     assert pad_left([4, 5], 4).tolist() == [-1, -1, 4, 5] and pad_left(range(9), 3).tolist() == [6, 7, 8]
 

@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from helpers.config import Settings
-from helpers.evaluation.protocols import HISTORY_LENGTH, MetricsTable, evaluate_scores, prepare_evaluation
+from helpers.evaluation.protocols import (
+    HISTORY_LENGTH,
+    MetricsTable,
+    evaluate_scores,
+    prepare_evaluation,
+)
 from helpers.evaluation.report import metrics_records, read_metrics, write_metrics
 
 MODEL_NAME = "pinsage-sequence"

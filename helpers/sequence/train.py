@@ -17,7 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from helpers.evaluation.protocols import EvaluationData, evaluate_scores, prepare_evaluation
+from helpers.evaluation.protocols import (
+    EvaluationData,
+    evaluate_scores,
+    prepare_evaluation,
+)
 from helpers.sequence.config import SequenceConfig
 from helpers.sequence.data import training_windows
 from helpers.sequence.model import SequenceModel, SequenceModelError
