@@ -182,13 +182,18 @@ def test_the_engine_with_the_sequence_encoder_equals_brute_force(tmp_path, sampl
     encoder = SequenceQueryEncoder(MovieVectorLookup.from_embeddings(embeddings),
                                    SequenceQuery(model.eval(), embeddings.movie_ids))
     ids = [int(m) for m in embeddings.movie_ids]
+    genres = dict(zip(sample_ml.movies["movie_id"].astype(int), sample_ml.movies["genres"], strict=True))
+    genre = sample_ml.movies["genres"].explode().value_counts().index[1]
     try:
         with RecommendationEngine(settings, encoder=encoder) as engine:
-            for liked in ([ids[3]], [ids[5], ids[1], ids[8]], ids[10:30]):
-                got = engine.recommend(liked, k=8)
+            for liked, wanted in (([ids[3]], None), ([ids[5], ids[1], ids[8]], None), (ids[10:30], None),
+                                  ([ids[5], ids[1], ids[8]], genre)):
+                got = engine.recommend(liked, k=8, genres=None if wanted is None else [wanted])
                 query = encoder.encode(liked)
                 scores = embeddings.vectors @ (query / np.linalg.norm(query))
                 scores[[ids.index(m) for m in liked]] = -np.inf
+                if wanted is not None:  # the filter runs inside Milvus; here by hand
+                    scores[[wanted not in genres[m] for m in ids]] = -np.inf
                 best = np.argsort(-scores, kind="stable")[:8]
                 assert [r.movie_id for r in got] == [ids[i] for i in best] and got.encoder == "sequence"
                 np.testing.assert_allclose([r.score for r in got], scores[best], rtol=1e-4, atol=1e-4)
