@@ -17,7 +17,7 @@
 
 `RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
 encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
-vectors, the only one today); a named encoder whose artifact is missing or stale falls back to `mean` and says why.
+vectors); `sequence` is notebook 04's model over the last N liked movies; a named encoder whose artifact is missing or stale falls back to `mean` and says why.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-3
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")  # Milvus index types (helpers.stores.milvus_index)
 INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
 PRESET_NAMES: tuple[str, ...] = ("auto", "small", "medium", "large")  # the rows of helpers.presets.PRESETS
-QUERY_ENCODERS: tuple[str, ...] = ("mean",)  # the registry of helpers.engine.query.ENCODERS, by name
+QUERY_ENCODERS: tuple[str, ...] = ("mean", "sequence")  # the registry of helpers.engine.query.ENCODERS, by name
 
 
 class ConfigError(RecsysError, ValueError):

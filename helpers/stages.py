@@ -25,6 +25,8 @@ SERIES: tuple[Stage, ...] = (
     Stage(1, "data_loading", "loading MovieLens and exploring it", "data"),
     Stage(2, "graph_construction", "the users-movies graph in DGL, the time split, random walks", "graph"),
     Stage(3, "pinsage_training", "PinSage built by hand, trained and evaluated against baselines", "model"),
+    Stage(4, "sequence_model", "a causal transformer over a user's last movies' PinSage vectors, one query vector",
+          "sequence"),
     Stage(5, "vector_store", "movie vectors in Milvus and the catalog in SQL, checked against brute force",
           "vectors"),
     Stage(6, "recommendation_engine", "liked movies -> one query vector, combining, filters, explanations", None),

@@ -56,7 +56,7 @@ def test_blank_values_mean_default() -> None:
     ("RECSYS_SEED", "-1", "must be at least 0"),
     ("RECSYS_THREADS", "0", "must be at least 1"),
     ("RECSYS_DATASET", "ml-2m", "Valid names: ml-1m, ml-100k"),
-    ("RECSYS_QUERY_ENCODER", "sequence", r"'sequence' is not a query encoder: use one of auto, mean .*or unset it"),
+    ("RECSYS_QUERY_ENCODER", "recency", r"'recency' is not a query encoder: use one of auto, mean, sequence .*or unset it"),
 ])
 def test_bad_values_say_how_to_fix(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

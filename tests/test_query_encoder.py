@@ -74,7 +74,7 @@ def load_toy(settings: Settings, lookup: MovieVectorLookup) -> ToyRecencyEncoder
 
 @pytest.fixture
 def toy_registered(monkeypatch):
-    monkeypatch.setitem(ENCODERS, "toy", EncoderSpec("toy", load_toy, toy_path, stage="toy_encoder", preference=1))
+    monkeypatch.setitem(ENCODERS, "toy", EncoderSpec("toy", load_toy, toy_path, stage="toy_encoder", preference=100))
     monkeypatch.setattr(helpers.config, "QUERY_ENCODERS", (*QUERY_ENCODERS, "toy"))  # as a later issue adds it
 
 
@@ -135,7 +135,7 @@ def test_the_mean_encoder_averages_the_looked_up_vectors_in_any_order(embedded) 
 
 
 # -- the registry and the fallback ---------------------------------------------------------------------------
-def test_auto_is_the_mean_today_and_unknown_names_say_what_to_do(embedded) -> None:
+def test_auto_is_the_mean_without_a_trained_encoder_and_unknown_names_say_what_to_do(embedded) -> None:
     assert set(QUERY_ENCODERS) == set(ENCODERS)  # the setting's names are the registry's
     for name in (None, "auto", "mean", " Mean "):
         encoder = load_query_encoder(embedded, name)

@@ -3,7 +3,7 @@
 Milvus holds every movie's candidate vector; the model's score of movie j for a query vector q is q . c_j
 (`helpers.training.embeddings`). The contract every encoder keeps (the engine uses nothing else):
 
-* `QueryEncoder` (an ABC): `name` ("mean"; later "recency", "sequence"), `lookup`, `dim`,
+* `QueryEncoder` (an ABC): `name` ("mean", "sequence"; later "recency"), `lookup`, `dim`,
   `encode(liked) -> [dim]` (the one query vector of the whole list: `combine="mean"`, the default) and
   `movie_vectors(liked) -> [n_liked, dim]` (each liked movie's own query vector, from the lookup: the per-movie
   searches of `combine="max"` / `"sum"` and the explanation "because you liked ..."). `liked` is in the order
@@ -20,11 +20,16 @@ Milvus holds every movie's candidate vector; the model's score of movie j for a 
   embeddings (`helpers.artifacts.require` with `inputs={"embeddings": ...}`); otherwise the mean answers.
 * `load_query_encoder(settings, name=None, lookup=None)`: `name` (default `settings.query_encoder`, from
   `RECSYS_QUERY_ENCODER`) is a registry name or "auto" (the registered encoder of highest `preference` whose
-  artifact matches; today only "mean" exists, so auto = mean). When a wanted encoder cannot be used its
+  artifact matches: "sequence" (notebook 04) when its artifact was trained on the current embeddings, else the
+  mean; under "auto" an encoder never trained here is skipped silently, a stale one with a reason). When a
+  wanted encoder cannot be used its
   reason goes to `fallback_reason`, a warning in the log, `engine.health()["encoder"]` and the engine's repr.
 
 `MeanQueryEncoder` is the mean of the liked movies' query vectors, as the evaluation's history protocol
 scores it (`helpers.evaluation.scorers.query_candidate_scorer`); order does not matter to it.
+`SequenceQueryEncoder` ("sequence") is the causal transformer of `helpers.sequence` over the last N liked movies:
+its output is scored against the same candidate vectors, so Milvus holds nothing new; `movie_vectors` (the
+per-movie searches and the explanations) stay each movie's own PinSage query vector.
 """
 from __future__ import annotations
 
@@ -37,10 +42,12 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from helpers.artifacts import ArtifactError, require
+from helpers.artifacts import ArtifactError, MissingArtifactError, require
 from helpers.config import ConfigError, Settings
 from helpers.engine.inputs import RecommendError
 from helpers.errors import RecsysError
+from helpers.sequence.artifact import STAGE as SEQUENCE_STAGE
+from helpers.sequence.artifact import SequenceQuery, sequence_model_path
 from helpers.stages import notebook_for
 from helpers.training.embeddings import (
     EmbeddingsError,
@@ -223,6 +230,30 @@ class MeanQueryEncoder(QueryEncoder):
         return self.movie_vectors(liked_movie_ids).mean(axis=0)
 
 
+class SequenceQueryEncoder(QueryEncoder):
+    """The sequence model's query vector after the latest of the last N liked movies it knows (`SequenceQuery`);
+    movies added after training (known only to later sources of the lookup) are skipped, and a list of only
+    such movies gets the mean of their query vectors."""
+    name = "sequence"
+
+    def __init__(self, lookup: MovieVectorLookup, sequence: SequenceQuery):
+        if sequence.dim != lookup.dim:
+            raise EmbeddingsError(f"the sequence model outputs vectors of length {sequence.dim}, the embeddings hold "
+                                  f"{lookup.dim}: re-run {notebook_for(SEQUENCE_STAGE)}")
+        super().__init__(lookup)
+        self.sequence = sequence
+
+    def encode(self, liked_movie_ids: Sequence[int]) -> np.ndarray:
+        if not len(liked_movie_ids):
+            raise RecommendError("no liked movies to encode: give at least one movie id")
+        missing = self.lookup.missing(liked_movie_ids)
+        if missing:
+            raise UnknownQueryMovies(missing)
+        if not self.sequence.known(liked_movie_ids).any():
+            return self.movie_vectors(liked_movie_ids).mean(axis=0)
+        return self.sequence.encode(liked_movie_ids)
+
+
 # -- the registry and the one place that picks an encoder ---------------------------------------------
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -239,6 +270,8 @@ class EncoderSpec:
 
 ENCODERS: dict[str, EncoderSpec] = {
     "mean": EncoderSpec("mean", lambda settings, lookup: MeanQueryEncoder(lookup)),
+    "sequence": EncoderSpec("sequence", lambda settings, lookup: SequenceQueryEncoder(
+        lookup, SequenceQuery.from_settings(settings)), sequence_model_path, stage=SEQUENCE_STAGE, preference=10),
 }
 
 
@@ -273,6 +306,11 @@ def load_query_encoder(settings: Settings, name: str | None = None,
             check_artifact(spec, settings)
             encoder = spec.load(settings, lookup)
             break
+        except MissingArtifactError as error:
+            if name == "auto":  # never trained for this dataset and seed: nothing fell back, the next one answers
+                log.info("query encoder %s is not trained here: %s", spec.name, error)
+                continue
+            reasons.append(f"the {spec.name} encoder is not used: {error}")
         except ArtifactError as error:
             reasons.append(f"the {spec.name} encoder is not used: {error}")
     if encoder is None:
