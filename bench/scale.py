@@ -149,7 +149,7 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
             "cpu_max": round(max(costs), 4), "per_repeat": [round(c, 4) for c in costs],
             "wall_s_per_1000_pairs": round(float(np.median(walls)), 4),
             "step_cpu_ms": round(float(np.mean(step_ms)), 1), "redraw_cpu_s": round(float(np.mean(refresh_s)), 2),
-            "redraw_share": round(float(np.mean(refresh_s)) / config.steps_per_epoch / 1000 * config.batch_size
+            "redraw_share": round(float(np.mean(refresh_s)) / config.steps_per_epoch * 1000 / config.batch_size
                                   / median, 3) if median > 0 else 0.0,
             "repeats": repeats, "steps": steps, "batch_size": config.batch_size,
             "steps_per_epoch": config.steps_per_epoch, "objective": config.alternatives.loss,
