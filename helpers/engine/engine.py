@@ -129,7 +129,9 @@ class RecommendationEngine:
             if self.store.count() == 0:
                 raise VectorStoreError(f"The Milvus collection at {self.settings.milvus_uri} is empty: run "
                                        f"{STORES_NOTEBOOK} first.")
-            self.catalog.genres()  # fails with "run the vector store notebook" when the tables are missing
+            # fails with "run the vector store notebook" when the tables are missing, or when the collection was
+            # built without the per-genre fields that genre filters use (an earlier version)
+            self.store.check_genre_fields(self.catalog.genres())
             self._check_interrupted_build()
             self.encoder = (encoder if isinstance(encoder, QueryEncoder)
                             else load_query_encoder(self.settings, encoder))

@@ -83,7 +83,7 @@ def write_stores_record(settings: Settings, vectors: IngestReport, check: StoreC
     path = stores_record_path(settings)
     record = {"milvus_uri": settings.milvus_uri, "catalog_url": safe_url(settings.catalog_url),
               "movies": vectors.count, "index_type": vectors.index.index_type, "metric": vectors.index.metric_type,
-              "stores_agree": check.ok}
+              "stores_agree": check.ok, "genre_fields": vectors.genre_fields}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
     write_manifest(path, "vectors", settings, inputs={"embeddings": embeddings_path(settings)})
