@@ -131,7 +131,7 @@ def filter_expression(genre_fields: Sequence[str] | None = None, years: tuple[in
     `milvus_rows.genre_field` made, never user text), released in `years` (inclusive), not in `exclude_ids`."""
     parts = []
     if genre_fields:
-        parts.append(f"({' or '.join(genre_fields)})")
+        parts.append(f"({' or '.join(f'{field} == true' for field in genre_fields)})")  # 2.3 servers: no bare field
     if years is not None:
         low, high = (int(y) for y in years)
         parts.append(f"(year >= {low} and year <= {high})")

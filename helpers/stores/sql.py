@@ -61,6 +61,15 @@ ratings_table = sa.Table(
     sa.Index("ix_ratings_movie_id", "movie_id"),
     **_TABLE_OPTIONS,
 )
+# one row (id 1): bumped in the same transaction as every catalog write (an ingestion swaps it in with the new
+# tables), so a process that keeps something built from the catalog in memory (`helpers.stores.titles`) reads it
+# per use and rebuilds when it changed
+generation_table = sa.Table(
+    "catalog_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    **_TABLE_OPTIONS,
+)
 
 
 class CatalogError(StoreError):
