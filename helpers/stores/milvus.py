@@ -9,8 +9,8 @@ Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, 
 `genres` ARRAY<VARCHAR> (what `get` and `metadata` read), and one BOOL field per genre, named by
 `helpers.stores.milvus_rows.genre_field` (`genre_Comedy`, `genre_Sci_2dFi`), which the genre filter uses
 (`genre_Comedy == true or genre_Sci_2dFi == true`: 8 times faster than `array_contains_any` on the ARRAY on
-Milvus Lite). A collection built before the genre fields existed gets a clear error from the engine and from a filtered search:
-re-run the vector store notebook (13 s on ML-1M) rather than keep a second, slower filter path.
+Milvus Lite). A collection built before the genre fields existed gets a clear error from the engine and from a
+filtered search: re-run the vector store notebook (13 s on ML-1M) rather than keep a second, slower filter path.
 
 Metric and index: `IP` (inner product), because the model scores movie j for a query q as q . c_j with c_j the
 candidate vector stored here (a per-movie bias as its last dimension, so not unit length); the index by collection

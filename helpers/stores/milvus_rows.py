@@ -1,12 +1,14 @@
 """The rows of the Milvus `movies` collection, checked before anything is written, the fields' limits, and the
 per-genre BOOL fields' names.
 
-Each genre gets a BOOL field, so a genre filter is `genre_Comedy == true or genre_Sci_2dFi == true` (milvus-server
-2.3 refuses a bare `genre_Comedy`): on Milvus Lite at 3,883 movies that took 3.4 ms against 27.5 ms for `array_contains_any(genres, [...])` (docs/benchmarks.md). The field
-name is the genre itself with every character other than an ASCII letter or digit written `_` + its UTF-8 bytes in
-hex ("Sci-Fi" -> `genre_Sci_2dFi`, "Children's" -> `genre_Children_27s`, "(no genres listed)" ->
+Each genre gets a BOOL field, so a genre filter is `genre_Comedy == true or genre_Sci_2dFi == true`
+(milvus-server 2.3 refuses a bare `genre_Comedy`): on Milvus Lite at 3,883 movies that took 3.4 ms against
+27.5 ms for `array_contains_any(genres, [...])` in a probe (issue 20). The field name is the genre itself with
+every character other than an ASCII letter or digit written `_` + its UTF-8 bytes in hex ("Sci-Fi" ->
+`genre_Sci_2dFi`, "Children's" -> `genre_Children_27s`, "(no genres listed)" ->
 `genre__28no_20genres_20listed_29`): always a valid Milvus identifier, and read back into the genre
-(`field_genre`), so the collection's own schema is the mapping that every process reading it agrees on.
+(`field_genre`), so the collection's own schema is the mapping that every process reading it agrees on (Milvus
+Lite drops field descriptions, so they could not carry it).
 """
 from __future__ import annotations
 
