@@ -353,9 +353,11 @@ class Catalog:
         return [_movie_dict(r) for r in self._read(stmt)]
 
     def generation(self) -> int:
-        """The catalog's generation: 0 before the first ingestion, then bumped by every write."""
-        rows = self._read(sa.select(generation_table.c.generation).where(generation_table.c.id == 1))
-        return int(rows[0][0]) if rows else 0
+        """The catalog's generation: 0 before the first ingestion, then bumped by every write. One statement that
+        also touches `movies`, so a table dropped under a running process fails here as it would in SQL."""
+        current = sa.select(generation_table.c.generation).where(generation_table.c.id == 1).scalar_subquery()
+        (row,) = self._read(sa.select(current, sa.select(movies_table.c.movie_id).limit(1).scalar_subquery()))
+        return 0 if row[0] is None else int(row[0])
 
     def search_titles(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
         """Movies whose title contains `query`, ignoring case and accents (both sides `fold`ed), most rated first
