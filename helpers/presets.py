@@ -11,6 +11,11 @@ picks a row of `PRESETS` by catalogue size (or the one `RECSYS_PRESET` names) an
 | `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
 | `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 |
 
+Above `SAMPLED_SOFTMAX_ABOVE_MOVIES` movies the presets also switch PinSage to `loss="sampled_softmax"` (a step
+that embeds only the batch's movies, `helpers.training.step`) and the sequence model of notebook 04 to a sampled
+softmax of `SEQUENCE_UNIFORM_NEGATIVES` shared uniform negatives besides the batch's targets, validated on the
+preset's sample of users; the `small` preset keeps both full softmaxes.
+
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
 `steps = seconds / (that x movies)`, between `MIN_NEXT_MOVIE_STEPS` and 2,000. Sampled users are a fixed,
@@ -28,6 +33,10 @@ from helpers.errors import RecsysError
 
 NEXT_MOVIE_SECONDS_PER_MOVIE = 55e-6  # CPU-s per movie per step of NextMovieBaseline (batch 1024, full softmax)
 MIN_NEXT_MOVIE_STEPS = 20
+# Provisional until measured (docs/scaling.md, "Budgets"): catalogues above this many movies train PinSage and the
+# sequence model with a sampled softmax; at or below it they keep the full softmax over all movies.
+SAMPLED_SOFTMAX_ABOVE_MOVIES = 5_000
+SEQUENCE_UNIFORM_NEGATIVES = 2_048  # the sequence model's shared uniform negatives per step when sampled
 
 
 class PresetError(RecsysError, ValueError):
@@ -69,6 +78,7 @@ class Budgets:
     next_movie_steps: int
     val_users: int | None
     eval_users: int | None
+    sampled: bool = False           # PinSage and the sequence model train with a sampled softmax
 
     def train_overrides(self) -> dict[str, Any]:
         """`TrainConfig.for_dataset(name, **budgets.train_overrides())`: the time budget and the validation sample
@@ -76,6 +86,18 @@ class Budgets:
         overrides: dict[str, Any] = {}
         if self.pinsage_seconds is not None:
             overrides["time_budget_s"] = self.pinsage_seconds
+        if self.val_users is not None:
+            overrides["val_users"] = self.val_users
+        if self.sampled:
+            overrides["loss"] = "sampled_softmax"
+        return overrides
+
+    def sequence_overrides(self) -> dict[str, Any]:
+        """`SequenceConfig.for_dataset(name, **budgets.sequence_overrides())`: the sampled softmax and the
+        validation sample where the preset sets them (nothing on `small`)."""
+        overrides: dict[str, Any] = {}
+        if self.sampled:
+            overrides["uniform_negatives"] = SEQUENCE_UNIFORM_NEGATIVES
         if self.val_users is not None:
             overrides["val_users"] = self.val_users
         return overrides
@@ -86,8 +108,9 @@ class Budgets:
         budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
         compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
         why = "; RECSYS_PRESET overrides it" if self.chosen_by == "catalogue size" else ""
+        objective = "sampled softmax" if self.sampled else "softmax over all movies"
         return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users{why})\n"
-                f"PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
+                f"objective: {objective} | PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
                 f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
                 f"users in metrics.json: {users(self.eval_users)}")
 
@@ -122,4 +145,12 @@ def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: 
     return Budgets(preset=row.name, chosen_by="catalogue size" if name == "auto" else "RECSYS_PRESET",
                    n_movies=n_movies, n_users=n_users, pinsage_seconds=row.pinsage_seconds,
                    compare_steps=row.compare_steps, next_movie_steps=steps, val_users=cap(row.val_users),
-                   eval_users=cap(row.eval_users))
+                   eval_users=cap(row.eval_users), sampled=sampled_objective(row, n_movies, name == "auto"))
+
+
+def sampled_objective(row: Preset, n_movies: int, by_size: bool) -> bool:
+    """Whether `row` trains with a sampled softmax: by the catalogue's size when the preset was picked by size,
+    else by the largest catalogue the named preset is for (so `RECSYS_PRESET=large` samples on any dataset)."""
+    if by_size:
+        return n_movies > SAMPLED_SOFTMAX_ABOVE_MOVIES
+    return row.max_movies is None or row.max_movies > SAMPLED_SOFTMAX_ABOVE_MOVIES

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.servers import MilvusServer, milvus_binary, stop_pid
 from helpers.config import Settings, get_settings
+from helpers.data.movielens import MovieLens
+from helpers.graph.build import GraphData, build_graph
 
 
 def _unavailable(reason: str) -> None:
@@ -213,3 +216,15 @@ def run_picker_notebook(path: Path, stores_settings: Settings, monkeypatch: pyte
                    ).execute()
     cells = code_cells(nb)
     return cells[:-1], json.loads(cells[-1].outputs[0]["text"])
+
+
+def paired_movies(n_pairs: int = 5) -> GraphData:
+    """User k rates exactly movies 2k+1 and 2k+2, so each movie's only neighbour is its partner: the sampled
+    neighbourhoods are the same on every draw, whatever the random walks do."""
+    ratings = pd.DataFrame([(k + 1, 2 * k + j, 4.0, j) for k in range(n_pairs) for j in (1, 2)],
+                           columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1), "title": [f"Film {i}" for i in range(2 * n_pairs)],
+                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"), "genres": [["Drama"]] * (2 * n_pairs)})
+    ml = MovieLens("sample", ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
+                                             "timestamp": "int64"}), movies, None, Path("/nonexistent"))
+    return build_graph(ml)

@@ -15,7 +15,16 @@ from bench import scale
 from helpers.config import PRESET_NAMES, ConfigError, get_settings
 from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
-from helpers.presets import PRESETS, PresetError, budgets_for, next_movie_steps, preset_for
+from helpers.presets import (
+    PRESETS,
+    SAMPLED_SOFTMAX_ABOVE_MOVIES,
+    SEQUENCE_UNIFORM_NEGATIVES,
+    PresetError,
+    budgets_for,
+    next_movie_steps,
+    preset_for,
+)
+from helpers.sequence.config import SequenceConfig
 from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
 from helpers.training.step import TrainingStep
@@ -41,7 +50,8 @@ def test_small_datasets_keep_the_budgets_the_notebooks_were_written_with():
     """Nothing sampled, no override: TrainConfig.for_dataset as before, so the notebooks' figures do not move."""
     for movies, users in ((500, 600), (3_706, 6_040)):
         budgets = budgets_for(None, movies, users)
-        assert budgets.train_overrides() == {}
+        assert budgets.train_overrides() == {} and budgets.sequence_overrides() == {}
+        assert not budgets.sampled and "objective: softmax over all movies" in budgets.describe()
         assert (budgets.val_users, budgets.eval_users, budgets.next_movie_steps, budgets.compare_steps) == (
             None, None, 2_000, 60)
     assert TrainConfig.for_dataset("sample", **budgets_for(None, 500, 600).train_overrides()) == \
@@ -53,12 +63,25 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
     assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
-    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000}
+    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax"}
     assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
+    assert budgets.sequence_overrides() == {"uniform_negatives": SEQUENCE_UNIFORM_NEGATIVES, "val_users": 5_000}
+    assert SequenceConfig.for_dataset("synthetic-32m", **budgets.sequence_overrides()).uniform_negatives > 0
+    assert "objective: sampled softmax" in budgets.describe()
     assert next_movie_steps(10_000, 150.0) > next_movie_steps(87_584, 150.0) >= 20
     assert next_movie_steps(100, 1e6) == 2_000
     few = budgets_for(None, 87_584, 3_000)  # fewer users than the sample: all of them
     assert few.val_users is None and few.eval_users is None
+
+
+def test_the_objective_follows_one_catalogue_threshold():
+    """Sampled softmax above SAMPLED_SOFTMAX_ABOVE_MOVIES movies (picked by size), or with a named preset for
+    larger catalogues than that; the small preset keeps the full softmax."""
+    assert not budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES, 1_000).sampled
+    assert budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES + 1, 1_000).sampled
+    assert budgets_for(None, 500, 600, preset="large").sampled
+    assert budgets_for(None, 500, 600, preset="medium").sampled
+    assert not budgets_for(None, 87_584, 200_947, preset="small").sampled
 
 
 def test_recsys_preset_overrides_the_size(monkeypatch):
