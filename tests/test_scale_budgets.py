@@ -99,8 +99,8 @@ def test_the_workshop_preset_is_ml_100k_in_under_4_minutes_and_labels_its_figure
     per_notebook = notebook_budgets(settings)
     assert list(per_notebook) == [stage.notebook for stage in SERIES] and sum(per_notebook.values()) < 240
     assert "budget per notebook" in budgets.describe() and notebook_budgets(get_settings({})) == {}
-    shown = subprocess.run([sys.executable, "-m", "helpers.presets"], check=True, capture_output=True, text=True, timeout=60,
-                           cwd=ROOT, env={**os.environ, "RECSYS_PRESET": "workshop", "RECSYS_DATASET": ""})
+    shown = subprocess.run([sys.executable, "-m", "helpers.presets"], check=True, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env={**os.environ, "RECSYS_PRESET": "workshop", "RECSYS_DATASET": ""})
     assert shown.stdout.splitlines()[0] == "ml-100k" and "notebooks/03_pinsage_training.ipynb\t100.0" in shown.stdout
 
 
