@@ -5,7 +5,9 @@ Cost: about 4 s (the presets are arithmetic; the cost runs 3 x 3 steps of 32 pai
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +24,11 @@ from helpers.presets import (
     PresetError,
     budgets_for,
     next_movie_steps,
+    notebook_budgets,
     preset_for,
 )
 from helpers.sequence.config import SequenceConfig
+from helpers.stages import SERIES
 from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
 from helpers.training.step import TrainingStep
@@ -34,8 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_preset_names_are_the_settings_values():
     assert PRESET_NAMES == ("auto", *(p.name for p in PRESETS))
-    assert PRESETS[-1].max_movies is None  # every size has a row
-    assert [p.max_movies for p in PRESETS[:-1]] == sorted(p.max_movies for p in PRESETS[:-1])
+    by_size = [p for p in PRESETS if p.by_size]
+    assert by_size[-1].max_movies is None  # every size has a row
+    assert [p.max_movies for p in by_size[:-1]] == sorted(p.max_movies for p in by_size[:-1])
 
 
 @pytest.mark.parametrize(("movies", "users", "preset"), [
@@ -92,8 +97,28 @@ def test_recsys_preset_overrides_the_size(monkeypatch):
     assert budgets_for(settings, 500, 600, preset="small").preset == "small"
     with pytest.raises(ConfigError, match=r"RECSYS_PRESET='huge' is not a preset: use one of auto, small"):
         get_settings({"RECSYS_PRESET": "huge"})
-    with pytest.raises(PresetError, match="use one of auto, small, medium, large"):
+    with pytest.raises(PresetError, match="use one of auto, small, medium, large, workshop"):
         preset_for(100, "huge")
+
+
+def test_the_workshop_preset_is_ml_100k_in_under_4_minutes_and_labels_its_figures():
+    """Only by name; ML-100K unless RECSYS_DATASET says otherwise; a budget for every notebook of the series, 240 s
+    in all at most; short PinSage, comparison, baseline and sequence budgets; figures marked."""
+    settings = get_settings({"RECSYS_PRESET": "workshop"})
+    assert settings.dataset == "ml-100k" and get_settings({}).dataset == "ml-1m"
+    assert get_settings({"RECSYS_PRESET": "workshop", "RECSYS_DATASET": "sample"}).dataset == "sample"
+    assert all(budgets_for(None, movies, 600).preset != "workshop" for movies in (500, 9_742, 87_584))
+    budgets = budgets_for(settings, 1_682, 943)
+    assert budgets.preset == "workshop" and budgets.chosen_by == "RECSYS_PRESET"
+    assert budgets.train_overrides()["time_budget_s"] <= 60 and budgets.compare_steps <= 20
+    assert budgets.next_movie_steps <= 300 and budgets.sequence_overrides() == {"time_budget_s": 20.0}
+    assert budgets.label("ML-100K") == "ML-100K [workshop budgets]" and budgets_for(None, 500, 600).label("x") == "x"
+    per_notebook = notebook_budgets(settings)
+    assert list(per_notebook) == [stage.notebook for stage in SERIES] and sum(per_notebook.values()) < 240
+    assert "budget per notebook" in budgets.describe() and notebook_budgets(get_settings({})) == {}
+    shown = subprocess.run([sys.executable, "-m", "helpers.presets"], check=True, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env={**os.environ, "RECSYS_PRESET": "workshop", "RECSYS_DATASET": ""})
+    assert shown.stdout.splitlines()[0] == "ml-100k" and "notebooks/03_pinsage_training.ipynb\t100.0" in shown.stdout
 
 
 def test_run_sh_takes_no_serve_and_refuses_what_it_does_not_know():
@@ -136,3 +161,10 @@ def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step)
 def test_cost_only_needs_repeats():
     with pytest.raises(SystemExit):
         scale.main(["--cost-only", "--repeats", "0", "--ratings", "1000"])
+
+
+def test_the_workshop_preset_keeps_the_full_softmax_on_small_catalogues():
+    """`workshop` is named, not picked by size, yet its catalogues are small: the objective follows the size."""
+    assert not budgets_for(None, 1_682, 943, preset="workshop").sampled
+    assert budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES + 1, 943, preset="workshop").sampled
+    assert budgets_for(None, 1_682, 943, preset="large").sampled
