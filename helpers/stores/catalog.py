@@ -51,6 +51,7 @@ from helpers.stores.sql import (
     movie_genres_table,
     movies_table,
     ratings_table,
+    reserve_added_ids,
     safe_url,
     sqlite_path,
     staging_table,
@@ -58,8 +59,6 @@ from helpers.stores.sql import (
 )
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
-
-
 
 
 @dataclass(frozen=True)
@@ -176,6 +175,8 @@ class Catalog:
                 self._replace_sqlite(tables, batch_size, bar)
             else:
                 self._replace_mysql(tables, batch_size, bar)
+        with self._begin("starting the added movies' ids") as conn:
+            reserve_added_ids(conn, int(movies["movie_id"].max()))
         self._genres = None
         return CatalogReport(len(movies["movie_id"]), len(users["user_id"]), len(ratings["user_id"]),
                              time.perf_counter() - start)
@@ -366,7 +367,7 @@ class Catalog:
         return int(self._read(sa.select(sa.func.count()).select_from(movies_table))[0][0])
 
     def drop(self) -> None:
-        """Drop the project's tables (only these four)."""
+        """Drop the project's tables (only these five)."""
         with self._begin("dropping the tables") as conn:
             metadata.drop_all(conn)
         self._genres = None

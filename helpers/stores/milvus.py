@@ -267,7 +267,7 @@ class VectorStore:
             raise
         self._switch(build, previous)
         self._index = index
-        removed = int(len(np.setdiff1d(old_ids, np.asarray(movie_ids, dtype=np.int64))))
+        removed = len(np.setdiff1d(old_ids, np.asarray(movie_ids, dtype=np.int64)))
         return IngestReport(rows=len(rows), removed=removed, count=count,
                             seconds=time.perf_counter() - start, index=index)
 
@@ -280,6 +280,16 @@ class VectorStore:
             self._call("creating the alias", "create_alias", build, self.collection, timeout=None)
         if previous and previous != build:
             self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert checked rows (`movie_rows`: added movies) into the live collection and flush them."""
+        self._serve("adding movies", "upsert", self.collection, rows, timeout=None)
+        self._call("flushing the added movies", "flush", self.physical() or self.collection, timeout=None)
+
+    def delete(self, movie_ids: Sequence[int]) -> None:
+        """Delete `movie_ids` (added movies) from the live collection and flush."""
+        self._serve("removing movies", "delete", self.collection, ids=[int(i) for i in movie_ids], timeout=None)
+        self._call("flushing the removal", "flush", self.physical() or self.collection, timeout=None)
 
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
