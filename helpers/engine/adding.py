@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,6 @@ from helpers.stores.errors import StoreError
 from helpers.stores.milvus_rows import movie_rows
 from helpers.stores.sql import CatalogError
 from helpers.training.new_movies import NewMovieEmbedder
-
-if TYPE_CHECKING:
-    from helpers.engine.engine import RecommendationEngine
 
 log = logging.getLogger(__name__)
 LEFTOVER_SECONDS = 300.0  # a marker older than this is a dead write even when its owner is on another machine
@@ -74,9 +71,10 @@ def _alive(owner: str) -> bool:
 
 
 class MovieAdmin:
-    """Adds and removes movies on `engine`'s stores (its Milvus client and catalog)."""
+    """Adds and removes movies on the stores of `engine` (a `RecommendationEngine`: its settings, Milvus client,
+    catalog and genres)."""
 
-    def __init__(self, engine: RecommendationEngine):
+    def __init__(self, engine: Any):
         self.engine = engine
         self.added = AddedMovies(engine.catalog)
         self.embedder = NewMovieEmbedder(engine.settings, self._dataset_years)

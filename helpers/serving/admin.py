@@ -29,6 +29,10 @@ from helpers.errors import RecsysError
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
+class AdminError(RecsysError, RuntimeError):
+    """The command cannot do what was asked; the message says what to do."""
+
+
 def lock_holders(path: Path) -> list[str]:
     """The processes holding a lock on `path` ("pid: command line"), from Linux's /proc/locks ([] elsewhere)."""
     try:
@@ -57,7 +61,7 @@ def read_ratings(path: str | None) -> list[tuple[int, float, int]]:
     frame = pd.read_csv(path)
     missing = {"user_id", "rating", "timestamp"} - set(frame.columns)
     if missing:
-        raise SystemExit(f"{path} lacks the column(s) {sorted(missing)}: give user_id,rating,timestamp")
+        raise AdminError(f"{path} lacks the column(s) {sorted(missing)}: give user_id,rating,timestamp")
     return [(int(u), float(r), int(t)) for u, r, t in frame[["user_id", "rating", "timestamp"]].itertuples(index=False)]
 
 
@@ -73,7 +77,7 @@ def running_api(url: str, settings: Settings) -> bool:
 
 def through_api(args: argparse.Namespace, settings: Settings, ratings: list[tuple[int, float, int]]) -> Any:
     if not settings.admin_token:
-        raise SystemExit(f"The API at {args.api} holds the stores: set RECSYS_ADMIN_TOKEN (the API's) to add or "
+        raise AdminError(f"The API at {args.api} holds the stores: set RECSYS_ADMIN_TOKEN (the API's) to add or "
                          "remove movies through it.")
     headers = {"authorization": f"Bearer {settings.admin_token}"}
     if args.action == "add":
@@ -83,9 +87,9 @@ def through_api(args: argparse.Namespace, settings: Settings, ratings: list[tupl
     else:
         answer = httpx.delete(f"{args.api}/movies/{args.movie_id}", headers=headers, timeout=120)
     if answer.status_code in (404, 405):
-        raise SystemExit(f"The API at {args.api} has no write routes: start it with RECSYS_ADMIN_TOKEN set.")
+        raise AdminError(f"The API at {args.api} has no write routes: start it with RECSYS_ADMIN_TOKEN set.")
     if answer.status_code >= 400:
-        raise SystemExit(f"{answer.status_code}: {answer.json().get('detail')}")
+        raise AdminError(f"{answer.status_code}: {answer.json().get('detail')}")
     return answer.json() if answer.content else {"removed": args.movie_id}
 
 
@@ -95,7 +99,7 @@ def directly(args: argparse.Namespace, settings: Settings, ratings: list[tuple[i
     except StoresUnavailableError as error:
         holders = lock_holders(Path(settings.milvus_uri) / "LOCK") if settings.milvus_is_lite else []
         held = f" The Milvus Lite file is held by process {'; '.join(holders)}." if holders else ""
-        raise SystemExit(f"{error}{held} If that is the API, start it with RECSYS_ADMIN_TOKEN and pass --api.") \
+        raise AdminError(f"{error}{held} If that is the API, start it with RECSYS_ADMIN_TOKEN and pass --api.") \
             from None
     with engine:
         if args.action == "add":
@@ -119,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     remove.add_argument("movie_id", type=int)
     args = parser.parse_args(argv)
     settings = get_settings()
-    ratings = read_ratings(getattr(args, "ratings", None))
     try:
+        ratings = read_ratings(getattr(args, "ratings", None))
         result = (through_api if running_api(args.api, settings) else directly)(args, settings, ratings)
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
