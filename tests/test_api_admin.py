@@ -1,16 +1,18 @@
 """The API's write routes (issue 18) through a real uvicorn: absent without RECSYS_ADMIN_TOKEN, 401 without the
 right Bearer token, bad input 422 changing nothing, a movie added through the API found, recommended and liked,
-still there after the API restarts, then removed; and `python -m helpers.serving.admin` going through the API
+still there after the API restarts, then removed; the web app finding it by title (marker `browser`); and `python -m helpers.serving.admin` going through the API
 that holds the Milvus Lite file.
 
-Cost: about 25 s (three uvicorn starts over the session's `model_settings` stores)."""
+Cost: about 35 s (four uvicorn starts, one Chromium over the session's `model_settings` stores)."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import httpx
+import pytest
 from test_api import ROOT, START_SECONDS, server_env
+from test_webapp import in_browser, open_page, search
 
 from bench.servers import free_port, stop_process, wait_for_http
 from helpers.engine.inputs import MAX_NEW_RATINGS
@@ -100,5 +102,23 @@ def test_token_rules_bad_input_add_restart_and_remove(model_settings, tmp_path, 
         assert httpx.get(f"{again}/movies/{added['movie_id']}").status_code == 404
         assert httpx.delete(f"{again}/movies/{added['movie_id']}", headers=AUTH).status_code == 404
         assert httpx.get(f"{again}/health").json()["movies"]["catalog"] == count
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.browser
+def test_the_web_app_finds_a_movie_added_through_the_api(model_settings, tmp_path, sample_ml):
+    """Browser (Debian Chromium): a movie added with POST /movies is found by title in the web app at once."""
+    process, api = serve(model_settings, tmp_path, TOKEN)
+    try:
+        added = httpx.post(f"{api}/movies", json=movie(sample_ml, "Zzyzx Browser Premiere"), headers=AUTH,
+                           timeout=60).json()
+
+        async def scenario(browser):
+            page = await open_page(browser, api)
+            return await search(page, "zzyzx brow")
+
+        assert in_browser(scenario) == [f"Zzyzx Browser Premiere ({added['year']})"]
+        assert httpx.delete(f"{api}/movies/{added['movie_id']}", headers=AUTH).status_code == 204
     finally:
         stop_process(process)
