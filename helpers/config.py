@@ -14,6 +14,7 @@
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
 | `RECSYS_QUERY_ENCODER`| `auto`                                    | liked movies -> query vector: `auto` or a name of `QUERY_ENCODERS` |
 | `RECSYS_PRESET`       | `auto`                                    | training budgets and sample sizes: `auto` (by catalogue size), `small`, `medium`, `large`, `workshop` (helpers/presets.py) |
+| `RECSYS_ADMIN_TOKEN`  | unset                                     | when set, the API has `POST /movies` and `DELETE /movies/{id}` for `Authorization: Bearer <token>` |
 
 `RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
 encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
@@ -73,6 +74,7 @@ class Settings:
     catalog_url: str = field(default="", repr=False)
     query_encoder: str = "auto"
     preset: str = "auto"
+    admin_token: str = field(default="", repr=False)
 
     @property
     def artifacts_dir(self) -> Path:
@@ -159,4 +161,5 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
         query_encoder=check_query_encoder_setting(env.get("RECSYS_QUERY_ENCODER", "").strip() or "auto"),
         preset=preset,
+        admin_token=env.get("RECSYS_ADMIN_TOKEN", "").strip(),
     )

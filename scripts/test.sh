@@ -9,7 +9,7 @@ export OMP_NUM_THREADS=1 DGLBACKEND=pytorch RECSYS_DATASET=sample
 export RECSYS_ARTIFACTS="${RECSYS_TEST_ARTIFACTS:-$PWD/.test-artifacts}"
 export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
 unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL RECSYS_MILVUS_INDEX RECSYS_QUERY_ENCODER \
-  RECSYS_PRESET
+  RECSYS_PRESET RECSYS_ADMIN_TOKEN
 rm -rf "$RECSYS_ARTIFACTS"
 # unit tests in parallel; then, alone, the fault matrix (marker `faults`: it stops servers, breaks files and kills
 # processes, so nothing may run beside it); then the series' notebooks in order, from the stage table (each builds

@@ -99,6 +99,39 @@ def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iter
     disconnect(settings.milvus_uri)
 
 
+def train_tiny(settings: Settings, ml) -> None:
+    """The graph, a PinSage trained for a few steps and its embeddings, saved as the artifacts of `settings`:
+    what adding a movie (helpers.engine.adding) loads. About 5 s on the sample."""
+    from helpers.graph.build import build_graph, graph_path, save_graph
+    from helpers.training.config import TrainConfig
+    from helpers.training.embeddings import save_movie_embeddings
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import train_pinsage
+
+    gd = build_graph(ml)
+    save_graph(gd, settings)
+    config = TrainConfig().replace(batch_size=64, steps_per_epoch=10, max_epochs=2, time_budget_s=None, hidden=16)
+    result = train_pinsage(gd, settings, config, progress=False)
+    vectors = infer_movie_vectors(result.model, gd, seed=settings.seed)
+    save_movie_embeddings(settings, gd.movie_ids, vectors.candidate, query_vectors=vectors.query,
+                          inputs={"graph": graph_path(settings)})
+
+
+@pytest.fixture(scope="session")
+def model_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iterator[Settings]:
+    """Settings whose stores (Milvus Lite, SQLite) hold the sample with a trained model's vectors, with the
+    graph and the checkpoint beside them: stores a movie can be added to. About 8 s."""
+    from helpers.stores.build import build_stores
+    from helpers.stores.milvus_client import disconnect
+
+    settings = sample_settings(tmp_path_factory.mktemp("model-stores"))
+    train_tiny(settings, sample_ml)
+    build_stores(settings, ml=sample_ml, progress=False)
+    disconnect(settings.milvus_uri)
+    yield settings
+    disconnect(settings.milvus_uri)
+
+
 # -- real servers ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

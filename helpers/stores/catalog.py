@@ -54,6 +54,7 @@ from helpers.stores.sql import (
     movie_genres_table,
     movies_table,
     ratings_table,
+    reserve_added_ids,
     safe_url,
     sqlite_path,
     staging_table,
@@ -62,8 +63,6 @@ from helpers.stores.sql import (
 from helpers.stores.titles import TitleIndex
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
-
-
 
 
 @dataclass(frozen=True)
@@ -184,6 +183,8 @@ class Catalog:
                 self._replace_sqlite(tables, batch_size, bar)
             else:
                 self._replace_mysql(tables, batch_size, bar)
+        with self._begin("starting the added movies' ids") as conn:
+            reserve_added_ids(conn, int(movies["movie_id"].max()))
         self._genres = None
         return CatalogReport(len(movies["movie_id"]), len(users["user_id"]), len(ratings["user_id"]),
                              time.perf_counter() - start)

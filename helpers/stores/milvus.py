@@ -294,6 +294,16 @@ class VectorStore:
         if previous and previous != build:
             self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
 
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert checked rows (`movie_rows`: added movies) into the live collection and flush them."""
+        self._serve("adding movies", "upsert", self.collection, rows, timeout=None)
+        self._call("flushing the added movies", "flush", self.physical() or self.collection, timeout=None)
+
+    def delete(self, movie_ids: Sequence[int]) -> None:
+        """Delete `movie_ids` (added movies) from the live collection and flush."""
+        self._serve("removing movies", "delete", self.collection, ids=[int(i) for i in movie_ids], timeout=None)
+        self._call("flushing the removal", "flush", self.physical() or self.collection, timeout=None)
+
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
         if not self.exists():
