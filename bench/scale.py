@@ -12,8 +12,8 @@ the reset lowers ru_maxrss too); training prints ms/step. Results are merged by 
 table with the log-log slope of each stage (seconds and memory against ratings).
 
 Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (helpers.data), `graph`
-(helpers.graph.build.build_graph), `pool` (the model, the samplers and the neighbourhood pool of
-TrainConfig.neighbour_pool draws over all movies), `train` (`helpers.training.step.TrainingStep`, the step
+(helpers.graph.build.build_graph), `pool` (the model, the samplers and the empty neighbourhood pool of
+TrainConfig.neighbour_pool draws per movie, which the steps fill), `train` (`helpers.training.step.TrainingStep`, the step
 `train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule over
 `--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps, no per-epoch validation), `cost` (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
@@ -25,10 +25,13 @@ The results of the sizes run also go to `--out` (with the command, the machine a
 
 `cost`: the training objective's cost as CPU-seconds per 1,000 training pairs (`time.process_time`, this
 process's CPU time, robust to a shared machine), over `--repeats` repeats of `--cost-steps` steps each. As in
-`train_pinsage`, the neighbourhoods are redrawn every `steps_per_epoch` steps: each repeat redraws them at its
-start (and again every `steps_per_epoch` steps), and the redraw's CPU time enters amortised over an epoch:
-cost = 1000 x (step CPU-s per step + redraw CPU-s / steps_per_epoch) / batch_size. The median and the spread
-(min-max) of the repeats are printed. The steps train the model being measured, whose weights and optimiser
+`train_pinsage`, each repeat starts an epoch (`NeighbourSampler.refresh()`) and starts another every
+`steps_per_epoch` steps; the neighbourhood pool walks a movie's draws the first time a step of the epoch asks for
+it, so the walks are inside the steps' CPU time, front-loaded in each epoch: cost = 1000 x (steps' CPU-s +
+refreshes' CPU-s) / steps / batch_size is exact over whole epochs (`--cost-steps` a multiple of
+`steps_per_epoch`, 500 by default) and an upper bound over part of one (printed as such). `redraw_share` is the
+walks' (and refreshes') share of it, `walked_per_epoch` the movie draws an epoch walked. The median and the
+spread (min-max) of the repeats are printed. The steps train the model being measured, whose weights and optimiser
 state are put back afterwards, so the `train` stage starts as without it. `--cost-only` stops after `cost` (no
 training budget, evaluation or ingestion) and merges into `--results` (default `docs/scale_cost.json`), so the
 1M/5M/10M/32M costs can be taken quickly. `--no-ingest` stops after the evaluation (a quality run: no Milvus or
@@ -106,9 +109,10 @@ class Stages:
 # ------------------------------------------------------------------------------------------ the cost
 def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: int) -> dict[str, Any]:
     """CPU-seconds per 1,000 training pairs of `train_step` (a `helpers.training.step.TrainingStep`) over
-    `repeats` repeats of `steps` steps, the neighbourhoods redrawn at each repeat's start and every
-    `config.steps_per_epoch` steps and amortised over an epoch (module docstring). The model's weights and the
-    optimiser's state are put back at the end. Returns the median, min, max and each repeat's figure."""
+    `repeats` repeats of `steps` steps, a new epoch's neighbourhoods at each repeat's start and every
+    `config.steps_per_epoch` steps (module docstring). The model's weights and the optimiser's state are put back
+    at the end. Returns the median, min, max and each repeat's figure, the walks' share of the CPU time and the
+    movie draws walked per epoch."""
     import copy
 
     import torch
@@ -120,12 +124,15 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
     model.train()
     generator = torch.Generator().manual_seed(seed)
     train_step(generator)  # untimed: the first call's allocations
-    costs, walls, step_ms, refresh_s, losses = [], [], [], [], []
+    pool = sampler.pool  # None without a pool: the walks are then part of every step
+    costs, walls, step_ms, refresh_s, walk_s, walked, losses = [], [], [], [], [], [], []
     for repeat in range(repeats):
-        step_cpu = redraw_cpu = step_wall = redraw_wall = 0.0
-        redraws = 0
+        step_cpu = redraw_cpu = step_wall = redraw_wall = walk_cpu = 0.0
+        redraws = walks = 0
         for i in range(steps):
-            if i % config.steps_per_epoch == 0:  # as train_pinsage: a redraw at each epoch's start
+            if i % config.steps_per_epoch == 0:  # as train_pinsage: a new epoch's neighbourhoods at its start
+                if pool is not None and i:
+                    walk_cpu, walks = walk_cpu + pool.walk_cpu_s, walks + pool.walked
                 cpu, wall = time.process_time(), time.perf_counter()
                 sampler.refresh()
                 redraw_cpu += time.process_time() - cpu
@@ -137,11 +144,14 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
             losses.append(train_step(generator))
             step_cpu += time.process_time() - cpu
             step_wall += time.perf_counter() - wall
-        per_step = step_cpu / steps + redraw_cpu / redraws / config.steps_per_epoch
-        costs.append(1000 * per_step / config.batch_size)
-        walls.append(1000 * (step_wall / steps + redraw_wall / redraws / config.steps_per_epoch) / config.batch_size)
+        if pool is not None:
+            walk_cpu, walks = walk_cpu + pool.walk_cpu_s, walks + pool.walked
+        costs.append(1000 * (step_cpu + redraw_cpu) / steps / config.batch_size)
+        walls.append(1000 * (step_wall + redraw_wall) / steps / config.batch_size)
         step_ms.append(1000 * step_cpu / steps)
-        refresh_s.append(redraw_cpu / redraws)
+        refresh_s.append((redraw_cpu + walk_cpu) / redraws)
+        walk_s.append((redraw_cpu + walk_cpu) / (step_cpu + redraw_cpu))
+        walked.append(walks / redraws)
     model.load_state_dict(saved[0])
     optimizer.load_state_dict(saved[1])
     median = float(np.median(costs))
@@ -149,17 +159,19 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
             "cpu_max": round(max(costs), 4), "per_repeat": [round(c, 4) for c in costs],
             "wall_s_per_1000_pairs": round(float(np.median(walls)), 4),
             "step_cpu_ms": round(float(np.mean(step_ms)), 1), "redraw_cpu_s": round(float(np.mean(refresh_s)), 2),
-            "redraw_share": round(float(np.mean(refresh_s)) / config.steps_per_epoch * 1000 / config.batch_size
-                                  / median, 3) if median > 0 else 0.0,
+            "redraw_share": round(float(np.mean(walk_s)), 3), "walked_per_epoch": round(float(np.mean(walked))),
+            "whole_epochs": steps % config.steps_per_epoch == 0,
             "repeats": repeats, "steps": steps, "batch_size": config.batch_size,
             "steps_per_epoch": config.steps_per_epoch, "objective": config.alternatives.loss,
             "loss_last": round(float(np.mean(losses[-10:])), 4)}
 
 
 def cost_line(rec: dict[str, Any]) -> str:
-    """`0.123 CPU-s / 1,000 pairs (0.120-0.130, 3 x 50 steps; redraws 12%)`: the cost stage in words."""
+    """`0.123 CPU-s / 1,000 pairs (0.120-0.130, 3 x 500 steps; walks 12%)`: the cost stage in words."""
+    partial = "" if rec.get("whole_epochs", True) else "; part of an epoch: an upper bound"
     return (f"{rec['cpu_s_per_1000_pairs']:.3f} CPU-s / 1,000 pairs ({rec['cpu_min']:.3f}-{rec['cpu_max']:.3f}, "
-            f"{rec['repeats']} x {rec['steps']} steps of {rec['batch_size']}; redraws {100 * rec['redraw_share']:.0f}%)")
+            f"{rec['repeats']} x {rec['steps']} steps of {rec['batch_size']}; walks {100 * rec['redraw_share']:.0f}%"
+            f"{partial})")
 
 
 # ------------------------------------------------------------------------------------------ one size
@@ -197,7 +209,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig.for_dataset(name, **args.train_config)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with stages("pool", draws=config.neighbour_pool):  # the model, the samplers, and the neighbourhood pool
+    with stages("pool", draws=config.neighbour_pool):  # the model, the samplers, and the (empty) neighbourhood pool
         model = build_model(gd, config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         train_step = TrainingStep(gd, config, model, optimizer)

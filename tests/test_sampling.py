@@ -138,8 +138,7 @@ def test_a_neighbourhood_pool_draws_like_fresh_walks():
         seen |= set(inputs[hop.src].tolist())
         assert (hop.weight >= 1).all() and (hop.dst == 0).all()
     assert seen == {1, 2}
-    indptr, _, _ = sampler.pool
-    assert len(indptr) == 4 * gd.n_movies + 1
+    assert sampler.pool.walked == 4  # movie 0's four draws, once
     with pytest.raises(SamplingError, match="draws"):
         NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(), draws=-1)
 
@@ -168,3 +167,106 @@ def test_ties_in_visit_counts_are_broken_at_random_not_by_id():
         hop, inputs = sampler.hop(torch.tensor([0]))
         chosen += inputs[hop.src].tolist()
     assert 16 < np.mean(chosen) < 23  # uniform over 1..39 has mean 20; largest-id ties give about 27
+
+
+def _random_graph(n_users: int = 20, n_movies: int = 30, per_user: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ratings = [(u, int(m), 10 * int(i)) for u in range(1, n_users + 1)
+               for i, m in enumerate(rng.choice(np.arange(1, n_movies + 1), per_user, replace=False))]
+    return build_graph(movielens(ratings, n_movies))
+
+
+def test_walks_match_pinsage_sampler_on_the_shuffled_graph():
+    """The sampler walks the graph itself; DGL's PinSAGESampler on a copy with the movie ids shuffled by the
+    same permutation (what the sampler built every epoch before) gives the same neighbourhoods, visit counts
+    and tie-breaking, under the same DGL seed."""
+    gd = _random_graph()
+    spec = NeighbourhoodSpec(neighbours=3, walks=4, walk_length=2)
+    sampler = NeighbourSampler(gd.graph, 1, spec, generator=torch.Generator().manual_seed(1))
+    users, movies = gd.graph.edges(etype="watched")
+    shuffled = sampler.to_walk[movies]
+    walk_graph = dgl.heterograph({("user", "watched", "movie"): (users, shuffled),
+                                  ("movie", "watched-by", "user"): (shuffled, users)},
+                                 num_nodes_dict={"user": gd.graph.num_nodes("user"), "movie": gd.n_movies})
+    reference = dgl.sampling.PinSAGESampler(walk_graph, "movie", "user", spec.walk_length, spec.restart_prob,
+                                            spec.walks, spec.neighbours)
+    seeds = torch.randperm(gd.n_movies, generator=torch.Generator().manual_seed(2))[:20]
+    dgl.seed(5)
+    frontier = reference(sampler.to_walk[seeds])
+    src, dst = (sampler.from_walk[e] for e in frontier.edges())
+    position = {int(m): i for i, m in enumerate(seeds)}
+    keep = src != dst
+    expected = sorted(zip(src[keep].tolist(), [position[int(d)] for d in dst[keep]],
+                          frontier.edata["weights"][keep].float().tolist()))
+    dgl.seed(5)
+    got = sorted(zip(*(t.tolist() for t in sampler._walk(seeds))))
+    assert got == expected and any(w == 1.0 for *_, w in got)  # ties among single visits did occur
+
+
+def test_the_pool_walks_only_the_movies_asked_for_in_each_epoch(monkeypatch):
+    """Counting the seeds handed to DGL's random walk: an epoch walks `draws` neighbourhoods of each movie its
+    hops ask for, once; an eager pool (every movie at every refresh) would walk 3 x 30 here."""
+    gd = _random_graph()
+    walked: list[int] = []
+    real_walk = dgl.sampling.random_walk
+
+    def counting(graph, nodes, **kwargs):
+        walked.append(len(nodes))
+        return real_walk(graph, nodes, **kwargs)
+
+    monkeypatch.setattr(dgl.sampling, "random_walk", counting)
+    spec = NeighbourhoodSpec(neighbours=3, walks=4)
+    sampler = NeighbourSampler(gd.graph, 1, spec, draws=3, generator=torch.Generator().manual_seed(0))
+    sampler.refresh()
+    assert walked == []  # a new epoch costs nothing up front
+    sampler.hop(torch.tensor([0, 5, 7]))
+    assert sum(walked) == 3 * 3 * spec.walks and len(walked) == 3  # one walk call per draw for the new movies
+    sampler.hop(torch.tensor([7, 5]))
+    sampler.hop(torch.tensor([5, 9]))  # only movie 9 is new this epoch
+    assert sum(walked) == 3 * 4 * spec.walks and sampler.pool.walked == 12
+    sampler.refresh()
+    assert sampler.pool.walked == 0
+    sampler.hop(torch.tensor([5]))
+    assert sum(walked) == 3 * 5 * spec.walks
+
+
+def test_a_lazily_filled_pool_equals_the_eager_pool_when_a_hop_asks_for_every_movie():
+    """The full softmax's hop over all movies walks them in chunks, draw after draw, as the eager pool did."""
+    gd = _random_graph()
+    spec = NeighbourhoodSpec(neighbours=3, walks=4)
+    sampler = NeighbourSampler(gd.graph, 1, spec, draws=2, generator=torch.Generator().manual_seed(0))
+    sampler.pool.chunk = 7
+    every = torch.arange(gd.n_movies)
+    dgl.seed(3)
+    sampler.hop(every)
+    dgl.seed(3)
+    for draw in range(2):
+        eager = [sampler._walk(every[start:start + 7]) for start in range(0, gd.n_movies, 7)]
+        for start, (src, dst, weight) in zip(range(0, gd.n_movies, 7), eager):
+            for movie in range(start, min(start + 7, gd.n_movies)):
+                count = int(sampler.pool.counts[draw, movie])
+                mine = dst == movie - start
+                assert count == int(mine.sum())
+                assert sampler.pool.neighbours[draw, movie, :count].tolist() == src[mine].tolist()
+                assert sampler.pool.weights[draw, movie, :count].tolist() == weight[mine].tolist()
+
+
+def test_the_pool_draws_each_neighbour_with_its_known_probability():
+    """One user's training movies M: one walk of one traversal from movie 0 reaches each of M with probability
+    1/|M| (itself: no neighbour). Asked alone, epoch after epoch, the pool gives that distribution, and within an
+    epoch a movie's hops come from at most `draws` neighbourhoods."""
+    gd = build_graph(movielens([(1, m, m) for m in range(1, 9)], 8))
+    trained = sorted(set(gd.train["movie"].tolist()))
+    assert 0 in trained and len(trained) >= 4
+    dgl.seed(0)
+    sampler = NeighbourSampler(gd.graph, 1, NeighbourhoodSpec(neighbours=1, walks=1, walk_length=1), draws=2,
+                               generator=torch.Generator().manual_seed(0))
+    outcomes = []
+    for _ in range(100 * len(trained)):
+        sampler.refresh()
+        hop, inputs = sampler.hop(torch.tensor([0]))
+        outcomes.append(int(inputs[hop.src][0]) if len(hop.src) else 0)
+        seen = {tuple(inputs[h.src].tolist()) for h, inputs in (sampler.hop(torch.tensor([0])) for _ in range(20))}
+        assert len(seen) <= 2
+    counts = np.bincount(outcomes, minlength=gd.n_movies)[trained]
+    assert counts.sum() == 100 * len(trained) and (counts > 60).all() and (counts < 140).all()

@@ -153,6 +153,8 @@ def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step)
     assert cost["objective"] == config.alternatives.loss and cost["batch_size"] == 32
     for name, value in step.model.state_dict().items():  # the weights are put back
         assert torch.equal(value, before[name])
+    assert 0 < cost["walked_per_epoch"] <= config.neighbour_pool * step.n_movies  # the pool fills as asked
+    assert not cost["whole_epochs"] and "upper bound" in scale.cost_line(cost)  # 3 steps: one epoch and a half
     assert "CPU-s / 1,000 pairs" in scale.cost_line(cost)
     run = {"ratings": 1000, "stages": {"cost": {"seconds": 1.0, "stage_peak_mb": 1.0, "maxrss_mb": 1.0, **cost}}}
     assert "CPU-s per 1,000 pairs" in scale.table({"runs": {"1000": run}})

@@ -5,8 +5,9 @@
   movie -> user -> movie walk.
 * Negatives. `NegativeSampler`: uniform over all movies, plus, once the curriculum starts, "hard" negatives
   drawn from ranks `hard_ranks` of the model's own neighbour list of the query movie (paper, section 3.3).
-* Neighbourhoods. `NeighbourSampler` runs `dgl.sampling.PinSAGESampler` (random walks from each movie through
-  users; the `neighbours` most visited movies, weighted by their visit counts) and returns plain tensors
+* Neighbourhoods. `NeighbourSampler` runs PinSAGESampler's algorithm (random walks from each movie through
+  users; the `neighbours` most visited movies, weighted by their visit counts), optionally from a pool that
+  fills as the batches ask for movies (`helpers.training.neighbour_pool`), and returns plain tensors
   (`Hop`, `Neighbourhood`) that the model in `helpers.training.model` consumes on any device.
 
 Sampling runs on the CPU (DGL's PyPI build is CPU-only); `Neighbourhood.to(device)` moves the result.
@@ -21,6 +22,7 @@ import torch
 
 from helpers.dgl_import import dgl
 from helpers.errors import RecsysError
+from helpers.training.neighbour_pool import NeighbourPool
 
 MOVIE, USER = "movie", "user"
 OVERFETCH = 4  # degree_alpha > 0: candidates walked per neighbour kept
@@ -187,18 +189,21 @@ def top_per_group(src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor, k:
 
 
 class NeighbourSampler:
-    """PinSage neighbourhoods for `layers` layers (`dgl.sampling.PinSAGESampler`, see `NeighbourhoodSpec`).
+    """PinSage neighbourhoods for `layers` layers (PinSAGESampler's algorithm, see `NeighbourhoodSpec`).
 
-    PinSAGESampler keeps the `neighbours` most visited movies and breaks ties in the visit counts by node id,
-    larger first. With few walks from a popular movie most counts are 1, so the neighbourhood would be the
-    movies with the largest ids, which in MovieLens are the most recent ones. The walks therefore run on a copy
-    of the graph whose movie ids are shuffled (a new shuffle at every `refresh()`), so ties are broken at random.
+    The walks are DGL's `random_walk` on `graph` itself, counted and cut to the `neighbours` most visited movies
+    as `dgl.sampling.PinSAGESampler` does (`tests/test_sampling.py` checks they give the same neighbourhoods).
+    PinSAGESampler breaks ties in the visit counts by node id, larger first: with few walks from a popular movie
+    most counts are 1, so the neighbourhood would be the movies with the largest ids, which in MovieLens are the
+    most recent ones. Ties are therefore broken by a random permutation of the movie ids (a new one at every
+    `refresh()`), as PinSAGESampler would on a copy of the graph with shuffled ids, without building that copy.
 
-    With `draws` > 0 the sampler first draws `draws` neighbourhoods of every movie (one PinSAGESampler call over
-    all movies per draw) and each `hop` then picks one of them per movie at random: the same distribution as
-    walking afresh, at a fraction of the cost when a batch's neighbourhoods cover much of the catalogue (on
-    ML-1M a 2-layer batch touches over half of the 3,883 movies). The pool is drawn on first use;
-    `refresh()` draws a new one. `generator` drives the shuffles and picks (default: torch's global RNG)."""
+    With `draws` > 0 each `hop` picks one of `draws` neighbourhoods per movie at random from a pool
+    (`helpers.training.neighbour_pool.NeighbourPool`): a movie's `draws` neighbourhoods are walked the first time
+    a hop asks for it after `refresh()` and reused until the next one, so the walks of an epoch follow the
+    batches (only the movies they asked for), while a batch whose neighbourhoods cover much of the catalogue (on
+    ML-1M a 2-layer batch touches over half of the 3,883 movies) repeats no walk. The distribution is that of
+    walking afresh. `generator` drives the shuffles and picks (default: torch's global RNG)."""
 
     def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec, draws: int = 0,
                  generator: torch.Generator | None = None):
@@ -206,81 +211,54 @@ class NeighbourSampler:
             raise SamplingError(f"layers={layers}: give at least 1 (2 reach the neighbours' neighbours)")
         if draws < 0:
             raise SamplingError(f"draws={draws}: give 0 (walk afresh every time) or a positive pool size")
+        self.graph = graph
         self.layers = layers
         self.spec = spec
         self.draws = draws
         self.generator = generator
         self.num_movies = graph.num_nodes(MOVIE)
-        self.num_users = graph.num_nodes(USER)
-        self._edges = graph.edges(etype=WATCHED)
-        self.degree = torch.bincount(self._edges[1], minlength=self.num_movies).clamp(min=1).float()
-        self.pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # indptr, neighbour, weight
+        self.degree = graph.in_degrees(etype=WATCHED).clamp(min=1).float()
+        self._metapath = [WATCHED_BY, WATCHED] * spec.walk_length
+        self._restart = torch.zeros(2 * spec.walk_length)
+        self._restart[2::2] = spec.restart_prob  # a walk may stop after each movie -> user -> movie traversal
+        self.pool = NeighbourPool(self.num_movies, draws, spec.neighbours, self._walk) if draws else None
         self._shuffle()
 
     def _shuffle(self) -> None:
-        users, movies = self._edges
-        self.to_walk = torch.randperm(self.num_movies, generator=self.generator)  # movie m is node to_walk[m]
+        self.to_walk = torch.randperm(self.num_movies, generator=self.generator)  # movie m ranks as to_walk[m]
         self.from_walk = torch.argsort(self.to_walk)
-        walk_graph = dgl.heterograph(
-            {(USER, WATCHED, MOVIE): (users, self.to_walk[movies]), (MOVIE, WATCHED_BY, USER): (self.to_walk[movies], users)},
-            num_nodes_dict={USER: self.num_users, MOVIE: self.num_movies})
-        spec = self.spec
-        wanted = spec.neighbours * (OVERFETCH if spec.degree_alpha > 0 else 1)
-        self.sampler = dgl.sampling.PinSAGESampler(walk_graph, MOVIE, USER, spec.walk_length, spec.restart_prob,
-                                                   spec.walks, wanted)
 
     def _walk(self, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fresh neighbourhoods of `seeds`: (neighbour movie, position of its seed in `seeds`, visit count),
         without self-loops."""
-        frontier = self.sampler(self.to_walk[seeds])
-        src, dst = frontier.edges()
-        src, dst = self.from_walk[src], self.from_walk[dst]
-        weight = frontier.edata["weights"].float()
-        keep = src != dst
-        position = torch.full((self.num_movies,), -1, dtype=torch.int64)
-        position[seeds] = torch.arange(len(seeds))
-        src, dst, weight = src[keep], position[dst[keep]], weight[keep]
-        if self.spec.degree_alpha > 0:
-            weight = weight / self.degree[src] ** self.spec.degree_alpha
-            src, dst, weight = top_per_group(src, dst, weight, self.spec.neighbours)
+        spec, n = self.spec, self.num_movies
+        paths, _ = dgl.sampling.random_walk(self.graph, seeds.repeat_interleave(spec.walks),
+                                            metapath=self._metapath, restart_prob=self._restart)
+        visited = paths[:, 2::2].reshape(-1)  # the movie after each traversal, -1 once the walk has stopped
+        position = torch.arange(len(seeds)).repeat_interleave(spec.walks * spec.walk_length)[visited >= 0]
+        # one key per (seed, movie), ordered so that among equal counts the larger shuffled id comes first
+        key, visits = torch.unique(position * n + (n - 1 - self.to_walk[visited[visited >= 0]]), return_counts=True)
+        wanted = spec.neighbours * (OVERFETCH if spec.degree_alpha > 0 else 1)
+        src, dst, weight = top_per_group(self.from_walk[n - 1 - key % n], key // n, visits.float(), wanted)
+        keep = src != seeds[dst]
+        src, dst, weight = src[keep], dst[keep], weight[keep]
+        if spec.degree_alpha > 0:
+            weight = weight / self.degree[src] ** spec.degree_alpha
+            src, dst, weight = top_per_group(src, dst, weight, spec.neighbours)
         return src, dst, weight
 
-    def refresh(self, chunk: int = 4096) -> None:
-        """Shuffle the tie-breaking ids again and, with a pool, draw a new one. Row `d * num_movies + m` of the
-        CSR pool holds draw d of movie m."""
+    def refresh(self) -> None:
+        """Shuffle the tie-breaking ids again and, with a pool, empty it (each movie is walked again when asked)."""
         self._shuffle()
-        if not self.draws:
-            return
-        counts, neighbours, weights = [], [], []
-        movies = torch.arange(self.num_movies)
-        for _ in range(self.draws):
-            for start in range(0, self.num_movies, chunk):
-                seeds = movies[start:start + chunk]
-                src, dst, weight = self._walk(seeds)
-                order = torch.argsort(dst, stable=True)
-                neighbours.append(src[order])
-                weights.append(weight[order])
-                counts.append(torch.bincount(dst, minlength=len(seeds)))
-        indptr = torch.zeros(self.draws * self.num_movies + 1, dtype=torch.int64)
-        indptr[1:] = torch.cumsum(torch.cat(counts), 0)
-        self.pool = (indptr, torch.cat(neighbours), torch.cat(weights))
-
-    def _from_pool(self, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.pool is None:
-            self.refresh()
-        indptr, pool_neighbours, pool_weights = self.pool
-        rows = torch.randint(self.draws, (len(seeds),), generator=self.generator) * self.num_movies + seeds
-        starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]
-        dst = torch.repeat_interleave(torch.arange(len(seeds)), counts)
-        first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-        positions = torch.arange(len(dst)) + first
-        return pool_neighbours[positions], dst, pool_weights[positions]
+        if self.pool is not None:
+            self.pool.clear()
 
     def hop(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
             ) -> tuple[Hop, torch.Tensor]:
         """One layer for `seeds` (unique movie indices): the hop and its input nodes (seeds first, then the
         other neighbours). Edges `exclude` (pairs of movie indices, both directions) are left out."""
-        neighbours, dst, weight = self._from_pool(seeds) if self.draws else self._walk(seeds)
+        neighbours, dst, weight = (self.pool.lookup(seeds, self.generator) if self.pool is not None
+                                  else self._walk(seeds))
         if exclude is not None and len(exclude[0]):
             a, b = exclude
             n = self.num_movies
