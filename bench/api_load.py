@@ -196,7 +196,8 @@ def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> l
                 bases[name] = f"http://127.0.0.1:{port}"
                 log = folder / f"uvicorn-{len(servers)}.log"
                 servers[name] = start_server(port, workers, log, tree, env)
-                label = args.label or wait_healthy(bases[name], servers[name], workers, log)["dataset"]
+                health = wait_healthy(bases[name], servers[name], workers, log)  # always: `or` skipped it with --label
+                label = args.label or health["dataset"]
             plan = build_requests(bases[THIS_TREE], args.requests, args.seed, args.only)
             got: dict[str, list[Result]] = {name: [] for name in trees}
             spent = dict.fromkeys(trees, 0.0)

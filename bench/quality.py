@@ -11,6 +11,15 @@ and candidate vectors (protocol b: the mean of the liked movies' query vectors, 
 `pinsage [cosine, ...]` rows score the unit movie embeddings by cosine instead and fuse the history by sum or
 max, exhaustive and cut at `--per-movie-limit` hits per movie as a vector search would.
 
+Two objectives side by side (`--versus JSON`, MEASURING.md): per seed of `--seeds`, PinSage is trained twice on the
+same graph, with `--train-config` (A) and with `--train-config` updated by `--versus` (B), each user's HR@10 and
+NDCG@10 kept on val and test (protocol history), averaged over the seeds, and B - A printed with its 95% paired
+bootstrap interval (`bench.sequence.paired`: scipy.stats.bootstrap, 10,000 resamples) and the words of the
+measuring guide at margin `--margin`. For the objective by catalogue size (issue 19):
+
+    flock artifacts/bench.lock .venv/bin/python -m bench.quality --dataset ml-1m \
+        --data-dir ../shared/movielens/ml-1m --seeds 1 2 3 --versus '{"loss": "sampled_softmax"}'
+
 PinSage's best epoch is chosen by validation HR@10, so its val figures are slightly optimistic; test is not
 used for any choice. Artifacts (model, metrics.json) go to `--artifacts` or to a temporary folder that is
 deleted afterwards, so the project's own artifacts are never overwritten; the figures also go to `--out` as JSON.
@@ -25,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.report import add_out_option, start, write_json
@@ -55,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars or per-epoch lines")
     parser.add_argument("--next-movie-steps", type=int, default=None,
                         help="training steps of next-movie [no graph] (default: fit_baselines')")
+    parser.add_argument("--versus", type=json.loads, default=None, metavar="JSON",
+                        help="train B = --train-config updated by these knobs beside A, paired per user, e.g. "
+                             "'{\"loss\": \"sampled_softmax\"}' (no baselines then)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="--versus: seeds to average each user over (default: --seed)")
+    parser.add_argument("--margin", type=float, default=0.005, help="--versus: the non-inferiority margin")
     add_out_option(parser, "quality")
     return parser.parse_args(argv)
 
@@ -139,6 +155,67 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
     return {"table": table, "info": info}
 
 
+def run_versus(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
+    """A and B trained per seed on one graph; B - A per user (HR@10, NDCG@10, protocol history), paired."""
+    from bench.sequence import paired, per_user
+    from helpers.config import get_settings
+    from helpers.data.loader import load_movielens
+    from helpers.evaluation.protocols import HISTORY_LENGTH, prepare_evaluation
+    from helpers.evaluation.scorers import query_candidate_scorer
+    from helpers.graph.build import build_graph
+    from helpers.runtime import seed_everything, set_threads
+    from helpers.training.config import TrainConfig
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import train_pinsage
+
+    history = args.history or HISTORY_LENGTH
+    base = dict(args.train_config)
+    if args.time_budget is not None:
+        base["time_budget_s"] = args.time_budget
+    configs = {"A": TrainConfig.for_dataset(args.dataset, **base),
+               "B": TrainConfig.for_dataset(args.dataset, **{**base, **args.versus})}
+    users: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {n: {"val": [], "test": []} for n in configs}
+    runs = []
+    for seed in args.seeds or [args.seed]:
+        settings = get_settings(dataset=args.dataset, seed=seed, data_dir=args.data_dir,
+                                artifacts_root=artifacts_root / f"seed{seed}")
+        set_threads(settings.threads)
+        ml = load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=settings.seed)
+        gd = build_graph(ml)
+        data = prepare_evaluation(gd, max_history=max(history, 50))
+        for name, config in configs.items():
+            seed_everything(seed)
+            started = time.perf_counter()
+            result = train_pinsage(gd, settings, config, resume=False, progress=not args.no_progress)
+            seconds = time.perf_counter() - started
+            vectors = infer_movie_vectors(result.model, gd, seed=seed)
+            scorer = query_candidate_scorer(vectors.query, vectors.candidate)
+            for split in ("val", "test"):
+                users[name][split].append(per_user(scorer, data, split, "history", history))
+            runs.append({"model": name, "seed": seed, "seconds": round(seconds, 1), "best_epoch": result.best_epoch,
+                         "steps": int(sum(h["steps"] for h in result.history))})
+    comparison = {}
+    for split in ("val", "test"):
+        for metric in ("hr", "ndcg"):
+            mean = {n: np.mean([u[metric] for u in users[n][split]], axis=0) for n in configs}
+            result = paired(mean["B"], mean["A"])
+            words = ("above" if result["low"] > 0 else "non-inferior" if result["low"] >= -args.margin
+                     else "tie" if result["high"] >= 0 else "below")
+            comparison[f"{split} {metric}@10"] = {"A": float(mean["A"].mean()), "B": float(mean["B"].mean()),
+                                                   **result, "words": words}
+    return {"configs": {n: c.to_dict() for n, c in configs.items()}, "versus": args.versus, "runs": runs,
+            "margin": args.margin, "paired": comparison}
+
+
+def report_versus(outcome: dict[str, Any], command: str) -> str:
+    frame = pd.DataFrame(outcome["paired"]).T[["A", "B", "diff", "low", "high", "n", "detectable", "words"]]
+    return "\n".join([
+        f"$ {command}",
+        (f"B = A with {outcome['versus']}; margin {outcome['margin']}; protocol history; each user "
+         "averaged over the seeds; B - A with its 95% paired bootstrap interval (10,000 resamples)"),
+        pd.DataFrame(outcome["runs"]).to_string(index=False), "", frame.to_string()])
+
+
 def ratios(table: dict[str, Any], k: int, over: str = "item-knn", model: str = "pinsage") -> pd.DataFrame:
     """`model` / `over` for each protocol, split and metric (same users, same split)."""
     rows = {}
@@ -189,12 +266,13 @@ def report(outcome: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     record = start("bench.quality", argv)
     args = parse_args(argv)
+    runner, printer = (run_versus, report_versus) if args.versus else (run, report)
     if args.artifacts:
-        outcome = run(args, Path(args.artifacts).expanduser().resolve())
+        outcome = runner(args, Path(args.artifacts).expanduser().resolve())
     else:
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-            outcome = run(args, Path(tmp))
-    print(report(outcome, record.command))
+            outcome = runner(args, Path(tmp))
+    print(printer(outcome, record.command))
     write_json(args.out, outcome, record)
     return 0
 

@@ -2,7 +2,7 @@
 
 | variable              | default                                   | meaning                                        |
 | --------------------- | ----------------------------------------- | ---------------------------------------------- |
-| `RECSYS_DATASET`      | `ml-1m`                                   | which MovieLens, `sample` or `synthetic-<size>`|
+| `RECSYS_DATASET`      | `ml-1m` (`ml-100k` with the workshop preset) | which MovieLens, `sample` or `synthetic-<size>`|
 | `RECSYS_DATA_DIR`     | unset: download from GroupLens            | a folder that already holds the dataset files  |
 | `RECSYS_ARTIFACTS`    | `<project>/artifacts`                     | graphs, models, embeddings, metrics, databases |
 | `RECSYS_CACHE`        | `~/.cache/movie-graph-recsys`             | downloaded zips and the generated sample       |
@@ -13,7 +13,8 @@
 | `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
 | `RECSYS_CATALOG_URL`  | `sqlite:///<artifacts>/<dataset>/catalog.sqlite` | or `mysql+pymysql://user:pw@host:3306/movies` |
 | `RECSYS_QUERY_ENCODER`| `auto`                                    | liked movies -> query vector: `auto` or a name of `QUERY_ENCODERS` |
-| `RECSYS_PRESET`       | `auto`                                    | training budgets and sample sizes: `auto` (by catalogue size), `small`, `medium`, `large` (helpers/presets.py) |
+| `RECSYS_PRESET`       | `auto`                                    | training budgets and sample sizes: `auto` (by catalogue size), `small`, `medium`, `large`, `workshop` (helpers/presets.py) |
+| `RECSYS_ADMIN_TOKEN`  | unset                                     | when set, the API has `POST /movies` and `DELETE /movies/{id}` for `Authorization: Bearer <token>` |
 
 `RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
 encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
@@ -35,7 +36,8 @@ DEFAULT_DATASET = "ml-1m"
 SYNTHETIC_PATTERN = re.compile(r"^synthetic-\d+(?:\.\d+)?[km]?$")  # synthetic-32m: see helpers.data.synthetic
 INDEX_TYPES: tuple[str, ...] = ("FLAT", "IVF_FLAT", "HNSW")  # Milvus index types (helpers.stores.milvus_index)
 INDEX_SETTINGS: tuple[str, ...] = ("auto", *INDEX_TYPES)
-PRESET_NAMES: tuple[str, ...] = ("auto", "small", "medium", "large")  # the rows of helpers.presets.PRESETS
+PRESET_NAMES: tuple[str, ...] = ("auto", "small", "medium", "large", "workshop")  # rows of helpers.presets.PRESETS
+PRESET_DATASETS: dict[str, str] = {"workshop": "ml-100k"}  # a preset's dataset when RECSYS_DATASET is unset
 QUERY_ENCODERS: tuple[str, ...] = ("mean", "sequence")  # the registry of helpers.engine.query.ENCODERS, by name
 
 
@@ -72,6 +74,7 @@ class Settings:
     catalog_url: str = field(default="", repr=False)
     query_encoder: str = "auto"
     preset: str = "auto"
+    admin_token: str = field(default="", repr=False)
 
     @property
     def artifacts_dir(self) -> Path:
@@ -140,7 +143,8 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
     if "cache_dir" in overrides and overrides["cache_dir"] is not None:
         env["RECSYS_CACHE"] = str(overrides["cache_dir"])
 
-    dataset = check_dataset_name(env.get("RECSYS_DATASET", "").strip() or DEFAULT_DATASET)
+    preset = check_preset_setting(env.get("RECSYS_PRESET", "").strip() or "auto")
+    dataset = check_dataset_name(env.get("RECSYS_DATASET", "").strip() or PRESET_DATASETS.get(preset, DEFAULT_DATASET))
     data_dir_raw = env.get("RECSYS_DATA_DIR", "").strip()
     artifacts_root = Path(env.get("RECSYS_ARTIFACTS", "").strip() or PROJECT_ROOT / "artifacts").expanduser().resolve()
     cache_dir = Path(env.get("RECSYS_CACHE", "").strip() or Path.home() / ".cache" / "movie-graph-recsys").expanduser().resolve()
@@ -156,5 +160,6 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),
         catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
         query_encoder=check_query_encoder_setting(env.get("RECSYS_QUERY_ENCODER", "").strip() or "auto"),
-        preset=check_preset_setting(env.get("RECSYS_PRESET", "").strip() or "auto"),
+        preset=preset,
+        admin_token=env.get("RECSYS_ADMIN_TOKEN", "").strip(),
     )

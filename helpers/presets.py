@@ -10,6 +10,17 @@ picks a row of `PRESETS` by catalogue size (or the one `RECSYS_PRESET` names) an
 | `small` | up to 5,000 movies (sample, ML-100K, ML-1M) | the dataset's (`TrainConfig.for_dataset`: 600 s) | 60 | 2,000 steps | all up to 10,000 | all |
 | `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
 | `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 |
+| `workshop` | by name only (`RECSYS_PRESET=workshop`; ML-100K unless `RECSYS_DATASET` says otherwise) | 45 s | 20 | 300 steps | all up to 10,000 | all |
+
+The `workshop` row runs the whole series in a room's time: under 4 minutes on ML-100K on a 2-core machine, with a
+wall-clock budget per notebook (`notebook_seconds`, in the order of `helpers.stages.SERIES`; download, set-up and
+serving not counted), notebook 04's sequence model trained for `sequence_seconds`, and every figure the notebooks
+label with the dataset marked "workshop budgets" (`Budgets.label`): short runs, not the figures of the README.
+
+Above `SAMPLED_SOFTMAX_ABOVE_MOVIES` movies the presets also switch PinSage to `loss="sampled_softmax"` (a step
+that embeds only the batch's movies, `helpers.training.step`) and the sequence model of notebook 04 to a sampled
+softmax of `SEQUENCE_UNIFORM_NEGATIVES` shared uniform negatives besides the batch's targets, validated on the
+preset's sample of users; the `small` preset keeps both full softmaxes.
 
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
@@ -23,11 +34,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.config import Settings
+from helpers.config import Settings, get_settings
 from helpers.errors import RecsysError
+from helpers.stages import SERIES
 
 NEXT_MOVIE_SECONDS_PER_MOVIE = 55e-6  # CPU-s per movie per step of NextMovieBaseline (batch 1024, full softmax)
 MIN_NEXT_MOVIE_STEPS = 20
+# Provisional until measured (docs/scaling.md, "Budgets"): catalogues above this many movies train PinSage and the
+# sequence model with a sampled softmax; at or below it they keep the full softmax over all movies.
+SAMPLED_SOFTMAX_ABOVE_MOVIES = 5_000
+SEQUENCE_UNIFORM_NEGATIVES = 2_048  # the sequence model's shared uniform negatives per step when sampled
 
 
 class PresetError(RecsysError, ValueError):
@@ -47,12 +63,18 @@ class Preset:
     next_movie_seconds: float       # the scaled steps' budget
     val_users: int                  # validation users per epoch, at most (fewer users: all of them)
     eval_users: int | None          # users per split in metrics.json, at most (None: all)
+    by_size: bool = True            # "auto" may pick it by catalogue size; False: only by name
+    sequence_seconds: float | None = None          # notebook 04's training budget; None: the dataset's default
+    notebook_seconds: tuple[float, ...] | None = None  # wall-clock budget per notebook of the series, in order
+    label: str = ""                 # appended to the dataset label of every figure the notebooks print
 
 
 PRESETS: tuple[Preset, ...] = (
     Preset("small", 5_000, None, 60, 2_000, 120.0, 10_000, None),
     Preset("medium", 20_000, 420.0, 30, None, 150.0, 10_000, 20_000),
     Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000),
+    Preset("workshop", None, 45.0, 20, 300, 0.0, 10_000, None, by_size=False, sequence_seconds=20.0,
+           notebook_seconds=(10.0, 10.0, 100.0, 45.0, 20.0, 20.0, 15.0), label="workshop budgets"),
 )
 
 
@@ -69,6 +91,15 @@ class Budgets:
     next_movie_steps: int
     val_users: int | None
     eval_users: int | None
+    sampled: bool = False           # PinSage and the sequence model train with a sampled softmax
+    sequence_seconds: float | None = None
+    notebook_seconds: tuple[float, ...] | None = None
+    tag: str = ""
+
+    def label(self, dataset_label: str) -> str:
+        """`dataset_label` as the figures print it: marked with the preset's tag where it has one
+        ("ML-100K (100,000 ratings) [workshop budgets]")."""
+        return f"{dataset_label} [{self.tag}]" if self.tag else dataset_label
 
     def train_overrides(self) -> dict[str, Any]:
         """`TrainConfig.for_dataset(name, **budgets.train_overrides())`: the time budget and the validation sample
@@ -76,6 +107,20 @@ class Budgets:
         overrides: dict[str, Any] = {}
         if self.pinsage_seconds is not None:
             overrides["time_budget_s"] = self.pinsage_seconds
+        if self.val_users is not None:
+            overrides["val_users"] = self.val_users
+        if self.sampled:
+            overrides["loss"] = "sampled_softmax"
+        return overrides
+
+    def sequence_overrides(self) -> dict[str, Any]:
+        """`SequenceConfig.for_dataset(name, **budgets.sequence_overrides())`: the training budget, the sampled
+        softmax and the validation sample where the preset sets them (nothing on `small`)."""
+        overrides: dict[str, Any] = {}
+        if self.sequence_seconds is not None:
+            overrides["time_budget_s"] = self.sequence_seconds
+        if self.sampled:
+            overrides["uniform_negatives"] = SEQUENCE_UNIFORM_NEGATIVES
         if self.val_users is not None:
             overrides["val_users"] = self.val_users
         return overrides
@@ -86,14 +131,18 @@ class Budgets:
         budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
         compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
         why = "; RECSYS_PRESET overrides it" if self.chosen_by == "catalogue size" else ""
+        objective = "sampled softmax" if self.sampled else "softmax over all movies"
+        per_notebook = ("" if self.notebook_seconds is None else "\nbudget per notebook (01-07): " + ", ".join(
+            f"{s:.0f} s" for s in self.notebook_seconds) + f"; {sum(self.notebook_seconds):.0f} s in all")
+        sequence = "" if self.sequence_seconds is None else f" | notebook 04: {self.sequence_seconds:.0f} s"
         return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users{why})\n"
-                f"PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
+                f"objective: {objective} | PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
                 f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
-                f"users in metrics.json: {users(self.eval_users)}")
+                f"users in metrics.json: {users(self.eval_users)}{sequence}{per_notebook}")
 
 
 def preset_for(n_movies: int, name: str = "auto") -> Preset:
-    """The row named `name`, or with "auto" the first whose `max_movies` holds `n_movies`."""
+    """The row named `name`, or with "auto" the first row picked by size whose `max_movies` holds `n_movies`."""
     if name != "auto":
         for preset in PRESETS:
             if preset.name == name:
@@ -101,7 +150,7 @@ def preset_for(n_movies: int, name: str = "auto") -> Preset:
         raise PresetError(f"preset {name!r}: use one of auto, {', '.join(p.name for p in PRESETS)}")
     if n_movies < 1:
         raise PresetError(f"n_movies={n_movies}: a catalogue has at least one movie")
-    return next(p for p in PRESETS if p.max_movies is None or n_movies <= p.max_movies)
+    return next(p for p in PRESETS if p.by_size and (p.max_movies is None or n_movies <= p.max_movies))
 
 
 def next_movie_steps(n_movies: int, seconds: float) -> int:
@@ -122,4 +171,35 @@ def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: 
     return Budgets(preset=row.name, chosen_by="catalogue size" if name == "auto" else "RECSYS_PRESET",
                    n_movies=n_movies, n_users=n_users, pinsage_seconds=row.pinsage_seconds,
                    compare_steps=row.compare_steps, next_movie_steps=steps, val_users=cap(row.val_users),
-                   eval_users=cap(row.eval_users))
+                   eval_users=cap(row.eval_users), sampled=sampled_objective(row, n_movies, name == "auto"),
+                   sequence_seconds=row.sequence_seconds, notebook_seconds=row.notebook_seconds, tag=row.label)
+
+
+def sampled_objective(row: Preset, n_movies: int, by_size: bool) -> bool:
+    """Whether `row` trains with a sampled softmax: by the catalogue's size when the preset was picked by size
+    (or is not a size row, as `workshop`), else by the largest catalogue the named preset is for (so
+    `RECSYS_PRESET=large` samples on any dataset)."""
+    if by_size or not row.by_size:
+        return n_movies > SAMPLED_SOFTMAX_ABOVE_MOVIES
+    return row.max_movies is None or row.max_movies > SAMPLED_SOFTMAX_ABOVE_MOVIES
+def notebook_budgets(settings: Settings) -> dict[str, float]:
+    """Wall-clock budget per notebook path of the series under the preset `settings.preset` names (empty where
+    it sets none, "auto" included): what `scripts/run.sh` writes beside each notebook's seconds."""
+    row = preset_for(1, settings.preset)
+    if row.notebook_seconds is None:
+        return {}
+    return {stage.notebook: seconds for stage, seconds in zip(SERIES, row.notebook_seconds, strict=True)}
+
+
+def main() -> None:
+    """`python -m helpers.presets`: the dataset the settings name, then each notebook's budget ("-": none), one
+    per line, tab-separated."""
+    settings = get_settings()
+    budgets = notebook_budgets(settings)
+    print(settings.dataset)
+    for stage in SERIES:
+        print(f"{stage.notebook}\t{budgets.get(stage.notebook, '-')}")
+
+
+if __name__ == "__main__":
+    main()

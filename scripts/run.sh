@@ -16,15 +16,20 @@ done
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${RECSYS_THREADS:-1}" DGLBACKEND=pytorch
-dataset="${RECSYS_DATASET:-ml-1m}"
+# the dataset the settings name (RECSYS_DATASET, else the preset's: ML-100K for RECSYS_PRESET=workshop, else ml-1m),
+# then each notebook's wall-clock budget under the preset ("-": none), from helpers/presets.py
+plan="$(.venv/bin/python -m helpers.presets)"
+dataset="$(head -n 1 <<< "$plan")"
+export RECSYS_DATASET="$dataset"
 out="${RECSYS_ARTIFACTS:-artifacts}/${dataset}/executed"
 mkdir -p "$out"
 # the series in order, from the stage table (helpers/stages.py); the Voila page is not part of it
 series="$(.venv/bin/python -m helpers.stages)"
-# each notebook's wall time and peak memory (the largest process, the kernel included: GNU time's %M) go to
-# $out/timings.tsv, the figures of the README's notebooks table
-printf 'notebook\tseconds\tpeak_rss_mb\n' > "$out/timings.tsv"
+# each notebook's wall time, its budget and peak memory (the largest process, the kernel included: GNU time's %M)
+# go to $out/timings.tsv, the figures of the README's notebooks table
+printf 'notebook\tseconds\tpeak_rss_mb\tbudget_s\n' > "$out/timings.tsv"
 for nb in $series; do
+  budget="$(awk -F'\t' -v nb="$nb" '$1 == nb {print $2}' <<< "$plan")"
   echo "==> running $nb on $dataset"
   started=$SECONDS
   if [ -x /usr/bin/time ]; then
@@ -35,7 +40,7 @@ for nb in $series; do
     .venv/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$out" "$nb"
     peak=""
   fi
-  printf '%s\t%s\t%s\n' "$nb" "$((SECONDS - started))" "$peak" | tee -a "$out/timings.tsv"
+  printf '%s\t%s\t%s\t%s\n' "$nb" "$((SECONDS - started))" "$peak" "$budget" | tee -a "$out/timings.tsv"
 done
 echo
 echo "Done. Executed notebooks are in $out."

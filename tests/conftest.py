@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.servers import MilvusServer, milvus_binary, stop_pid
 from helpers.config import Settings, get_settings
+from helpers.data.movielens import MovieLens
+from helpers.graph.build import GraphData, build_graph
 
 
 def _unavailable(reason: str) -> None:
@@ -90,6 +93,39 @@ def stores_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iter
 
     settings = sample_settings(tmp_path_factory.mktemp("stores"))
     save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))
+    build_stores(settings, ml=sample_ml, progress=False)
+    disconnect(settings.milvus_uri)
+    yield settings
+    disconnect(settings.milvus_uri)
+
+
+def train_tiny(settings: Settings, ml) -> None:
+    """The graph, a PinSage trained for a few steps and its embeddings, saved as the artifacts of `settings`:
+    what adding a movie (helpers.engine.adding) loads. About 5 s on the sample."""
+    from helpers.graph.build import build_graph, graph_path, save_graph
+    from helpers.training.config import TrainConfig
+    from helpers.training.embeddings import save_movie_embeddings
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import train_pinsage
+
+    gd = build_graph(ml)
+    save_graph(gd, settings)
+    config = TrainConfig().replace(batch_size=64, steps_per_epoch=10, max_epochs=2, time_budget_s=None, hidden=16)
+    result = train_pinsage(gd, settings, config, progress=False)
+    vectors = infer_movie_vectors(result.model, gd, seed=settings.seed)
+    save_movie_embeddings(settings, gd.movie_ids, vectors.candidate, query_vectors=vectors.query,
+                          inputs={"graph": graph_path(settings)})
+
+
+@pytest.fixture(scope="session")
+def model_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iterator[Settings]:
+    """Settings whose stores (Milvus Lite, SQLite) hold the sample with a trained model's vectors, with the
+    graph and the checkpoint beside them: stores a movie can be added to. About 8 s."""
+    from helpers.stores.build import build_stores
+    from helpers.stores.milvus_client import disconnect
+
+    settings = sample_settings(tmp_path_factory.mktemp("model-stores"))
+    train_tiny(settings, sample_ml)
     build_stores(settings, ml=sample_ml, progress=False)
     disconnect(settings.milvus_uri)
     yield settings
@@ -213,3 +249,15 @@ def run_picker_notebook(path: Path, stores_settings: Settings, monkeypatch: pyte
                    ).execute()
     cells = code_cells(nb)
     return cells[:-1], json.loads(cells[-1].outputs[0]["text"])
+
+
+def paired_movies(n_pairs: int = 5) -> GraphData:
+    """User k rates exactly movies 2k+1 and 2k+2, so each movie's only neighbour is its partner: the sampled
+    neighbourhoods are the same on every draw, whatever the random walks do."""
+    ratings = pd.DataFrame([(k + 1, 2 * k + j, 4.0, j) for k in range(n_pairs) for j in (1, 2)],
+                           columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1), "title": [f"Film {i}" for i in range(2 * n_pairs)],
+                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"), "genres": [["Drama"]] * (2 * n_pairs)})
+    ml = MovieLens("sample", ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
+                                             "timestamp": "int64"}), movies, None, Path("/nonexistent"))
+    return build_graph(ml)

@@ -79,7 +79,7 @@ def test_health_says_both_stores_answer(client, sample_ml):
     assert response.status_code == 200
     n = len(sample_ml.movies)
     assert response.json() == {"ok": True, "dataset": "sample", "stores": {"milvus": True, "catalog": True},
-                               "movies": {"milvus": n, "catalog": n, "record": n}, "building": False,
+                               "movies": {"milvus": n, "catalog": n, "record": n, "added": 0}, "building": False,
                                "problems": [],
                                "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
 

@@ -145,7 +145,7 @@ def test_lookups(engine, sample_ml) -> None:
     assert engine.genres() == sample_ml.genres
     n = len(sample_ml.movies)
     assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
-                               "movies": {"milvus": n, "catalog": n, "record": n}, "problems": [],
+                               "movies": {"milvus": n, "catalog": n, "record": n, "added": 0}, "problems": [],
                                "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
 
 
@@ -182,7 +182,7 @@ def test_out_of_step_stores_are_detected(own_stores, sample_ml) -> None:
         health = engine.health()
         n = len(sample_ml.movies)
         assert not health["ok"] and health["stores"] == {"milvus": False, "catalog": True}
-        assert health["movies"] == {"milvus": n - 1, "catalog": n, "record": n}
+        assert health["movies"] == {"milvus": n - 1, "catalog": n, "record": n, "added": 0}
         assert "milvus: holds" in health["problems"][0] and re.search(STORES_NOTEBOOK, health["problems"][0])
 
 
@@ -225,6 +225,6 @@ def test_engine_on_milvus_server_and_mysql_equals_brute_force(tmp_path, sample_m
         assert engine.recommend([], k=3)[0].source == "popular"
         n = len(sample_ml.movies)
         assert engine.health() == {"ok": True, "stores": {"milvus": True, "catalog": True}, "building": False,
-                                   "movies": {"milvus": n, "catalog": n, "record": n}, "problems": [],
+                                   "movies": {"milvus": n, "catalog": n, "record": n, "added": 0}, "problems": [],
                                    "encoder": {"name": "mean", "requested": "auto", "fallback_reason": None}}
     VectorStore(settings).drop()

@@ -5,7 +5,9 @@ Cost: about 4 s (the presets are arithmetic; the cost runs 3 x 3 steps of 32 pai
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,18 @@ from bench import scale
 from helpers.config import PRESET_NAMES, ConfigError, get_settings
 from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
-from helpers.presets import PRESETS, PresetError, budgets_for, next_movie_steps, preset_for
+from helpers.presets import (
+    PRESETS,
+    SAMPLED_SOFTMAX_ABOVE_MOVIES,
+    SEQUENCE_UNIFORM_NEGATIVES,
+    PresetError,
+    budgets_for,
+    next_movie_steps,
+    notebook_budgets,
+    preset_for,
+)
+from helpers.sequence.config import SequenceConfig
+from helpers.stages import SERIES
 from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
 from helpers.training.step import TrainingStep
@@ -25,8 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_preset_names_are_the_settings_values():
     assert PRESET_NAMES == ("auto", *(p.name for p in PRESETS))
-    assert PRESETS[-1].max_movies is None  # every size has a row
-    assert [p.max_movies for p in PRESETS[:-1]] == sorted(p.max_movies for p in PRESETS[:-1])
+    by_size = [p for p in PRESETS if p.by_size]
+    assert by_size[-1].max_movies is None  # every size has a row
+    assert [p.max_movies for p in by_size[:-1]] == sorted(p.max_movies for p in by_size[:-1])
 
 
 @pytest.mark.parametrize(("movies", "users", "preset"), [
@@ -41,7 +55,8 @@ def test_small_datasets_keep_the_budgets_the_notebooks_were_written_with():
     """Nothing sampled, no override: TrainConfig.for_dataset as before, so the notebooks' figures do not move."""
     for movies, users in ((500, 600), (3_706, 6_040)):
         budgets = budgets_for(None, movies, users)
-        assert budgets.train_overrides() == {}
+        assert budgets.train_overrides() == {} and budgets.sequence_overrides() == {}
+        assert not budgets.sampled and "objective: softmax over all movies" in budgets.describe()
         assert (budgets.val_users, budgets.eval_users, budgets.next_movie_steps, budgets.compare_steps) == (
             None, None, 2_000, 60)
     assert TrainConfig.for_dataset("sample", **budgets_for(None, 500, 600).train_overrides()) == \
@@ -53,12 +68,25 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
     assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
-    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000}
+    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax"}
     assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
+    assert budgets.sequence_overrides() == {"uniform_negatives": SEQUENCE_UNIFORM_NEGATIVES, "val_users": 5_000}
+    assert SequenceConfig.for_dataset("synthetic-32m", **budgets.sequence_overrides()).uniform_negatives > 0
+    assert "objective: sampled softmax" in budgets.describe()
     assert next_movie_steps(10_000, 150.0) > next_movie_steps(87_584, 150.0) >= 20
     assert next_movie_steps(100, 1e6) == 2_000
     few = budgets_for(None, 87_584, 3_000)  # fewer users than the sample: all of them
     assert few.val_users is None and few.eval_users is None
+
+
+def test_the_objective_follows_one_catalogue_threshold():
+    """Sampled softmax above SAMPLED_SOFTMAX_ABOVE_MOVIES movies (picked by size), or with a named preset for
+    larger catalogues than that; the small preset keeps the full softmax."""
+    assert not budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES, 1_000).sampled
+    assert budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES + 1, 1_000).sampled
+    assert budgets_for(None, 500, 600, preset="large").sampled
+    assert budgets_for(None, 500, 600, preset="medium").sampled
+    assert not budgets_for(None, 87_584, 200_947, preset="small").sampled
 
 
 def test_recsys_preset_overrides_the_size(monkeypatch):
@@ -69,8 +97,28 @@ def test_recsys_preset_overrides_the_size(monkeypatch):
     assert budgets_for(settings, 500, 600, preset="small").preset == "small"
     with pytest.raises(ConfigError, match=r"RECSYS_PRESET='huge' is not a preset: use one of auto, small"):
         get_settings({"RECSYS_PRESET": "huge"})
-    with pytest.raises(PresetError, match="use one of auto, small, medium, large"):
+    with pytest.raises(PresetError, match="use one of auto, small, medium, large, workshop"):
         preset_for(100, "huge")
+
+
+def test_the_workshop_preset_is_ml_100k_in_under_4_minutes_and_labels_its_figures():
+    """Only by name; ML-100K unless RECSYS_DATASET says otherwise; a budget for every notebook of the series, 240 s
+    in all at most; short PinSage, comparison, baseline and sequence budgets; figures marked."""
+    settings = get_settings({"RECSYS_PRESET": "workshop"})
+    assert settings.dataset == "ml-100k" and get_settings({}).dataset == "ml-1m"
+    assert get_settings({"RECSYS_PRESET": "workshop", "RECSYS_DATASET": "sample"}).dataset == "sample"
+    assert all(budgets_for(None, movies, 600).preset != "workshop" for movies in (500, 9_742, 87_584))
+    budgets = budgets_for(settings, 1_682, 943)
+    assert budgets.preset == "workshop" and budgets.chosen_by == "RECSYS_PRESET"
+    assert budgets.train_overrides()["time_budget_s"] <= 60 and budgets.compare_steps <= 20
+    assert budgets.next_movie_steps <= 300 and budgets.sequence_overrides() == {"time_budget_s": 20.0}
+    assert budgets.label("ML-100K") == "ML-100K [workshop budgets]" and budgets_for(None, 500, 600).label("x") == "x"
+    per_notebook = notebook_budgets(settings)
+    assert list(per_notebook) == [stage.notebook for stage in SERIES] and sum(per_notebook.values()) < 240
+    assert "budget per notebook" in budgets.describe() and notebook_budgets(get_settings({})) == {}
+    shown = subprocess.run([sys.executable, "-m", "helpers.presets"], check=True, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env={**os.environ, "RECSYS_PRESET": "workshop", "RECSYS_DATASET": ""})
+    assert shown.stdout.splitlines()[0] == "ml-100k" and "notebooks/03_pinsage_training.ipynb\t100.0" in shown.stdout
 
 
 def test_run_sh_takes_no_serve_and_refuses_what_it_does_not_know():
@@ -113,3 +161,10 @@ def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step)
 def test_cost_only_needs_repeats():
     with pytest.raises(SystemExit):
         scale.main(["--cost-only", "--repeats", "0", "--ratings", "1000"])
+
+
+def test_the_workshop_preset_keeps_the_full_softmax_on_small_catalogues():
+    """`workshop` is named, not picked by size, yet its catalogues are small: the objective follows the size."""
+    assert not budgets_for(None, 1_682, 943, preset="workshop").sampled
+    assert budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES + 1, 943, preset="workshop").sampled
+    assert budgets_for(None, 1_682, 943, preset="large").sampled

@@ -35,6 +35,7 @@ from helpers.sequence.model import (
     SequenceModelError,
     allowed_keys,
     masked_attention,
+    target_shares,
 )
 from helpers.sequence.train import (
     build_sequence_model,
@@ -111,6 +112,41 @@ def test_the_loss_ignores_padding_and_knobs_are_checked() -> None:
         SequenceConfig(dim=10, heads=3)
     with pytest.raises(SequenceConfigError, match="unknown"):
         SequenceConfig().replace(layers=3)
+
+
+def test_the_sampled_loss_scores_the_targets_and_uniform_negatives_with_logq() -> None:
+    """Large catalogues (helpers.presets): the batch's targets plus shared uniform negatives, logQ-corrected."""
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, uniform_negatives=3)
+    model = SequenceModel(torch.randn(40, 5), torch.randn(40, 5), config).eval()
+    windows = torch.tensor([[PAD, PAD, PAD, 4, 7, 9, 4], [1, 2, 3, 5, 8, 13, 21]])
+    share = target_shares(windows, 40)
+    assert share.sum().item() == pytest.approx(1.0) and share[4] == 1 / 9 and share[1] == 0  # 9 targets
+    loss = model.loss(windows, share, torch.Generator().manual_seed(5))
+    uniform = torch.randint(40, (3,), generator=torch.Generator().manual_seed(5))
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+    keep = (inputs != PAD) & (targets != PAD)
+    columns = torch.unique(torch.cat([targets[keep], uniform]))
+    assert len(columns) < 40
+    logits = model(inputs)[keep] @ model.candidates[columns].T - torch.log(9 * share[columns] + 3 / 40).float()
+    expected = torch.nn.functional.cross_entropy(logits, torch.searchsorted(columns, targets[keep]))
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(SequenceModelError, match="target_share"):
+        model.loss(windows)
+    with pytest.raises(SequenceConfigError, match="uniform_negatives"):
+        SequenceConfig(uniform_negatives=-1)
+
+
+def test_training_with_the_sampled_loss_and_a_validation_sample(sample_ml, tmp_path) -> None:
+    settings = sample_settings(tmp_path)
+    movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
+    gd = build_graph(sample_ml)
+    config = SequenceConfig.for_dataset("sample", steps=30, eval_every=15, length=10, uniform_negatives=64,
+                                        val_users=100)
+    result = train_sequence_model(gd, load_movie_embeddings(settings), config, seed=1, progress=False)
+    assert [row["step"] for row in result.history] == [15, 30]
+    assert all(np.isfinite(row["loss"]) and 0 <= row["val_hr@10"] <= 1 for row in result.history)
 
 
 # -- training, the artifact and the encoder on the sample ----------------------------------------------------

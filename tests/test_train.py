@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import paired_movies
 
 import helpers.training.loop as train_module
 from helpers.artifacts import require, write_manifest
 from helpers.config import get_settings
 from helpers.data.loader import load_movielens
-from helpers.data.movielens import MovieLens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError
@@ -209,18 +208,6 @@ def test_random_walk_positives_train_too(sample_gd, tmp_path):
     config = tiny(positives="random_walk", max_epochs=1)
     result = train_pinsage(sample_gd, settings_in(tmp_path), config, progress=False)
     assert np.isfinite(result.history[0]["loss"])
-
-
-def paired_movies(n_pairs: int = 5):
-    """User k rates exactly movies 2k+1 and 2k+2, so each movie's only neighbour is its partner: the sampled
-    neighbourhoods are the same on every draw, whatever the random walks do."""
-    ratings = pd.DataFrame([(k + 1, 2 * k + j, 4.0, j) for k in range(n_pairs) for j in (1, 2)],
-                           columns=["user_id", "movie_id", "rating", "timestamp"])
-    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1), "title": [f"Film {i}" for i in range(2 * n_pairs)],
-                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"), "genres": [["Drama"]] * (2 * n_pairs)})
-    ml = MovieLens("sample", ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
-                                             "timestamp": "int64"}), movies, None, Path("/nonexistent"))
-    return build_graph(ml)
 
 
 def test_layerwise_inference_equals_the_sampled_forward_pass():

@@ -15,8 +15,9 @@ import pytest
 
 from helpers.stages import notebook_for
 from helpers.stores.milvus import VectorStore
-from helpers.stores.milvus_client import VectorStoreError, connect, disconnect, filter_expression, quote
+from helpers.stores.milvus_client import VectorStoreError, connect, disconnect, filter_expression
 from helpers.stores.milvus_index import choose_index
+from helpers.stores.milvus_rows import MAX_GENRE_FIELDS, field_genre, genre_field, genre_fields, movie_rows
 
 from conftest import make_test_embeddings, sample_settings
 
@@ -48,8 +49,10 @@ def check_search_matches_brute_force(store: VectorStore, movies: pd.DataFrame) -
     ids, vectors = make_test_embeddings(movies)
     rng = np.random.default_rng(0)
     queries = vectors[rng.choice(len(ids), size=5, replace=False)]
-    genre = movies["genres"].explode().value_counts().index[3]
+    counts = movies["genres"].explode().value_counts()
+    genre, rare = counts.index[3], counts.index[-1]  # any of the chosen genres: `genre_a or genre_b`
     has_genre = movies["genres"].map(lambda gs: genre in gs).to_numpy()
+    has_either = movies["genres"].map(lambda gs: genre in gs or rare in gs).to_numpy()
     years = movies["year"].astype("Float64").fillna(0).to_numpy()
     in_years = (years >= 1980) & (years <= 1995)
     for query, hits in zip(queries, store.search(queries, limit=10), strict=True):
@@ -60,13 +63,29 @@ def check_search_matches_brute_force(store: VectorStore, movies: pd.DataFrame) -
         assert [h.movie_id for h in got] == brute_force(ids, vectors, query, 10, has_genre)
         got = store.search(query, limit=10, genres=[genre], years=(1980, 1995))[0]
         assert [h.movie_id for h in got] == brute_force(ids, vectors, query, 10, has_genre & in_years)
+        got = store.search(query, limit=10, genres=[rare, genre], years=(1980, 1995))[0]
+        assert [h.movie_id for h in got] == brute_force(ids, vectors, query, 10, has_either & in_years)
+    assert store.search(queries[:2], limit=10, genres=["No Such Genre"]) == [[], []]  # no movie has it
 
 
-def test_filter_expression_quotes_and_combines() -> None:
+def test_filter_expression_combines() -> None:
     assert filter_expression() == ""
-    assert filter_expression(["Comedy"], (1990, 1999), [3, 1]) == (
-        'array_contains_any(genres, ["Comedy"]) and (year >= 1990 and year <= 1999) and movie_id not in [1, 3]')
-    assert quote('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
+    assert filter_expression(["genre_Comedy", "genre_Sci_2dFi"], (1990, 1999), [3, 1]) == (
+        "(genre_Comedy == true or genre_Sci_2dFi == true) and (year >= 1990 and year <= 1999) and movie_id not in [1, 3]")
+
+
+def test_genre_fields_are_milvus_identifiers_that_read_back() -> None:
+    genres = ["Children's", "Film-Noir", "Sci-Fi", "(no genres listed)", "unknown", "Comédie", "a_b", "a b", "IMAX"]
+    fields = genre_fields(genres)
+    assert fields["Sci-Fi"] == "genre_Sci_2dFi" and fields["unknown"] == "genre_unknown"
+    assert len(set(fields.values())) == len(genres)
+    for genre, field in fields.items():
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field) and len(field) <= 255
+        assert field_genre(field) == genre
+    assert len(genre_field("é" * 32)) <= 255  # the longest genre a row may hold: 64 bytes
+    assert field_genre("genres") is None and field_genre("genre_x_zz") is None
+    with pytest.raises(VectorStoreError, match=f"at most {MAX_GENRE_FIELDS}"):
+        genre_fields(f"g{i}" for i in range(MAX_GENRE_FIELDS + 1))
 
 
 def test_index_choice_is_exact_for_movielens_sizes() -> None:
@@ -146,6 +165,38 @@ def test_reingesting_fewer_movies_removes_the_rest(lite_store, sample_ml) -> Non
     lite_store.ingest(ids, vectors, sample_ml.movies, progress=False)
     report = lite_store.ingest(ids[:-5], vectors[:-5], sample_ml.movies, progress=False)
     assert (report.removed, report.count) == (5, len(ids) - 5)
+
+
+def test_collection_of_an_earlier_version_says_to_rebuild(tmp_path, sample_ml, monkeypatch) -> None:
+    """A collection without the per-genre fields (built before they existed) answers unfiltered searches; a
+    genre filter, and the engine's start-up check, say to re-run the vector store notebook."""
+    from helpers.stores import milvus
+
+    def without_genre_fields(*args):
+        rows, _ = movie_rows(*args)
+        return [{k: v for k, v in row.items() if field_genre(k) is None} for row in rows], {}
+
+    settings = sample_settings(tmp_path)
+    ids, vectors = make_test_embeddings(sample_ml.movies)
+    store = VectorStore(settings)
+    monkeypatch.setattr(milvus, "movie_rows", without_genre_fields)
+    store.ingest(ids, vectors, sample_ml.movies, progress=False)
+    store.close()
+    monkeypatch.undo()
+    reopened = VectorStore(settings)
+    try:
+        assert reopened.genre_fields() == {}
+        assert reopened.search(vectors[0], limit=1)[0][0].movie_id == int(ids[0])
+        for call in (lambda: reopened.search(vectors[0], limit=1, genres=["Comedy"]),
+                     lambda: reopened.check_genre_fields(["Comedy"])):
+            with pytest.raises(VectorStoreError, match=f"earlier version.*{STORES_NOTEBOOK}"):
+                call()
+        reopened.ingest(ids, vectors, sample_ml.movies, progress=False)  # the rebuild
+        reopened.check_genre_fields(sorted(set(sample_ml.movies["genres"].explode())))
+        with pytest.raises(VectorStoreError, match=r"\['Nope'\] have no field.*other movies than the catalog"):
+            reopened.check_genre_fields(["Comedy", "Nope"])
+    finally:
+        reopened.close()
 
 
 def test_missing_collection_names_the_stores_notebook(lite_store) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 
 from helpers.artifacts import manifest_path, require
 from helpers.config import Settings, get_settings
+from helpers.engine.adding import AddedMovieInfo, MovieAdmin
 from helpers.engine.inputs import (
     DEFAULT_K,
     MAX_SEARCH_RESULTS,
@@ -66,6 +67,7 @@ from helpers.stores.build import (
     STORES_NOTEBOOK,
     StoresOutOfStepError,
     building_marker_path,
+    recorded,
     recorded_movies,
     stores_record_path,
     verify_stores,
@@ -129,8 +131,12 @@ class RecommendationEngine:
             if self.store.count() == 0:
                 raise VectorStoreError(f"The Milvus collection at {self.settings.milvus_uri} is empty: run "
                                        f"{STORES_NOTEBOOK} first.")
-            self.catalog.genres()  # fails with "run the vector store notebook" when the tables are missing
+            # fails with "run the vector store notebook" when the tables are missing, or when the collection was
+            # built without the per-genre fields that genre filters use (an earlier version)
+            self.store.check_genre_fields(self.catalog.genres())
             self._check_interrupted_build()
+            self._admin: MovieAdmin | None = None
+            self.admin.resolve_leftovers()  # an add or removal killed between the stores is undone first
             self.encoder = (encoder if isinstance(encoder, QueryEncoder)
                             else load_query_encoder(self.settings, encoder))
             log.info("%r", self)
@@ -247,6 +253,25 @@ class RecommendationEngine:
                                score=float(r["n_ratings"]), because_of=None, because_of_title=None, source="popular")
                 for r in self.catalog.popular(k, genres=genres, years=years)]
 
+    # -- added movies -----------------------------------------------------------------------------------------
+    @property
+    def admin(self) -> MovieAdmin:
+        """Adds and removes movies (`helpers.engine.adding`); the model loads on the first add."""
+        if self._admin is None:
+            self._admin = MovieAdmin(self)
+        return self._admin
+
+    def add_movie(self, title: str, year: int, genres: Sequence[str],
+                  ratings: Sequence[tuple[int, float, int]] = ()) -> AddedMovieInfo:
+        """Add a movie the model never saw, with its first ratings (user_id, rating, timestamp), to both stores:
+        embedded by the trained model from its features and its raters' graph neighbours, searchable and
+        recommendable at once in every process (`helpers.engine.adding`)."""
+        return self.admin.add_movie(title, year, genres, ratings)
+
+    def remove_movie(self, movie_id: int) -> None:
+        """Remove an added movie from both stores (the dataset's own movies are never removed)."""
+        self.admin.remove_movie(movie_id)
+
     # -- look-ups ---------------------------------------------------------------------------------------------
     def search_titles(self, query: str, limit: int = DEFAULT_K) -> list[dict]:
         """Movies whose title contains `query` (ignoring case and accents), most rated first: {movie_id, title, year, genres}."""
@@ -276,12 +301,18 @@ class RecommendationEngine:
     def health(self) -> dict[str, Any]:
         """Whether each store works right now and holds what the stores record says, from reads of the real
         tables and collection (cheap at any size: movies are counted, never ratings):
-        {"ok", "stores": {"milvus", "catalog"}, "movies": {"milvus", "catalog", "record"}, "building",
+        {"ok", "stores": {"milvus", "catalog"}, "movies": {"milvus", "catalog", "record", "added"}, "building",
         "problems": [what is wrong, in which store, and what to do],
         "encoder": {"name", "requested", "fallback_reason"}} (a fallback to the mean is no problem: it answers)."""
         problems: list[str] = []
-        counts: dict[str, int | None] = {"milvus": None, "catalog": None,
-                                         "record": recorded_movies(self.settings)}
+        counts: dict[str, int | None] = {"milvus": None, "catalog": None, "record": recorded_movies(self.settings),
+                                         "added": None}
+        try:  # the record counts the movies added before the build; those added since count too
+            counts["added"] = self.admin.added.live_count()
+            if counts["record"] is not None:
+                counts["record"] += counts["added"] - int(recorded(self.settings, "added") or 0)
+        except RecsysError as error:
+            problems.append(f"catalog: {error}")
         try:
             if self.store.lite and not Path(self.store.uri).exists():
                 raise VectorStoreError(f"The Milvus Lite file {self.store.uri} is gone: rebuild it with "

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numbers
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +21,11 @@ MAX_SEARCH_RESULTS = 100  # titles one search may return (engine, GET /movies)
 PAGE_MATCHES = 20         # titles the pages' type-ahead lists
 PAGE_MIN_LETTERS = 2      # letters typed before the pages search
 MAX_ID = 2**63 - 1        # ids are signed 64-bit in both stores
+# an added movie (helpers.engine.adding, POST /movies); 1,000 ratings fit the API's 64 KB body limit
+MAX_TITLE_CHARS = 200     # characters of an added movie's title
+MIN_YEAR, MAX_YEAR = 1800, 2100  # years of an added movie, and of the API's year filters
+MAX_NEW_RATINGS = 1_000   # first ratings an added movie may come with
+MAX_TIMESTAMP = 4_102_444_800  # rating times are unix seconds up to 2100-01-01
 
 
 class RecommendError(RecsysError, ValueError):
@@ -78,3 +85,42 @@ def check_genres(genres: Any, known: Sequence[str]) -> list[str] | None:
         raise RecommendError(f"Unknown genre(s) {unknown}. Known genres: {', '.join(known)}")
     return genres or None
 
+
+
+def check_new_movie(title: Any, year: Any, genres: Any, ratings: Any, known_genres: Sequence[str],
+                    rating_values: Sequence[float] | None) -> tuple[str, int, list[str], list[tuple[int, float, int]]]:
+    """An added movie's input, checked: a non-empty title of at most `MAX_TITLE_CHARS` plain characters, a whole
+    year in `MIN_YEAR`..`MAX_YEAR`, genres from `known_genres`, at most `MAX_NEW_RATINGS` ratings (user_id,
+    rating, timestamp) with one per user, each rating one of `rating_values` (the dataset's scale; None: any
+    finite number) and each time whole seconds in 0..`MAX_TIMESTAMP`. Returns (title, year, genres, ratings)."""
+    if not isinstance(title, str) or not title.strip():
+        raise RecommendError("title must be non-empty text, e.g. 'Golden Harbor IV'")
+    title = title.strip()
+    if len(title) > MAX_TITLE_CHARS or any(unicodedata.category(c) == "Cc" for c in title):
+        raise RecommendError(f"title must be at most {MAX_TITLE_CHARS} characters of plain text (no control "
+                             f"characters such as NUL), got {len(title)} characters")
+    if isinstance(year, bool) or not isinstance(year, numbers.Integral) or not MIN_YEAR <= year <= MAX_YEAR:
+        raise RecommendError(f"year must be a whole year from {MIN_YEAR} to {MAX_YEAR}, got {year!r}")
+    checked = check_genres(genres, known_genres)
+    if isinstance(ratings, (str, bytes)) or not isinstance(ratings, (Sequence, np.ndarray)):
+        raise RecommendError("ratings must be a list of (user_id, rating, timestamp); give [] for none")
+    if len(ratings) > MAX_NEW_RATINGS:
+        raise RecommendError(f"{len(ratings)} ratings is more than the {MAX_NEW_RATINGS} an added movie may come "
+                             "with; send its first ones")
+    rows = []
+    for row in ratings:
+        user, value, when = row if isinstance(row, (Sequence, np.ndarray)) and len(row) == 3 else (None,) * 3
+        if isinstance(user, bool) or not isinstance(user, numbers.Integral) or not 1 <= user <= MAX_ID:
+            raise RecommendError(f"each rating is (user_id, rating, timestamp) with a whole user id; got {row!r}"[:200])
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or (
+                rating_values is not None and float(value) not in {float(v) for v in rating_values}):
+            scale = ", ".join(f"{v:g}" for v in rating_values) if rating_values is not None else "finite numbers"
+            raise RecommendError(f"rating {value!r} of user {user} is not on the dataset's scale: use {scale}")
+        if isinstance(when, bool) or not isinstance(when, numbers.Integral) or not 0 <= when <= MAX_TIMESTAMP:
+            raise RecommendError(f"timestamp {when!r} of user {user} must be whole unix seconds from 0 to "
+                                 f"{MAX_TIMESTAMP}")
+        rows.append((int(user), float(value), int(when)))
+    repeated = sorted(u for u, n in Counter(u for u, _, _ in rows).items() if n > 1)
+    if repeated:
+        raise RecommendError(f"users {repeated[:10]} rate the movie more than once: one rating per user")
+    return title, int(year), checked or [], rows

@@ -44,6 +44,7 @@ import numpy as np
 
 from helpers.artifacts import ArtifactError, MissingArtifactError, require
 from helpers.config import ConfigError, Settings
+from helpers.engine.added_vectors import added_vector_source
 from helpers.engine.inputs import RecommendError
 from helpers.errors import RecsysError
 from helpers.sequence.artifact import STAGE as SEQUENCE_STAGE
@@ -75,7 +76,7 @@ class UnknownQueryMovies(RecsysError, KeyError):
 class MovieVectorSource(Protocol):
     """One place that holds movies' query vectors (the embeddings artifact, a table of added movies, ...)."""
     name: str
-    dim: int
+    dim: int | None  # None: the length of the chain's first source (a source holding vectors of the same model)
 
     def known(self, movie_ids: Sequence[int]) -> np.ndarray:
         """A boolean mask: which of `movie_ids` this source has a vector for."""
@@ -112,9 +113,9 @@ class ArrayVectorSource:
         return self.query_vectors[[self.row[int(m)] for m in movie_ids]]
 
 
-# factories of the sources after the artifact, in order (a later issue adds the added-movies table); each gets
-# the settings and returns a source, or None when it has nothing for them
-VECTOR_SOURCES: list[Callable[[Settings], MovieVectorSource | None]] = []
+# factories of the sources after the artifact, in order (the added movies, helpers.engine.added_vectors); each
+# gets the settings and returns a source, or None when it has nothing for them
+VECTOR_SOURCES: list[Callable[[Settings], MovieVectorSource | None]] = [added_vector_source]
 
 
 class MovieVectorLookup:
@@ -124,8 +125,8 @@ class MovieVectorLookup:
         if not sources:
             raise EmbeddingsError("a MovieVectorLookup needs at least one source: start with the embeddings "
                                   "artifact (MovieVectorLookup.from_embeddings)")
-        dims = {s.name: int(s.dim) for s in sources}
-        if len(set(dims.values())) != 1:
+        dims = {s.name: int(s.dim) for s in sources if s.dim is not None}  # None: whatever the chain's is
+        if len(set(dims.values())) != 1 or sources[0].dim is None:
             raise EmbeddingsError(f"vector sources of different lengths {dims}: every source must hold vectors of the "
                              f"current embeddings; after retraining, re-run {notebook_for('vectors')}")
         self.sources = list(sources)

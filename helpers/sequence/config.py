@@ -33,6 +33,9 @@ class SequenceConfig:
     steps: int = 3000           # the run's length in steps (the schedule's 100%) ...
     time_budget_s: float = 600.0  # ... or in seconds, whichever ends first (the schedule follows the larger share)
     eval_every: int = 250       # steps between validation points (the curve)
+    uniform_negatives: int = 0  # 0: softmax over all movies; else a sampled softmax over the batch's targets and
+                                # this many shared uniform negatives, logQ-corrected (large catalogues: the presets)
+    val_users: int | None = None  # validation users per point: a fixed seeded sample (None: all)
 
     def __post_init__(self) -> None:
         checks = {
@@ -45,6 +48,8 @@ class SequenceConfig:
             "warmup": (0.0 <= self.warmup < 1.0, "in [0, 1)"), "weight_decay": (self.weight_decay >= 0, ">= 0"),
             "clip": (self.clip > 0, "> 0"), "steps": (self.steps >= 1, ">= 1"),
             "time_budget_s": (self.time_budget_s > 0, "> 0"), "eval_every": (self.eval_every >= 1, ">= 1"),
+            "uniform_negatives": (self.uniform_negatives >= 0, ">= 0 (0: the full softmax)"),
+            "val_users": (self.val_users is None or self.val_users >= 2, "None (all) or at least 2"),
         }
         for knob, (ok, wanted) in checks.items():
             if not ok:

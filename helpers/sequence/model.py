@@ -120,9 +120,29 @@ class SequenceModel(nn.Module):
     def scores(self, queries: torch.Tensor) -> torch.Tensor:
         return queries @ self.candidates.T
 
-    def loss(self, windows: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the next movie over all movies, at every position with a movie and a next movie."""
+    def loss(self, windows: torch.Tensor, target_share: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Cross-entropy of the next movie at every position with a movie and a next movie: over all movies, or
+        with `config.uniform_negatives` > 0 over the batch's targets and that many shared uniform negatives drawn
+        with `generator`, each score less the log of the movie's expected count in that sample (logQ), from
+        `target_share` [n_movies] (each movie's share of the training targets, `target_shares`)."""
         inputs, targets = windows[:, :-1], windows[:, 1:]
         keep = (inputs != PAD) & (targets != PAD)
-        queries = self(inputs)[keep]
-        return F.cross_entropy(self.scores(queries), targets[keep])
+        queries, targets = self(inputs)[keep], targets[keep]
+        uniform = self.config.uniform_negatives
+        if not uniform:
+            return F.cross_entropy(self.scores(queries), targets)
+        if target_share is None:
+            raise SequenceModelError("a sampled softmax (uniform_negatives > 0) needs target_share: pass "
+                                     "target_shares(windows, n_movies)")
+        drawn = torch.randint(self.n_movies, (uniform,), generator=generator).to(targets.device)
+        columns = torch.unique(torch.cat([targets, drawn]))
+        expected = len(targets) * target_share.to(targets.device)[columns] + uniform / self.n_movies
+        logits = queries @ self.candidates[columns].T - torch.log(expected).float()
+        return F.cross_entropy(logits, torch.searchsorted(columns, targets))
+
+
+def target_shares(windows: torch.Tensor, n_movies: int) -> torch.Tensor:
+    """[n_movies] float64: each movie's share of the next-movie targets in training `windows` [W, N + 1]."""
+    targets = windows[:, 1:][(windows[:, :-1] != PAD) & (windows[:, 1:] != PAD)]
+    return torch.bincount(targets, minlength=n_movies).double() / max(len(targets), 1)

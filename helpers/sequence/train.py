@@ -1,4 +1,5 @@
-"""Training the sequence model: full softmax over all movies at every position, warm-up + cosine schedule,
+"""Training the sequence model: a softmax over all movies at every position (or, on large catalogues, a sampled
+softmax over the batch's targets and shared uniform negatives, `SequenceConfig.uniform_negatives`), warm-up + cosine schedule,
 gradient clipping, a tqdm bar, a validation point every `eval_every` steps (the curve), the best point kept.
 
 Honest split: the windows hold training movies only (`GraphData.train`); validation asks with the last N training
@@ -24,7 +25,7 @@ from helpers.evaluation.protocols import (
 )
 from helpers.sequence.config import SequenceConfig
 from helpers.sequence.data import training_windows
-from helpers.sequence.model import SequenceModel, SequenceModelError
+from helpers.sequence.model import SequenceModel, SequenceModelError, target_shares
 from helpers.training.embeddings import MovieEmbeddings
 
 
@@ -91,8 +92,11 @@ class SequenceResult:
         return next(row for row in self.history if row["step"] == self.best_step)
 
 
-def validation_point(model: SequenceModel, data: EvaluationData, history: int) -> dict[str, float]:
-    metrics = evaluate_scores(sequence_scorer(model), data, "val", "history", history=history)
+def validation_point(model: SequenceModel, data: EvaluationData, history: int, users: int | None = None,
+                     seed: int = 0) -> dict[str, float]:
+    """Val HR@10 and NDCG@10 (protocol "history"), on every validation user or a fixed sample of `users`."""
+    metrics = evaluate_scores(sequence_scorer(model), data, "val", "history", history=history, sample=users,
+                              seed=seed)
     model.train()
     return {"val_hr@10": metrics["hr@10"], "val_ndcg@10": metrics["ndcg@10"]}
 
@@ -106,6 +110,7 @@ def train_sequence_model(gd: Any, embeddings: MovieEmbeddings, config: SequenceC
     windows = torch.from_numpy(training_windows(gd.train, config.length))
     data = prepare_evaluation(gd, max_history=max(50, config.length))
     history_length = min(config.length, data.histories["val"].shape[1])
+    share = target_shares(windows, model.n_movies) if config.uniform_negatives else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -125,7 +130,7 @@ def train_sequence_model(gd: Any, embeddings: MovieEmbeddings, config: SequenceC
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = windows[torch.randint(len(windows), (config.batch_size,), generator=generator)]
-        loss = model.loss(batch)
+        loss = model.loss(batch, share, generator)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.clip)
@@ -134,7 +139,8 @@ def train_sequence_model(gd: Any, embeddings: MovieEmbeddings, config: SequenceC
         step += 1
         bar.update(1)
         if step % config.eval_every == 0:
-            point = {"step": step, "loss": float(np.mean(losses)), **validation_point(model, data, history_length),
+            point = {"step": step, "loss": float(np.mean(losses)),
+                     **validation_point(model, data, history_length, config.val_users, seed),
                      "lr": lr, "elapsed": time.perf_counter() - start}
             history.append(point)
             losses = []
@@ -144,7 +150,7 @@ def train_sequence_model(gd: Any, embeddings: MovieEmbeddings, config: SequenceC
     bar.close()
     if losses or not history:  # the last point, when the run did not end on one
         history.append({"step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
-                        **validation_point(model, data, history_length), "lr": 0.0,
+                        **validation_point(model, data, history_length, config.val_users, seed), "lr": 0.0,
                         "elapsed": time.perf_counter() - start})
         if history[-1]["val_hr@10"] > best[0]:
             best = (history[-1]["val_hr@10"], step, copy.deepcopy(model.state_dict()))

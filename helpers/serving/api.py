@@ -36,10 +36,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpers.config import Settings, get_settings
 from helpers.engine.engine import RecommendationEngine
-from helpers.engine.inputs import DEFAULT_K, MAX_ID, MAX_K, MAX_LIKED, MAX_SEARCH_RESULTS, RecommendError
+from helpers.engine.inputs import (
+    DEFAULT_K,
+    MAX_ID,
+    MAX_K,
+    MAX_LIKED,
+    MAX_SEARCH_RESULTS,
+    RecommendError,
+)
 from helpers.engine.startup import open_engine
 from helpers.engine.timings import TIMINGS_HEADER, server_timing
 from helpers.errors import RecsysError
+from helpers.serving.admin_routes import add_admin_routes
 from helpers.serving.webapp import add_webapp
 from helpers.stages import notebook_for
 from helpers.stores.errors import StoreError
@@ -290,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
                          description=f"PinSage movie recommendations over the {settings.dataset} catalog.")
     add_webapp(app, settings)  # the page at / (helpers/serving/webapp.py)
+    add_admin_routes(app, settings)  # POST /movies, DELETE /movies/{id}: only with RECSYS_ADMIN_TOKEN
 
     app.add_middleware(BodyGuard, limit=MAX_BODY_BYTES)
     faults = FaultLog(log)

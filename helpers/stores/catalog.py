@@ -6,11 +6,12 @@ Where: `RECSYS_CATALOG_URL` (`settings.catalog_url`). By default an embedded SQL
 missing, and every table is utf8mb4, so "Misérables" and "Amélie" survive the round trip).
 
 Tables: `movies` (movie_id, title, year, genres as "A|B", n_ratings, mean_rating), `movie_genres`
-(movie_id, genre: one row per pair, for genre queries), `users` (user_id, gender, age, occupation, zip)
-and `ratings` (user_id, movie_id, rating, timestamp). Every statement is SQLAlchemy Core with bound
-parameters. `movies.title_folded` is the title lower-cased with accents removed (`fold`), computed once at
-ingestion: title search compares folded text with folded text, so "miserables" finds "Misérables" on SQLite and
-MySQL alike.
+(movie_id, genre: one row per pair, for genre queries), `users` (user_id, gender, age, occupation, zip),
+`ratings` (user_id, movie_id, rating, timestamp) and `catalog_generation` (one row, bumped by every write).
+Every statement is SQLAlchemy Core with bound parameters. `movies.title_folded` is the title lower-cased with
+accents removed (`fold`), computed once at ingestion: title search compares folded text with folded text, so
+"miserables" finds "Misérables" on SQLite and MySQL alike. It searches in memory (`helpers.stores.titles`), with
+one query per search for the generation, so a catalog that another process rewrote is searched as it is now.
 
 Ingestion replaces the whole catalog at once (`ingest`): the rows are bulk-loaded (driver `executemany` over column
 arrays, `bulk_insert`) into staging tables `<table>__new`, which then take the live tables' place. On SQLite all of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,20 +48,21 @@ from helpers.stores.sql import (
     control_characters,
     dispose_engine,
     fold,
+    generation_table,
     get_engine,
     metadata,
     movie_genres_table,
     movies_table,
     ratings_table,
+    reserve_added_ids,
     safe_url,
     sqlite_path,
     staging_table,
     users_table,
 )
+from helpers.stores.titles import TitleIndex
 
 STORES_NOTEBOOK = notebook_for("vectors")  # the notebook that fills both stores (helpers.stages)
-
-
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class Catalog:
         self.url = url if url is not None else (settings or get_settings()).catalog_url
         self.engine = get_engine(self.url)
         self._genres: list[str] | None = None
+        self._titles: TitleIndex | None = None
+        self._titles_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Catalog({safe_url(self.url)!r})"
@@ -167,15 +172,19 @@ class Catalog:
         movies, genres = self.movie_columns(ml.movies, ml.ratings)
         users = self.user_columns(ml.users)
         ratings = self.rating_columns(ml.ratings, ml.movies)
-        tables = {movies_table: movies, movie_genres_table: genres, users_table: users, ratings_table: ratings}
-        total = sum(len(next(iter(columns.values()))) for columns in tables.values())
         start = time.perf_counter()
         self.create()
+        generation = {"id": [1], "generation": [self.generation() + 1]}  # swapped in with the tables it describes
+        tables = {movies_table: movies, movie_genres_table: genres, users_table: users, ratings_table: ratings,
+                  generation_table: generation}
+        total = sum(len(next(iter(columns.values()))) for columns in tables.values())
         with tqdm(total=total, desc="catalog bulk load", unit="row", disable=not progress) as bar:
             if self.engine.dialect.name == "sqlite":
                 self._replace_sqlite(tables, batch_size, bar)
             else:
                 self._replace_mysql(tables, batch_size, bar)
+        with self._begin("starting the added movies' ids") as conn:
+            reserve_added_ids(conn, int(movies["movie_id"].max()))
         self._genres = None
         return CatalogReport(len(movies["movie_id"]), len(users["user_id"]), len(ratings["user_id"]),
                              time.perf_counter() - start)
@@ -196,7 +205,7 @@ class Catalog:
                     index.create(conn)
 
     def _replace_mysql(self, tables: dict[sa.Table, dict[str, Any]], batch_size: int, bar: Any) -> None:
-        """Staging tables filled and indexed first, then ONE atomic RENAME TABLE swaps all four in; a kill
+        """Staging tables filled and indexed first, then ONE atomic RENAME TABLE swaps all five in; a kill
         before it leaves only staging tables behind (dropped by the next run), never a half-filled live one."""
         staging_md = sa.MetaData()
         for table, columns in tables.items():
@@ -344,15 +353,29 @@ class Catalog:
                              movies_table.c.movie_id).limit(int(limit))
         return [_movie_dict(r) for r in self._read(stmt)]
 
+    def generation(self) -> int:
+        """The catalog's generation: 0 before the first ingestion, then bumped by every write. One statement that
+        also touches `movies`, so a table dropped under a running process fails here as it would in SQL."""
+        current = sa.select(generation_table.c.generation).where(generation_table.c.id == 1).scalar_subquery()
+        (row,) = self._read(sa.select(current, sa.select(movies_table.c.movie_id).limit(1).scalar_subquery()))
+        return 0 if row[0] is None else int(row[0])
+
     def search_titles(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Movies whose title contains `query`, ignoring case and accents (both sides `fold`ed; % and _ match
-        literally), most rated first."""
-        # `n_ratings + 0`: scan the folded titles and sort the matches, rather than walk the popularity index row
-        # by row (SQLite at 87k titles: ~15 ms for any word, against ~45 ms for a rare one; docs/benchmarks.md)
-        stmt = (sa.select(movies_table)
-                .where(movies_table.c.title_folded.contains(fold(query), autoescape=True))
-                .order_by((movies_table.c.n_ratings + 0).desc(), movies_table.c.movie_id).limit(int(limit)))
-        return [_movie_dict(r) for r in self._read(stmt)]
+        """Movies whose title contains `query`, ignoring case and accents (both sides `fold`ed), most rated first
+        (ties: lower id): from the in-memory `TitleIndex`, rebuilt first when the catalog's generation moved."""
+        generation = self.generation()
+        titles = self._titles
+        if titles is None or titles.generation != generation:
+            with self._titles_lock:  # one thread rebuilds; the others wait and use its index
+                titles = self._titles
+                if titles is None or titles.generation != generation:
+                    titles = self._titles = self._title_index(generation)
+        return [_movie_dict(row) for row in titles.search(fold(query), int(limit))]
+
+    def _title_index(self, generation: int) -> TitleIndex:
+        """The movies in rank order; read after `generation`, so they are at least as new as it says."""
+        rows = self._read(sa.select(movies_table).order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id))
+        return TitleIndex.build(generation, [r._mapping["title_folded"] for r in rows], rows)
 
     def movie_count(self) -> int:
         """The number of movies, after checking that every table (and the folded titles) is there and, for
@@ -360,13 +383,13 @@ class Catalog:
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
             raise self.fault(FileNotFoundError(f"{path} was deleted"), "counting movies")
-        for table in (movie_genres_table, users_table, ratings_table):
+        for table in (movie_genres_table, users_table, ratings_table, generation_table):
             self._read(sa.select(sa.literal(1)).select_from(table).limit(1))
         self._read(sa.select(movies_table.c.title_folded).limit(1))
         return int(self._read(sa.select(sa.func.count()).select_from(movies_table))[0][0])
 
     def drop(self) -> None:
-        """Drop the project's tables (only these four)."""
+        """Drop the project's tables (only these five)."""
         with self._begin("dropping the tables") as conn:
             metadata.drop_all(conn)
         self._genres = None

@@ -6,18 +6,15 @@ Where: `RECSYS_MILVUS_URI` (`settings.milvus_uri`). By default a Milvus Lite fil
 
 Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
 (0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter never matches 0),
-`genres` ARRAY<VARCHAR> (so a query can say `array_contains_any(genres, ["Comedy"])`).
+`genres` ARRAY<VARCHAR> (what `get` and `metadata` read), and one BOOL field per genre, named by
+`helpers.stores.milvus_rows.genre_field` (`genre_Comedy`, `genre_Sci_2dFi`), which the genre filter uses
+(`genre_Comedy == true or genre_Sci_2dFi == true`: 8 times faster than `array_contains_any` on the ARRAY on
+Milvus Lite). A collection built before the genre fields existed gets a clear error from the engine and from a
+filtered search: re-run the vector store notebook (13 s on ML-1M) rather than keep a second, slower filter path.
 
-Metric and index, and why:
-* Metric `IP` (inner product): the model scores movie j for a query vector q as q . c_j, c_j the candidate
-  vector stored here (`helpers.training.embeddings`; with a per-movie bias as the last dimension, not unit length),
-  so an IP search ranks exactly as the model does. For unit vectors IP is the cosine similarity.
-* Index: chosen by collection size in `helpers.stores.milvus_index` (`RECSYS_MILVUS_INDEX` overrides it): `FLAT`
-  (exact) always on Milvus Lite and up to 1,000,000 rows on a server, which covers every MovieLens
-  catalogue (ML-32M: 87,585 movies) and keeps filtered results equal to brute force; `HNSW` above on a
-  server, where exact scans get slow and filtered results become approximate. The measurements behind it (FLAT/IVF_FLAT/HNSW on Milvus
-  Lite and milvus-server at 87,585 and 1,000,000 rows, recall with filters) are in docs/benchmarks.md,
-  "Milvus index choice".
+Metric and index: `IP` (inner product), because the model scores movie j for a query q as q . c_j with c_j the
+candidate vector stored here (a per-movie bias as its last dimension, so not unit length); the index by collection
+size, `FLAT` (exact, filters exact too) up to 1,000,000 rows and always on Lite: `helpers.stores.milvus_index`.
 
 Consistency: the collection is created with `consistency_level="Strong"`, and the ingestion checks (count,
 ids, verify) read with Strong. On a server a Strong read waits for the next time tick: ~200 ms per call
@@ -42,7 +39,6 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,12 +47,12 @@ import pandas as pd
 from helpers.config import Settings
 from helpers.stores.milvus_client import (
     CALL_TIMEOUT_SECONDS,
-    SERVER_HINT,
     STORES_NOTEBOOK,
     VectorStoreError,
     connect,
     disconnect,
     driver_errors,
+    fault,
     filter_expression,
     is_lite_uri,
     quiet_iterator_warning,
@@ -66,6 +62,7 @@ from helpers.stores.milvus_rows import (
     MAX_GENRE_BYTES,
     MAX_GENRES,
     MAX_TITLE_BYTES,
+    field_genre,
     movie_rows,
 )
 
@@ -80,6 +77,7 @@ class IngestReport:
     count: int  # rows in the collection afterwards (verified equal to `rows`)
     seconds: float
     index: IndexChoice
+    genre_fields: dict[str, str]  # genre -> its BOOL field
 
     @property
     def rows_per_second(self) -> float:
@@ -109,21 +107,9 @@ class VectorStore:
         self.collection = collection
         self.client = connect(self.uri, settings.milvus_token)
         self._index: IndexChoice | None = None
+        self._genre_fields: dict[str, str] | None = None
         if self.exists():  # a reopened collection must be loaded before get/search
             self.load()
-
-    def fault(self, exc: BaseException, action: str) -> VectorStoreError:
-        """A Milvus failure while `action` as a `VectorStoreError` that says what to do."""
-        text = str(getattr(exc, "message", "") or exc).strip()
-        reason = (text.splitlines()[0] if text else type(exc).__name__)[:300]
-        if self.lite and not Path(self.uri).exists():
-            return VectorStoreError(f"The Milvus Lite file {self.uri} is gone ({action}: {reason}): rebuild it with "
-                                    f"{STORES_NOTEBOOK}, then restart the API or page.")
-        if self.lite:
-            return VectorStoreError(f"Milvus Lite at {self.uri} failed while {action} ({reason}). If it persists "
-                                    "the file is damaged: see 'When a store is damaged or stopped' in README.md.")
-        return VectorStoreError(f"The Milvus server at {self.uri} failed while {action} ({reason}). Check that it "
-                                f"is running; {SERVER_HINT}")
 
     @contextlib.contextmanager
     def _failing_as(self, action: str) -> Iterator[None]:
@@ -131,7 +117,7 @@ class VectorStore:
         try:
             yield
         except driver_errors() as exc:
-            raise self.fault(exc, action) from exc
+            raise fault(self.uri, exc, action) from exc
 
     def _call(self, action: str, method: str, *args: Any, reload: bool = True, **kwargs: Any) -> Any:
         """`self.client.<method>(...)`, the one way this class calls Milvus: within `CALL_TIMEOUT_SECONDS`
@@ -172,7 +158,7 @@ class VectorStore:
         raise VectorStoreError(f"Collection {self.collection!r} at {self.uri} has no 'embedding' field: it was "
                                "not made by this project. Drop it or use another RECSYS_MILVUS_URI.")
 
-    def _create_physical(self, name: str, dim: int, index: IndexChoice) -> None:
+    def _create_physical(self, name: str, dim: int, index: IndexChoice, genre_fields: dict[str, str]) -> None:
         from pymilvus import DataType
 
         with self._failing_as("preparing the collection's schema and index"):  # built here, nothing sent yet
@@ -184,6 +170,8 @@ class VectorStore:
             schema.add_field("year", DataType.INT64)
             schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
                              max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
+            for field in genre_fields.values():
+                schema.add_field(field, DataType.BOOL)
             params = self.client.prepare_index_params()
             params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
                              params=index.build_params)
@@ -203,6 +191,31 @@ class VectorStore:
         info = self._serve("describing the index", "describe_index", self.collection, "embedding")
         build = {k: int(v) for k, v in info.items() if k in ("M", "efConstruction", "nlist")}
         return IndexChoice(info["index_type"], info["metric_type"], build, "as built")
+
+    def genre_fields(self) -> dict[str, str]:
+        """Genre -> BOOL field of the collection, read from its schema once per process (and after each ingest)."""
+        from pymilvus import DataType
+
+        if self._genre_fields is None:
+            fields = self._serve("describing the collection", "describe_collection", self.collection)["fields"]
+            genres = {field_genre(f["name"]): f["name"] for f in fields if f["type"] == DataType.BOOL}
+            self._genre_fields = {genre: genres[genre] for genre in sorted(genres) if genre is not None}
+        return dict(self._genre_fields)
+
+    def check_genre_fields(self, genres: Sequence[str]) -> None:
+        """Fail, saying what to do, unless the collection has the BOOL field of every one of `genres`."""
+        known = self.genre_fields()
+        missing = [g for g in genres if g not in known]
+        if missing and not known:
+            raise self._without_genre_fields()
+        if missing:
+            raise VectorStoreError(f"Genres {missing[:10]} have no field in the {self.collection!r} collection at "
+                                   f"{self.uri}: it holds other movies than the catalog; re-run {STORES_NOTEBOOK}.")
+
+    def _without_genre_fields(self) -> VectorStoreError:
+        return VectorStoreError(f"The {self.collection!r} collection at {self.uri} was built by an earlier version of "
+                                f"this project, without the per-genre fields that genre filters use: re-run "
+                                f"{STORES_NOTEBOOK} to rebuild it.")
 
     def load(self) -> None:
         """Load the collection into memory for search (needed again after reopening)."""
@@ -235,7 +248,7 @@ class VectorStore:
 
         if batch_size < 1:
             raise VectorStoreError(f"batch_size must be at least 1, got {batch_size}")
-        rows = movie_rows(movie_ids, vectors, movies)
+        rows, genre_fields = movie_rows(movie_ids, vectors, movies)
         dim = len(rows[0]["embedding"])
         self._check_dim(dim, replace_other_dim)
         start = time.perf_counter()
@@ -245,7 +258,7 @@ class VectorStore:
             self._call("dropping an unfinished build", "drop_collection", debris, timeout=None)
         index = choose_index(len(rows), self.lite, self.index_setting)
         build = f"{self.collection}__{time.time_ns()}"
-        self._create_physical(build, dim, index)
+        self._create_physical(build, dim, index, genre_fields)
         try:
             with tqdm(total=len(rows), desc=f"insert into {build}", unit="movie", disable=not progress) as bar:
                 for first in range(0, len(rows), batch_size):
@@ -266,10 +279,10 @@ class VectorStore:
                 self._call("dropping the unfinished build", "drop_collection", build, timeout=None)
             raise
         self._switch(build, previous)
-        self._index = index
-        removed = int(len(np.setdiff1d(old_ids, np.asarray(movie_ids, dtype=np.int64))))
+        self._index, self._genre_fields = index, genre_fields
+        removed = len(np.setdiff1d(old_ids, np.asarray(movie_ids, dtype=np.int64)))
         return IngestReport(rows=len(rows), removed=removed, count=count,
-                            seconds=time.perf_counter() - start, index=index)
+                            seconds=time.perf_counter() - start, index=index, genre_fields=genre_fields)
 
     def _switch(self, build: str, previous: str | None) -> None:
         """Point the alias at `build`, then drop `previous`."""
@@ -280,6 +293,16 @@ class VectorStore:
             self._call("creating the alias", "create_alias", build, self.collection, timeout=None)
         if previous and previous != build:
             self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert checked rows (`movie_rows`: added movies) into the live collection and flush them."""
+        self._serve("adding movies", "upsert", self.collection, rows, timeout=None)
+        self._call("flushing the added movies", "flush", self.physical() or self.collection, timeout=None)
+
+    def delete(self, movie_ids: Sequence[int]) -> None:
+        """Delete `movie_ids` (added movies) from the live collection and flush."""
+        self._serve("removing movies", "delete", self.collection, ids=[int(i) for i in movie_ids], timeout=None)
+        self._call("flushing the removal", "flush", self.physical() or self.collection, timeout=None)
 
     # -- reading ------------------------------------------------------------------------------------------
     def _require(self) -> None:
@@ -363,7 +386,15 @@ class VectorStore:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if self._index is None:
             self._index = self.index()
-        expr = filter_expression(genres, years, exclude_ids)
+        fields = None
+        if genres:
+            known = self.genre_fields()
+            if not known:
+                raise self._without_genre_fields()
+            fields = [known[g] for g in genres if g in known]
+            if not fields:  # no movie in the collection has any of these genres
+                return [[] for _ in queries]
+        expr = filter_expression(fields, years, exclude_ids)
         result = self._serve("searching", "search", self.collection, data=queries.tolist(), limit=int(limit),
                             filter=expr, output_fields=["embedding"] if with_vectors else ["movie_id"],
                             search_params=self._index.search_params(limit), consistency_level=SERVING_CONSISTENCY)

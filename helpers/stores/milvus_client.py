@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,20 @@ def driver_errors() -> tuple[type[Exception], ...]:
     from pymilvus.exceptions import MilvusException
 
     return (MilvusException, grpc.RpcError, grpc.FutureTimeoutError)
+
+
+def fault(uri: str, exc: BaseException, action: str) -> VectorStoreError:
+    """A Milvus failure at `uri` while `action` as a `VectorStoreError` that says what to do."""
+    text = str(getattr(exc, "message", "") or exc).strip()
+    reason = (text.splitlines()[0] if text else type(exc).__name__)[:300]
+    if is_lite_uri(uri) and not Path(uri).exists():
+        return VectorStoreError(f"The Milvus Lite file {uri} is gone ({action}: {reason}): rebuild it with "
+                                f"{STORES_NOTEBOOK}, then restart the API or page.")
+    if is_lite_uri(uri):
+        return VectorStoreError(f"Milvus Lite at {uri} failed while {action} ({reason}). If it persists "
+                                "the file is damaged: see 'When a store is damaged or stopped' in README.md.")
+    return VectorStoreError(f"The Milvus server at {uri} failed while {action} ({reason}). Check that it "
+                            f"is running; {SERVER_HINT}")
 
 
 def _lock_holder_message(db_path: Path) -> str | None:
@@ -112,17 +125,13 @@ def is_lite_uri(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
-def quote(value: str) -> str:
-    """A Milvus filter-expression string literal (JSON escaping: quotes and backslashes are escaped)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def filter_expression(genres: Sequence[str] | None = None, years: tuple[int, int] | None = None,
+def filter_expression(genre_fields: Sequence[str] | None = None, years: tuple[int, int] | None = None,
                       exclude_ids: Iterable[int] | None = None) -> str:
-    """The Milvus filter for movies in any of `genres`, released in `years` (inclusive), not in `exclude_ids`."""
+    """The Milvus filter for movies whose BOOL field is true for any of `genre_fields` (names that
+    `milvus_rows.genre_field` made, never user text), released in `years` (inclusive), not in `exclude_ids`."""
     parts = []
-    if genres:
-        parts.append(f"array_contains_any(genres, [{', '.join(quote(str(g)) for g in genres)}])")
+    if genre_fields:
+        parts.append(f"({' or '.join(f'{field} == true' for field in genre_fields)})")  # 2.3 servers: no bare field
     if years is not None:
         low, high = (int(y) for y in years)
         parts.append(f"(year >= {low} and year <= {high})")

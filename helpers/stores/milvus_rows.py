@@ -1,6 +1,19 @@
-"""The rows of the Milvus `movies` collection, checked before anything is written, and the fields' limits."""
+"""The rows of the Milvus `movies` collection, checked before anything is written, the fields' limits, and the
+per-genre BOOL fields' names.
+
+Each genre gets a BOOL field, so a genre filter is `genre_Comedy == true or genre_Sci_2dFi == true`
+(milvus-server 2.3 refuses a bare `genre_Comedy`): on Milvus Lite at 3,883 movies that took 3.4 ms against
+27.5 ms for `array_contains_any(genres, [...])` in a probe (issue 20). The field name is the genre itself with
+every character other than an ASCII letter or digit written `_` + its UTF-8 bytes in hex ("Sci-Fi" ->
+`genre_Sci_2dFi`, "Children's" -> `genre_Children_27s`, "(no genres listed)" ->
+`genre__28no_20genres_20listed_29`): always a valid Milvus identifier, and read back into the genre
+(`field_genre`), so the collection's own schema is the mapping that every process reading it agrees on (Milvus
+Lite drops field descriptions, so they could not carry it).
+"""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -12,12 +25,47 @@ from helpers.stores.milvus_client import VectorStoreError
 
 MAX_TITLE_BYTES = 1024
 MAX_GENRES = 32
-MAX_GENRE_BYTES = 64
+MAX_GENRE_BYTES = 64  # so a genre's field name stays under Milvus' 255 characters (at most 6 + 3 x 64)
+GENRE_FIELD_PREFIX = "genre_"
+MAX_GENRE_FIELDS = 59  # Milvus allows 64 fields in a collection: 5 are movie_id, embedding, title, year, genres
+_PLAIN = re.compile(r"[A-Za-z0-9]")
+_ESCAPE = re.compile(r"_([0-9a-f]{2})")
 
 
-def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows for the collection, checked before anything is written: every id known to `movies` (the
-    MovieLens `movies` frame), unique, vectors finite, titles and genres within the field limits."""
+def genre_field(genre: str) -> str:
+    """The BOOL field that says whether a movie is in `genre` (see the module docstring)."""
+    return GENRE_FIELD_PREFIX + "".join(c if _PLAIN.fullmatch(c) else "".join(f"_{b:02x}" for b in c.encode())
+                                        for c in genre)
+
+
+def field_genre(field: str) -> str | None:
+    """The genre a field made by `genre_field` stands for; None for any other field."""
+    if not field.startswith(GENRE_FIELD_PREFIX):
+        return None
+    encoded = field[len(GENRE_FIELD_PREFIX):]
+    pieces = _ESCAPE.split(encoded)  # text, hex, text, hex, ...
+    raw = b"".join(bytes.fromhex(p) if i % 2 else p.encode() for i, p in enumerate(pieces))
+    try:
+        genre = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    return genre if genre_field(genre) == field else None
+
+
+def genre_fields(genres: Iterable[str]) -> dict[str, str]:
+    """Genre -> BOOL field name for a collection holding `genres` (sorted; at most `MAX_GENRE_FIELDS`)."""
+    names = sorted(set(genres))
+    if len(names) > MAX_GENRE_FIELDS:
+        raise VectorStoreError(f"The movies have {len(names)} genres; a Milvus collection holds one field per genre "
+                               f"and at most {MAX_GENRE_FIELDS} of them: merge genres in the movie file.")
+    return {genre: genre_field(genre) for genre in names}
+
+
+def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame
+               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows for the collection and its genre fields (`genre_fields`), checked before anything is written: every
+    id known to `movies` (the MovieLens `movies` frame), unique, vectors finite, titles and genres within the
+    field limits. Each row has its genres as a list (`genres`) and one BOOL per genre field."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(movie_ids):
@@ -36,6 +84,7 @@ def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame)
         raise VectorStoreError(f"{len(unknown)} embedded movie ids are not in the movies table, e.g. "
                                f"{unknown[:10].tolist()}: the embeddings were made from another dataset.")
     meta = meta.loc[movie_ids]
+    fields = genre_fields(g for gs in meta["genres"] for g in genre_list(gs))
     rows = []
     for movie_id, vector, title, year, genres in zip(movie_ids, vectors, meta["title"], meta["year"],
                                                      meta["genres"], strict=True):
@@ -46,5 +95,6 @@ def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame)
             raise VectorStoreError(f"Movie {movie_id} has more than {MAX_GENRES} genres or a genre name over "
                                    f"{MAX_GENRE_BYTES} bytes: {genres}")
         rows.append({"movie_id": int(movie_id), "embedding": vector.tolist(), "title": str(title),
-                     "year": 0 if pd.isna(year) else int(year), "genres": genres})
-    return rows
+                     "year": 0 if pd.isna(year) else int(year), "genres": genres}
+                    | {field: genre in genres for genre, field in fields.items()})
+    return rows, fields

@@ -61,6 +61,34 @@ ratings_table = sa.Table(
     sa.Index("ix_ratings_movie_id", "movie_id"),
     **_TABLE_OPTIONS,
 )
+# one row (id 1): bumped in the same transaction as every catalog write (an ingestion swaps it in with the new
+# tables), so a process that keeps something built from the catalog in memory (`helpers.stores.titles`) reads it
+# per use and rebuilds when it changed
+generation_table = sa.Table(
+    "catalog_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+# movies added after training (helpers.stores.added): the one source of truth every process reads. The id comes
+# from the autoincrement, started above the dataset's largest id at ingestion; `state` is the crash marker.
+added_movies_table = sa.Table(
+    "added_movies", metadata,
+    sa.Column("movie_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False),  # "adding", "live" or "removing"
+    sa.Column("owner", sa.String(160), nullable=False),  # host:pid of the process that set the state
+    sa.Column("changed", sa.Float, nullable=False),  # unix time the state was set
+    sa.Column("title", sa.String(1024), nullable=False),
+    sa.Column("year", sa.Integer, nullable=True),
+    sa.Column("genres", sa.String(1024), nullable=False),
+    sa.Column("ratings", sa.Text(2**24), nullable=False),  # JSON [[user_id, rating, timestamp], ...]
+    sa.Column("neighbours", sa.Text(2**16), nullable=False),  # JSON [[movie_id, weight], ...] of the first layer
+    sa.Column("candidate", sa.LargeBinary(2**16), nullable=False),  # float32 bytes: the vector Milvus holds
+    sa.Column("query", sa.LargeBinary(2**16), nullable=False),  # float32 bytes: the lookup's query vector
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
 
 
 class CatalogError(StoreError):
@@ -180,6 +208,17 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: dict[str, Sequence[A
         if progress is not None:
             progress.update(len(rows))
     return n_rows
+
+
+def reserve_added_ids(conn: Connection, largest: int) -> None:
+    """Start `added_movies`' autoincrement above `largest` (the dataset's largest movie id), inside `conn`'s
+    transaction: a placeholder row with that id advances the counter on SQLite and MySQL alike and goes at once."""
+    table = added_movies_table
+    if conn.execute(sa.select(table.c.movie_id).where(table.c.movie_id >= int(largest)).limit(1)).first():
+        return  # the counter is already past it
+    conn.execute(table.insert().values(movie_id=int(largest), state="reserved", owner="", changed=0.0, title="",
+                                       genres="", ratings="[]", neighbours="[]", candidate=b"", query=b""))
+    conn.execute(table.delete().where(table.c.movie_id == int(largest)))
 
 
 def staging_table(table: sa.Table, suffix: str, target: sa.MetaData) -> sa.Table:

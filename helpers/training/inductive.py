@@ -126,12 +126,13 @@ def embed_from_hops(model: PinSage, projected: torch.Tensor, hops: Sequence[Hop]
 def embed_new_movies(model: PinSage, gd, movies: pd.DataFrame, ratings: pd.DataFrame,
                      neighbour_vectors: Sequence[torch.Tensor], *, year_scale: tuple[float, float],
                      known_tokens=None, seed: int | None = None, use_neighbours: bool = True,
-                     draws: int = 1) -> MovieVectors:
+                     draws: int = 1, hops_out: list[list[Hop]] | None = None) -> MovieVectors:
     """Query and candidate vectors (row i = `movies` row i) of movies outside `gd`'s graph, from their features
     and, through the walks over their raters, their graph neighbours' `neighbour_vectors`
     (`infer_layer_vectors(model, gd)`). `movies`: movie_id, title, year, genres; `ratings`: user_id (MovieLens
     ids of graph users), movie_id (one of `movies`), and any other columns. `seed` fixes the walks; with `draws`
-    > 1 the embedding is the normalised mean over that many neighbourhood draws."""
+    > 1 the embedding is the normalised mean over that many neighbourhood draws. `hops_out`: a list that gets
+    each draw's hops (one per layer), to show or recompute the neighbourhoods."""
     if len(neighbour_vectors) != len(model.convs) + 1 or len(neighbour_vectors[0]) != gd.n_movies:
         raise GraphError(f"neighbour_vectors must be infer_layer_vectors(model, gd): {len(model.convs) + 1} arrays "
                          f"of {gd.n_movies} rows")
@@ -151,8 +152,10 @@ def embed_new_movies(model: PinSage, gd, movies: pd.DataFrame, ratings: pd.DataF
         raters = [users[rows == i] for i in range(len(movies))]
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     walks = RaterWalks(gd.graph, model.spec, generator)
-    h = sum(embed_from_hops(model, projected, [walks.hop(raters) for _ in model.convs], neighbour_vectors)
-            for _ in range(max(draws, 1)))
+    drawn = [[walks.hop(raters) for _ in model.convs] for _ in range(max(draws, 1))]
+    if hops_out is not None:
+        hops_out.extend(drawn)
+    h = sum(embed_from_hops(model, projected, hops, neighbour_vectors) for hops in drawn)
     h = torch.nn.functional.normalize(h, dim=1) if draws > 1 else h
     model.train(was_training)
     return MovieVectors(query=model.query_vectors(h, None).float().cpu().numpy(),

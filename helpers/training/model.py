@@ -235,20 +235,27 @@ def softmax_loss(queries: torch.Tensor, candidates: torch.Tensor, tails: torch.T
     itself is masked (a user does not watch the same movie next). Sampled softmax: `columns` [S] restricts
     the competitors to those movie indices (the tails must be among them) and `log_q` [S] subtracts the log of
     how often each was expected in the sample (logQ correction), so that the sampled loss estimates the full
-    one instead of punishing popular movies."""
-    if columns is None:
-        logits = queries @ candidates.T
-        targets = tails
-        if heads is not None:
-            logits = logits.masked_fill(F.one_hot(heads, len(candidates)).bool(), float("-inf"))
-    else:
-        logits = queries @ candidates[columns].T
-        if log_q is not None:
-            logits = logits - log_q
-        targets = torch.searchsorted(columns, tails)  # `columns` sorted and unique
-        if heads is not None:
-            logits = logits.masked_fill(columns.unsqueeze(0) == heads.unsqueeze(1), float("-inf"))
-    return F.cross_entropy(logits, targets)
+    one instead of punishing popular movies (`sampled_softmax_loss` on `candidates[columns]`)."""
+    if columns is not None:
+        return sampled_softmax_loss(queries, candidates[columns], tails, columns, heads, log_q)
+    logits = queries @ candidates.T
+    if heads is not None:
+        logits = logits.masked_fill(F.one_hot(heads, len(candidates)).bool(), float("-inf"))
+    return F.cross_entropy(logits, tails)
+
+
+def sampled_softmax_loss(queries: torch.Tensor, column_candidates: torch.Tensor, tails: torch.Tensor,
+                         columns: torch.Tensor, heads: torch.Tensor | None = None,
+                         log_q: torch.Tensor | None = None) -> torch.Tensor:
+    """The sampled softmax of `softmax_loss` from the candidate vectors of the sampled movies only:
+    `column_candidates` [S, d] are those of movie indices `columns` [S] (sorted, unique, the tails among them),
+    so a step that embeds only the batch's movies never builds a row per catalogue movie."""
+    logits = queries @ column_candidates.T
+    if log_q is not None:
+        logits = logits - log_q
+    if heads is not None:
+        logits = logits.masked_fill(columns.unsqueeze(0) == heads.unsqueeze(1), float("-inf"))
+    return F.cross_entropy(logits, torch.searchsorted(columns, tails))
 
 
 def max_margin_loss(h: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor,

@@ -4,16 +4,26 @@
 sampler, the neighbourhood sampler). `train_pinsage` calls it inside its epochs (with validation, checkpoints and
 resume); `bench.scale` calls it alone in a timed loop, so the benchmark times the computation the notebooks train.
 
-With a softmax loss a step embeds every movie through the graph layers (`PinSage.embed_all`) and scores the
-batch's query vectors against all candidate vectors (or, with `sampled_softmax`, against the batch's tails and
-shared uniform negatives, corrected by logQ); with `max_margin` only the batch's neighbourhoods are embedded.
+With `softmax` a step embeds every movie through the graph layers (`PinSage.embed_all`) and scores the batch's
+query vectors against all candidate vectors. With `sampled_softmax` and `max_margin` a step follows the batch, as
+DGL's PinSage example does with its blocks: only the batch's movies (heads, tails and the shared uniform
+negatives, or max-margin's negatives) are embedded, through layer-1/layer-2 neighbourhoods built for just those
+nodes from the neighbourhood pool (`NeighbourSampler.sample`), so its cost does not grow with the catalogue
+(`tests/test_train.py` counts the nodes). The sampled softmax scores each query against the batch's tails and
+the uniform negatives, corrected by logQ.
 """
 from __future__ import annotations
 
 import torch
 
 from helpers.training.config import TrainConfig
-from helpers.training.model import UNK_TOKEN, PinSage, max_margin_loss, softmax_loss
+from helpers.training.model import (
+    UNK_TOKEN,
+    PinSage,
+    max_margin_loss,
+    sampled_softmax_loss,
+    softmax_loss,
+)
 from helpers.training.sampling import (
     EngagementPositives,
     NegativeSampler,
@@ -71,19 +81,31 @@ class TrainingStep:
             batch = pair_batch(self.sampler, heads, tails, negatives).to(device)
             return max_margin_loss(model(batch.neighbourhood, keep, title), batch.heads, batch.tails, batch.negatives, alt.margin,
                                    alt.in_batch_negatives)
+        if alt.loss == "sampled_softmax":
+            return self.sampled_loss(heads, tails, keep, title, generator)
+        heads_d, tails_d = heads.to(device), tails.to(device)
         # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
         hops = [self.sampler.hop(self.all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
         h = model.embed_all(hops, keep, title)
-        heads_d, tails_d = heads.to(device), tails.to(device)
         queries = model.query_vectors(h[heads_d], heads_d, None if keep is None else keep[heads_d])
-        candidates = model.candidate_vectors(h, self.all_movies.to(device), keep)
-        if alt.loss == "softmax":
-            return softmax_loss(queries, candidates, tails_d, heads_d)
-        uniform = torch.randint(self.n_movies, (alt.uniform_negatives,), generator=generator)
+        return softmax_loss(queries, model.candidate_vectors(h, self.all_movies.to(device), keep), tails_d, heads_d)
+
+    def sampled_loss(self, heads: torch.Tensor, tails: torch.Tensor, keep: torch.Tensor | None,
+                     title: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """The sampled softmax of one batch, embedding only its heads, tails and uniform negatives (`columns`,
+        the competitors) through neighbourhoods built for those nodes, the pairs' own edges left out."""
+        model, device = self.model, self.model.device
+        uniform = torch.randint(self.n_movies, (self.config.alternatives.uniform_negatives,), generator=generator)
         columns = torch.unique(torch.cat([tails, uniform]))
-        expected = len(tails) * self.tail_share[columns] + alt.uniform_negatives / self.n_movies
-        return softmax_loss(queries, candidates, tails_d, heads_d, columns.to(device),
-                            torch.log(expected).float().to(device))
+        nodes, rows = torch.unique(torch.cat([heads, columns]), return_inverse=True)
+        h = model(self.sampler.sample(nodes, exclude=(heads, tails)).to(device), keep, title)
+        head_rows, column_rows = rows[:len(heads)].to(device), rows[len(heads):].to(device)
+        heads_d, columns_d = heads.to(device), columns.to(device)
+        queries = model.query_vectors(h[head_rows], heads_d, None if keep is None else keep[heads_d])
+        candidates = model.candidate_vectors(h[column_rows], columns_d, None if keep is None else keep[columns_d])
+        expected = len(tails) * self.tail_share[columns] + len(uniform) / self.n_movies
+        return sampled_softmax_loss(queries, candidates, tails.to(device), columns_d, heads_d,
+                                    torch.log(expected).float().to(device))
 
     def __call__(self, generator: torch.Generator, hard: float = 0.0) -> float:
         loss = self.loss(generator, hard)

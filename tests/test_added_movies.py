@@ -1,0 +1,149 @@
+"""Adding a movie the model never saw (helpers.engine.adding, issue 18): the engine's add and remove, every bad
+input, the undo path under an injected failure, a leftover marker resolved at the next start, and build_stores
+keeping added movies.
+
+Cost: about 15 s (a tiny PinSage trained once for the session's `model_settings`, several engine opens)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers.engine.adding import NotAnAddedMovieError, UnknownAddedMovieError
+from helpers.engine.engine import RecommendationEngine
+from helpers.engine.inputs import MAX_NEW_RATINGS, MAX_TITLE_CHARS, RecommendError
+from helpers.stores.added import ADDING, AddedMovies
+from helpers.stores.build import build_stores
+from helpers.stores.errors import StoreError
+from helpers.stores.milvus_client import VectorStoreError
+
+
+@pytest.fixture
+def engine(model_settings):
+    engine = RecommendationEngine(model_settings)
+    yield engine
+    for movie in engine.admin.added.rows():
+        engine.remove_movie(movie.movie_id)
+    engine.close()
+
+
+def raters(sample_ml, n=5):
+    return [(int(u), 5.0, 1_000_000_000 + i) for i, u in enumerate(sample_ml.ratings["user_id"].unique()[:n])]
+
+
+def counts(engine):
+    return engine.store.count(), engine.catalog.movie_count(), engine.admin.added.live_count()
+
+
+def test_an_added_movie_is_searchable_recommendable_likeable_and_removed(engine, sample_ml):
+    before = counts(engine)
+    added = engine.add_movie("Zzyzx Harbor", 2001, ["Comedy"], raters(sample_ml))
+    assert added.movie_id > sample_ml.movies["movie_id"].max()
+    assert added.neighbours and all(n["title"] for n in added.neighbours)
+    assert [m["movie_id"] for m in engine.search_titles("zzyzx")] == [added.movie_id]
+    liked = engine.recommend([added.movie_id], k=5)  # it can be liked: the lookup reads the added movies
+    assert liked and all(r.because_of == added.movie_id for r in liked)
+    row = engine.admin.added.get(added.movie_id)  # Milvus holds the vector the catalog row holds
+    assert np.array_equal(engine.store.get([added.movie_id])[added.movie_id]["embedding"], row.candidate)
+    assert added.movie_id in [h.movie_id for h in engine.store.search(row.query, limit=420)[0]]
+    health = engine.health()
+    assert health["ok"], health["problems"]
+    assert health["movies"]["added"] == 1 and health["movies"]["milvus"] == before[0] + 1
+    with pytest.raises(NotAnAddedMovieError):
+        engine.remove_movie(int(sample_ml.movies["movie_id"].iloc[0]))
+    engine.remove_movie(added.movie_id)
+    assert counts(engine) == before and engine.search_titles("zzyzx") == []
+    with pytest.raises(UnknownAddedMovieError):
+        engine.remove_movie(added.movie_id)
+    assert engine.health()["ok"]
+
+
+def test_ids_come_from_the_database_and_are_never_reused(engine, sample_ml):
+    first = engine.add_movie("Zzyzx One", 2001, ["Drama"]).movie_id
+    engine.remove_movie(first)
+    second = engine.add_movie("Zzyzx Two", 2001, ["Drama"]).movie_id
+    assert second > first
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"title": ""}, "title must be non-empty"),
+    ({"title": "x" * (MAX_TITLE_CHARS + 1)}, "at most"),
+    ({"title": "bad\x00title"}, "control characters"),
+    ({"year": 1700}, "year must be a whole year"),
+    ({"year": 2001.0}, "year must be a whole year"),
+    ({"genres": ["No Such Genre"]}, "Unknown genre"),
+    ({"ratings": [(1, 9.0, 0)]}, "not on the dataset's scale"),
+    ({"ratings": [(1, 4.5, 0)]}, "not on the dataset's scale"),
+    ({"ratings": [(1, float("nan"), 0)]}, "not on the dataset's scale"),
+    ({"ratings": [(10**9, 4.0, 0)]}, "not in the catalog"),
+    ({"ratings": [(1, 4.0, -1)]}, "timestamp"),
+    ({"ratings": [(1, 4.0, 0), (1, 3.0, 5)]}, "more than once"),
+    ({"ratings": [(1, 4.0)]}, "each rating is"),
+    ({"ratings": [(1, 4.0, 0)] * (MAX_NEW_RATINGS + 1)}, "more than the 1000"),
+])
+def test_bad_input_is_refused_and_changes_nothing(engine, change, fragment):
+    before = counts(engine)
+    movie = {"title": "Zzyzx", "year": 2001, "genres": ["Comedy"], "ratings": [], **change}
+    with pytest.raises(RecommendError, match=fragment):
+        engine.add_movie(**movie)
+    assert counts(engine) == before and not engine.admin.added.rows((ADDING,))
+
+
+@pytest.mark.parametrize("step", ["milvus", "catalog"])
+def test_a_failure_between_the_stores_is_undone(engine, sample_ml, monkeypatch, step):
+    before = counts(engine)
+    if step == "milvus":  # Milvus fails after writing (e.g. the flush): the row is there and must go
+        real = engine.store.put
+
+        def put(rows):
+            real(rows)
+            raise VectorStoreError("injected: Milvus failed after the upsert")
+        monkeypatch.setattr(engine.store, "put", put)
+    else:
+        def publish(movie_id):
+            raise StoreError("injected: the catalog failed while publishing")
+        monkeypatch.setattr(engine.admin.added, "publish", publish)
+    with pytest.raises(StoreError, match="injected"):
+        engine.add_movie("Zzyzx Undone", 2001, ["Comedy"], raters(sample_ml))
+    monkeypatch.undo()
+    assert counts(engine) == before
+    assert not engine.admin.added.rows((ADDING,)) and engine.search_titles("zzyzx") == []
+    assert engine.health()["ok"]
+
+
+def test_a_killed_add_is_undone_at_the_next_start(model_settings, sample_ml):
+    """A process killed between the Milvus write and the catalog's: the marker row and the Milvus row stay;
+    the next engine start removes both before serving."""
+    code = ("import os, signal, sys\n"
+            "from helpers.config import get_settings\n"
+            "from helpers.engine.engine import RecommendationEngine\n"
+            "engine = RecommendationEngine(get_settings())\n"
+            "engine.admin.added.publish = lambda movie_id: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"engine.add_movie('Zzyzx Killed', 2001, ['Comedy'], {raters(sample_ml)!r})\n")
+    env = {**os.environ, "RECSYS_DATASET": "sample", "RECSYS_ARTIFACTS": str(model_settings.artifacts_root),
+           "RECSYS_CACHE": str(model_settings.cache_dir)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    with RecommendationEngine(model_settings) as engine:  # the start resolves the leftover
+        assert not engine.admin.added.rows((ADDING,))
+        assert engine.search_titles("zzyzx") == []
+        health = engine.health()
+        assert health["ok"] and health["movies"]["milvus"] == health["movies"]["catalog"], health
+
+
+def test_build_stores_keeps_added_movies(model_settings, sample_ml):
+    with RecommendationEngine(model_settings) as engine:
+        added = engine.add_movie("Zzyzx Kept", 2001, ["Comedy"], raters(sample_ml))
+        vector = engine.store.get([added.movie_id])[added.movie_id]["embedding"]
+    build_stores(model_settings, ml=sample_ml, progress=False)
+    with RecommendationEngine(model_settings) as engine:
+        assert [m["movie_id"] for m in engine.search_titles("zzyzx kept")] == [added.movie_id]
+        assert engine.movie(added.movie_id)["n_ratings"] == 5
+        assert np.allclose(engine.store.get([added.movie_id])[added.movie_id]["embedding"], vector, atol=1e-6)
+        assert engine.health()["ok"], engine.health()["problems"]
+        engine.remove_movie(added.movie_id)
+        assert AddedMovies(engine.catalog).live_count() == 0
