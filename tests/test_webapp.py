@@ -263,6 +263,8 @@ def test_ten_visitors_at_once_get_exactly_the_engines_recommendations(server, ex
             assert row["cells"][1:] == [result.title, "" if result.year is None else str(result.year), ", ".join(result.genres), f"{result.score:.3f}",
                                         result.because_of_title], (i, row)
         assert f"{len(results)}" in await message(page)
+        caption = await page.locator("#results-caption").inner_text()  # says what the score is: not a cosine
+        assert "inner product" in caption and f"query encoder: {results.encoder}" in caption, caption
         assert not page.errors, page.errors
         if i == 0:
             OUTPUT.mkdir(exist_ok=True)

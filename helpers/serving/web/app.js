@@ -360,8 +360,9 @@ function cell(text, label) {
 function showResults(results, nLiked = 0, encoder = null) {
   $("results-section").hidden = results.length === 0;
   $("results-caption").textContent = encoder
-    ? `${results.length} movies for your ${nLiked} liked movie(s), best first; score: the model's score of each ` +
-      `movie for the query vector of your list (query encoder: ${encoder})`
+    ? `${results.length} movies for your ${nLiked} liked movie(s), best first; score: the inner product of your ` +
+      `list's query vector (query encoder: ${encoder}; scaled to length 1) with each movie's candidate vector ` +
+      `[h, b], direction and bias: the model's score, not a cosine, not capped at 1`
     : `${results.length} popular movies, most rated first; score: number of ratings`;
   $("results").tBodies[0].replaceChildren(...results.map((r, i) => {
     const row = document.createElement("tr");
