@@ -97,9 +97,11 @@ def test_scripts_run_the_series_from_the_stage_table() -> None:
     page = (ROOT / "scripts" / "page.sh").read_text()
     from_table = 'series="$(.venv/bin/python -m helpers.stages)"'
     assert from_table in run and "for nb in $series; do" in run and "notebooks/[0-9]" not in run
-    nbval = [line for line in test.splitlines() if "--nbval" in line]
-    assert from_table in test and len(nbval) == 1 and nbval[0].rstrip().endswith(" $series"), \
+    nbval = re.findall(r"[^\n]*--nbval(?:[^\n]*\\\n)*[^\n]*", test)  # each command, continuation lines joined
+    assert from_table in test and len(nbval) == 2 and all(" $series" in command and PAGE_NOTEBOOK not in command
+                                                          for command in nbval), \
         "scripts/test.sh runs nbval on the series (from the stage table), not on the page"
+    assert sum("RECSYS_SEED=7" in command for command in nbval) == 1, "the series runs at a second seed too"
     assert f"voila {PAGE_NOTEBOOK}" in page
 
 
