@@ -18,6 +18,7 @@ from helpers.engine.engine import RecommendationEngine
 from helpers.engine.inputs import MAX_NEW_RATINGS, MAX_TITLE_CHARS, RecommendError
 from helpers.stores.added import ADDING, AddedMovies
 from helpers.stores.build import build_stores
+from helpers.stores.catalog import Catalog
 from helpers.stores.errors import StoreError
 from helpers.stores.milvus_client import VectorStoreError
 
@@ -39,12 +40,15 @@ def counts(engine):
     return engine.store.count(), engine.catalog.movie_count(), engine.admin.added.live_count()
 
 
-def test_an_added_movie_is_searchable_recommendable_likeable_and_removed(engine, sample_ml):
+def test_an_added_movie_is_searchable_recommendable_likeable_and_removed(engine, model_settings, sample_ml):
     before = counts(engine)
+    other = Catalog(model_settings)  # another reader whose title index was built before the add
+    assert other.search_titles("zzyzx") == []
     added = engine.add_movie("Zzyzx Harbor", 2001, ["Comedy"], raters(sample_ml))
     assert added.movie_id > sample_ml.movies["movie_id"].max()
     assert added.neighbours and all(n["title"] for n in added.neighbours)
-    assert [m["movie_id"] for m in engine.search_titles("zzyzx")] == [added.movie_id]
+    for catalog in (engine.catalog, other):  # the add moved the catalog generation: both rebuild their index
+        assert [m["movie_id"] for m in catalog.search_titles("zzyzx")] == [added.movie_id]
     liked = engine.recommend([added.movie_id], k=5)  # it can be liked: the lookup reads the added movies
     assert liked and all(r.because_of == added.movie_id for r in liked)
     row = engine.admin.added.get(added.movie_id)  # Milvus holds the vector the catalog row holds
@@ -56,7 +60,7 @@ def test_an_added_movie_is_searchable_recommendable_likeable_and_removed(engine,
     with pytest.raises(NotAnAddedMovieError):
         engine.remove_movie(int(sample_ml.movies["movie_id"].iloc[0]))
     engine.remove_movie(added.movie_id)
-    assert counts(engine) == before and engine.search_titles("zzyzx") == []
+    assert counts(engine) == before and engine.search_titles("zzyzx") == [] == other.search_titles("zzyzx")
     with pytest.raises(UnknownAddedMovieError):
         engine.remove_movie(added.movie_id)
     assert engine.health()["ok"]
@@ -99,8 +103,8 @@ def test_a_failure_between_the_stores_is_undone(engine, sample_ml, monkeypatch, 
     if step == "milvus":  # Milvus fails after writing (e.g. the flush): the row is there and must go
         real = engine.store.put
 
-        def put(rows):
-            real(rows)
+        def put(*args):
+            real(*args)
             raise VectorStoreError("injected: Milvus failed after the upsert")
         monkeypatch.setattr(engine.store, "put", put)
     else:

@@ -29,7 +29,6 @@ from helpers.engine.inputs import RecommendError, check_ids, check_new_movie
 from helpers.stores.added import ADDING, LIVE, REMOVING, AddedMovie, AddedMovies
 from helpers.stores.build import STORES_NOTEBOOK, recorded
 from helpers.stores.errors import StoreError
-from helpers.stores.milvus_rows import movie_rows
 from helpers.stores.sql import CatalogError
 from helpers.training.new_movies import NewMovieEmbedder
 
@@ -100,7 +99,7 @@ class MovieAdmin:
                                         vectors.query)
         try:
             frame = pd.DataFrame({"movie_id": [movie_id], "title": [title], "year": [year], "genres": [genres]})
-            self.engine.store.put(movie_rows(np.array([movie_id]), vectors.candidate[None, :], frame))
+            self.engine.store.put(np.array([movie_id]), vectors.candidate[None, :], frame)
             self.added.publish(movie_id)
         except BaseException:
             self._undo(movie_id)

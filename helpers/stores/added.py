@@ -10,6 +10,8 @@ the database picks the id, so two processes adding at once never get the same on
 * `publish` turns it "live" and inserts the `movies`, `movie_genres` and `ratings` rows in ONE transaction, so
   a movie is in the catalog's tables exactly when its row is live;
 * `begin_remove` marks a live row "removing" before its Milvus row goes; `delete` removes every catalog row.
+`publish`, `delete` (so `drop_unfinished`) and `replace_vectors` bump the catalog generation in their own
+transaction (`helpers.stores.sql.bump_generation`), so every process's title index sees the change at once.
 A row left "adding" or "removing" (a kill between the stores) is undone at the next engine start
 (`helpers.engine.adding.resolve_leftovers`): its Milvus row and catalog rows are deleted.
 The marker is a row rather than a file beside `stores.building.json` because the catalog is what every process
@@ -34,6 +36,7 @@ from helpers.stores.catalog import Catalog
 from helpers.stores.sql import (
     CatalogError,
     added_movies_table,
+    bump_generation,
     fold,
     movie_genres_table,
     movies_table,
@@ -116,6 +119,7 @@ class AddedMovies:
                 raise CatalogError(f"The added movie {movie_id} was undone by another process before it was "
                                    "published (it was left half-written for too long): add it again.")
             self._insert_rows(conn, [movie])
+            bump_generation(conn)
 
     @staticmethod
     def _insert_rows(conn: sa.Connection, movies: list[AddedMovie]) -> None:
@@ -143,6 +147,7 @@ class AddedMovies:
         with self.catalog._begin("deleting the added movie") as conn:
             for t in (ratings_table, movie_genres_table, movies_table, table):
                 conn.execute(t.delete().where(t.c.movie_id == movie_id))
+            bump_generation(conn)
 
     # -- reading -----------------------------------------------------------------------------------------------
     def rows(self, states: tuple[str, ...] = (LIVE,)) -> list[AddedMovie]:
@@ -194,6 +199,7 @@ class AddedMovies:
                 conn.execute(table.update().where(table.c.movie_id == movie_id).values(
                     candidate=np.asarray(candidate, np.float32).tobytes(),
                     query=np.asarray(query, np.float32).tobytes(), neighbours=json.dumps([list(n) for n in neighbours])))
+            bump_generation(conn)
 
     def drop_unfinished(self) -> list[int]:
         """Delete the rows left "adding" or "removing" (a rebuilt catalog has none of their movie rows)."""
