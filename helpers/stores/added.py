@@ -13,7 +13,8 @@ the database picks the id, so two processes adding at once never get the same on
 `publish`, `delete` (so `drop_unfinished`) and `replace_vectors` bump the catalog generation in their own
 transaction (`helpers.stores.sql.bump_generation`), so every process's title index sees the change at once.
 A row left "adding" or "removing" (a kill between the stores) is undone at the next engine start
-(`helpers.engine.adding.resolve_leftovers`): its Milvus row and catalog rows are deleted.
+(`helpers.engine.adding.resolve_leftovers`): an add's Milvus row and catalog rows are deleted, a removal's Milvus
+row is put back from `candidate` and the row turns "live" again (`cancel_remove`).
 The marker is a row rather than a file beside `stores.building.json` because the catalog is what every process
 shares (API workers on other machines, with MySQL and a Milvus server), and because the marker then commits or
 rolls back with the rows it guards.
@@ -141,6 +142,12 @@ class AddedMovies:
             done = conn.execute(table.update().where(table.c.movie_id == movie_id, table.c.state == LIVE)
                                 .values(state=REMOVING, owner=owner(), changed=time.time()))
             return done.rowcount == 1
+
+    def cancel_remove(self, movie_id: int) -> None:
+        """Turn a "removing" row "live" again (its removal was undone; its catalog rows were never deleted)."""
+        with self.catalog._begin("restoring the added movie") as conn:
+            conn.execute(table.update().where(table.c.movie_id == movie_id, table.c.state == REMOVING)
+                         .values(state=LIVE, owner=owner(), changed=time.time()))
 
     def delete(self, movie_id: int) -> None:
         """Delete the movie from every catalog table in one transaction (its row last)."""
