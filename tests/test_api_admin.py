@@ -3,9 +3,11 @@ right Bearer token, bad input 422 changing nothing, a movie added through the AP
 still there after the API restarts, then removed; the web app finding it by title (marker `browser`); and `python -m helpers.serving.admin` going through the API
 that holds the Milvus Lite file.
 
-Cost: about 35 s (four uvicorn starts, one Chromium over the session's `model_settings` stores)."""
+Cost: about 60 s (seven uvicorn starts, one Chromium over the session's `model_settings` stores; the two-API test on
+milvus-server + MariaDB ~25 s of it)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -16,13 +18,19 @@ from test_webapp import in_browser, open_page, search
 
 from bench.servers import free_port, stop_process, wait_for_http
 from helpers.engine.inputs import MAX_NEW_RATINGS
+from helpers.stores.build import build_stores
+from helpers.stores.milvus import VectorStore
+from helpers.stores.milvus_client import disconnect
+
+from conftest import sample_settings
 
 TOKEN = "test-admin-token-18"
 
 
 def serve(settings, tmp_path, token: str | None) -> tuple[subprocess.Popen, str]:
     port, log = free_port(), tmp_path / f"uvicorn-{free_port()}.log"
-    env = server_env(settings) | ({"RECSYS_ADMIN_TOKEN": token} if token else {})
+    env = (server_env(settings) | {"RECSYS_MILVUS_URI": settings.milvus_uri, "RECSYS_CATALOG_URL": settings.catalog_url}
+           | ({"RECSYS_ADMIN_TOKEN": token} if token else {}))
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.serving.api:create_app",
                                     "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
@@ -122,3 +130,45 @@ def test_the_web_app_finds_a_movie_added_through_the_api(model_settings, tmp_pat
         assert httpx.delete(f"{api}/movies/{added['movie_id']}", headers=AUTH).status_code == 204
     finally:
         stop_process(process)
+
+
+@pytest.mark.real_server
+def test_two_api_processes_on_servers_share_added_movies(model_settings, milvus_server_uri, mysql_url, tmp_path,
+                                                         sample_ml):
+    """Two API processes on milvus-server + MariaDB (as `--workers 2` runs them): a movie added through one is
+    found by title (by a process whose title index was built before the add), liked and recommended through the
+    other; an API started later sees it; removed through the second, it is gone from the first."""
+    settings = sample_settings(tmp_path, milvus_uri=milvus_server_uri, catalog_url=mysql_url)
+    shutil.copytree(model_settings.artifacts_dir, settings.artifacts_dir,  # the trained model, not the Lite stores
+                    ignore=shutil.ignore_patterns("milvus.db", "catalog.sqlite*", "stores.*"))
+    build_stores(settings, ml=sample_ml, progress=False)
+    disconnect(settings.milvus_uri)
+    processes = []
+    try:
+        for _ in range(2):
+            processes.append(serve(settings, tmp_path, TOKEN))
+        (_, one), (_, other) = processes
+        assert httpx.get(f"{other}/movies", params={"q": "zzyzx"}).json() == []  # its title index is built
+        added = httpx.post(f"{one}/movies", json=movie(sample_ml), headers=AUTH, timeout=60).json()
+        movie_id, neighbour = added["movie_id"], added["neighbours"][0]["movie_id"]
+        assert [m["movie_id"] for m in httpx.get(f"{other}/movies", params={"q": "zzyzx"}).json()] == [movie_id]
+        liked = [httpx.post(f"{api}/recommend", json={"liked": [movie_id], "k": 5}).json()["results"]
+                 for api in (one, other)]
+        assert liked[0] == liked[1] and liked[1] and all(r["because_of"] == movie_id for r in liked[1])
+        near = {"liked": [neighbour], "k": 10, "genres": ["Comedy"], "year_min": 2001, "year_max": 2001}
+        for api in (one, other):  # recommended from its neighbour; the filter (the sample's movies end in 2000)
+            found = httpx.post(f"{api}/recommend", json=near).json()["results"]  # reads its BOOL genre field
+            assert [r["movie_id"] for r in found] == [movie_id]
+        processes.append(serve(settings, tmp_path, None))  # an API started after the add
+        later = processes[-1][1]
+        assert httpx.get(f"{later}/movies/{movie_id}").json()["title"] == added["title"]
+        assert httpx.get(f"{later}/health").json()["movies"]["added"] == 1
+        assert httpx.delete(f"{other}/movies/{movie_id}", headers=AUTH).status_code == 204
+        assert httpx.get(f"{one}/movies/{movie_id}").status_code == 404
+        assert httpx.get(f"{one}/movies", params={"q": "zzyzx"}).json() == []
+        assert httpx.post(f"{one}/recommend", json={"liked": [movie_id]}).status_code == 422  # it liked it before
+    finally:
+        for process, _ in processes:
+            stop_process(process)
+        VectorStore(settings).drop()
+        disconnect(settings.milvus_uri)

@@ -37,11 +37,12 @@ from helpers.engine.engine import RecommendationEngine
 from helpers.stages import notebook_for
 from helpers.stores.build import build_stores
 from helpers.stores.catalog import Catalog
+from helpers.stores.errors import StoreError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError, disconnect
 from helpers.training.embeddings import save_movie_embeddings
 
-from conftest import _unavailable, make_test_embeddings, sample_settings
+from conftest import _unavailable, make_test_embeddings, sample_settings, train_tiny
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,6 +334,81 @@ def test_build_killed_with_sigkill_on_lite_and_sqlite(lite, sample_ml, tmp_path)
     check_killed_builds(lite, sample_ml, tmp_path)
 
 
+# -- an add and a removal failed or killed between the two stores (issue 18) ---------------------------------
+KILLED_WRITE = """
+import os, signal, sys
+from helpers.config import get_settings
+from helpers.engine.engine import RecommendationEngine
+engine = RecommendationEngine(get_settings())  # its start undoes what an earlier kill left
+die = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[1] == "add":
+    engine.admin.added.publish = die  # after the Milvus upsert, before the catalog's transaction
+    engine.add_movie("Zzyzx Killed", 2001, ["Comedy"], [(int(u), 5.0, 1_000_000_000) for u in sys.argv[2:]])
+else:
+    engine.admin.added.delete = die  # after the Milvus delete, before the catalog's transaction
+    engine.remove_movie(int(sys.argv[2]))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_ml) -> Path:
+    """The sample's graph, a tiny PinSage and its embeddings (what adding a movie loads), trained once here."""
+    settings = sample_settings(tmp_path_factory.mktemp("trained"))
+    train_tiny(settings, sample_ml)
+    return settings.artifacts_dir
+
+
+def kill_write(settings: Settings, *args: object) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITE, *map(str, args)], cwd=ROOT, env=api_env(settings),
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    time.sleep(1)  # Milvus Lite's server process notices its parent died and lets the file go
+
+
+def check_writes_between_the_stores(trained: Path, settings: Settings, ml) -> None:
+    """A failure, then a SIGKILL, between the Milvus write and the catalog's transaction, of an add and of a
+    removal: each leaves both stores as they were (checked in the process, then at the next start)."""
+    shutil.copytree(trained, settings.artifacts_dir)
+    build_stores(settings, ml=ml, progress=False)
+    raters = [int(u) for u in ml.ratings["user_id"].unique()[:5]]
+
+    def state(engine: RecommendationEngine) -> tuple:
+        return (engine.store.count(), engine.catalog.movie_count(), engine.admin.added.live_count(),
+                [m["movie_id"] for m in engine.search_titles("zzyzx")])
+
+    def failing(*args: object) -> None:
+        raise StoreError("injected: the catalog failed")
+
+    with RecommendationEngine(settings) as engine:
+        kept = engine.add_movie("Zzyzx Kept", 2001, ["Comedy"], [(u, 4.0, 1_000_000_000) for u in raters]).movie_id
+        before = state(engine)
+        assert before[2:] == (1, [kept])
+        for target, call in (("publish", lambda: engine.add_movie("Zzyzx Failed", 2001, ["Drama"])),
+                             ("delete", lambda: engine.remove_movie(kept))):
+            real = getattr(engine.admin.added, target)
+            setattr(engine.admin.added, target, failing)
+            try:
+                with pytest.raises(StoreError, match="injected"):
+                    call()
+            finally:
+                setattr(engine.admin.added, target, real)
+            assert state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
+    disconnect(settings.milvus_uri)
+    kill_write(settings, "add", *raters)
+    kill_write(settings, "remove", kept)  # its engine's start undid the killed add first
+    with RecommendationEngine(settings) as engine:  # this start restores the movie whose removal was killed
+        assert state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
+        row = engine.admin.added.get(kept)
+        assert np.array_equal(engine.store.get([kept])[kept]["embedding"], row.candidate)
+        assert engine.recommend([kept], k=3) and engine.health()["ok"], engine.health()["problems"]
+        engine.remove_movie(kept)
+    disconnect(settings.milvus_uri)
+
+
+def test_add_and_remove_broken_between_the_stores_on_lite_and_sqlite(trained, sample_ml, tmp_path):
+    check_writes_between_the_stores(trained, sample_settings(tmp_path), sample_ml)
+
+
 # -- servers: milvus-server and MariaDB ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory) -> Iterator[MilvusServer]:
@@ -491,3 +567,11 @@ def test_mariadb_stopped_mid_load_and_restarted(private_mariadb, sample_ml, tmp_
         assert httpx.get(f"{base}/health", timeout=30).status_code == 200
     lines = fault_lines(log)
     assert "Traceback" not in log.read_text() and len(lines) <= 12, lines
+
+
+@pytest.mark.real_server
+def test_add_and_remove_broken_between_milvus_server_and_mariadb(trained, milvus_server, mysql_url, sample_ml,
+                                                                  tmp_path):
+    settings = sample_settings(tmp_path, milvus_uri=milvus_server.uri, catalog_url=mysql_url)
+    check_writes_between_the_stores(trained, settings, sample_ml)
+    VectorStore(settings).drop()

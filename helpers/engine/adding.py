@@ -10,7 +10,9 @@
    catalog rows. Any failure deletes what was written (`_undo`); a kill leaves the marker, and the next engine
    start deletes the movie from both stores (`resolve_leftovers`) before serving.
 `remove_movie(movie_id)` removes an added movie (never a MovieLens one): marker "removing", Milvus, then the
-catalog rows in one transaction; a kill in between is finished by the next start the same way.
+catalog rows in one transaction. A failure before that transaction puts the movie back (`_restore`: its Milvus
+row from the vector the catalog row keeps, the row "live" again); a kill leaves the marker, and the next start
+restores the movie the same way: an add or a removal that did not finish leaves both stores as they were.
 The API (`POST /movies`, `DELETE /movies/{id}`), `python -m helpers.serving.admin` and notebook 06 all call these.
 """
 from __future__ import annotations
@@ -29,7 +31,6 @@ from helpers.engine.inputs import RecommendError, check_ids, check_new_movie
 from helpers.stores.added import ADDING, LIVE, REMOVING, AddedMovie, AddedMovies
 from helpers.stores.build import STORES_NOTEBOOK, recorded
 from helpers.stores.errors import StoreError
-from helpers.stores.milvus_rows import movie_rows
 from helpers.stores.sql import CatalogError
 from helpers.training.new_movies import NewMovieEmbedder
 
@@ -99,8 +100,7 @@ class MovieAdmin:
         movie_id = self.added.begin_add(title, year, genres, rows, vectors.neighbours, vectors.candidate,
                                         vectors.query)
         try:
-            frame = pd.DataFrame({"movie_id": [movie_id], "title": [title], "year": [year], "genres": [genres]})
-            self.engine.store.put(movie_rows(np.array([movie_id]), vectors.candidate[None, :], frame))
+            self._put(movie_id, title, year, genres, vectors.candidate)
             self.added.publish(movie_id)
         except BaseException:
             self._undo(movie_id)
@@ -124,7 +124,27 @@ class MovieAdmin:
             raise UnknownAddedMovieError(f"No added movie with id {movie_id}: find ids with /movies?q=...")
         if not self.added.begin_remove(movie_id):
             raise RecommendError(f"Movie {movie_id} is being removed by another process.")
-        self._undo(movie_id, quiet=False)
+        try:
+            self.engine.store.delete([movie_id])
+            self.added.delete(movie_id)
+        except BaseException:
+            self._restore(row)
+            raise
+
+    def _put(self, movie_id: int, title: str, year: int | None, genres: list[str], candidate: np.ndarray) -> None:
+        frame = pd.DataFrame({"movie_id": [movie_id], "title": [title], "year": [year], "genres": [genres]})
+        self.engine.store.put(np.array([movie_id]), candidate[None, :], frame)
+
+    def _restore(self, movie: AddedMovie, quiet: bool = True) -> None:
+        """Put a movie whose removal stopped half-way back as it was: its Milvus row from the candidate vector its
+        catalog row keeps (its catalog rows were never deleted), then its row "live". `quiet` as for `_undo`."""
+        try:
+            self._put(movie.movie_id, movie.title, movie.year, movie.genres, movie.candidate)
+            self.added.cancel_remove(movie.movie_id)
+        except StoreError as error:
+            if not quiet:
+                raise
+            log.error("could not restore the movie %s (the next start will): %s", movie.movie_id, error)
 
     def _undo(self, movie_id: int, quiet: bool = True) -> None:
         """Delete `movie_id` from Milvus, then from the catalog (its marker row last). `quiet`: a failure here is
@@ -145,12 +165,15 @@ class MovieAdmin:
                 if not _alive(m.owner) or now - m.changed > LEFTOVER_SECONDS]
 
     def resolve_leftovers(self) -> list[int]:
-        """Delete every leftover movie from both stores (the state before its add; a removal finished)."""
+        """Put every leftover back as it was before: a movie left "adding" deleted from both stores, one left
+        "removing" restored in both. A failure here leaves the marker and the engine does not start."""
         done = []
         for movie in self.leftovers():
-            self.engine.store.delete([movie.movie_id])  # a failure leaves the marker: the engine does not start
-            self.added.delete(movie.movie_id)
-            log.warning("movie %s was left %s by %s: removed from both stores", movie.movie_id, movie.state,
-                        movie.owner)
+            if movie.state == ADDING:
+                self._undo(movie.movie_id, quiet=False)
+            else:
+                self._restore(movie, quiet=False)
+            log.warning("movie %s was left %s by %s: %s", movie.movie_id, movie.state, movie.owner,
+                        "removed from both stores" if movie.state == ADDING else "restored in both stores")
             done.append(movie.movie_id)
         return done

@@ -10,8 +10,11 @@ the database picks the id, so two processes adding at once never get the same on
 * `publish` turns it "live" and inserts the `movies`, `movie_genres` and `ratings` rows in ONE transaction, so
   a movie is in the catalog's tables exactly when its row is live;
 * `begin_remove` marks a live row "removing" before its Milvus row goes; `delete` removes every catalog row.
+`publish`, `delete` (so `drop_unfinished`) and `replace_vectors` bump the catalog generation in their own
+transaction (`helpers.stores.sql.bump_generation`), so every process's title index sees the change at once.
 A row left "adding" or "removing" (a kill between the stores) is undone at the next engine start
-(`helpers.engine.adding.resolve_leftovers`): its Milvus row and catalog rows are deleted.
+(`helpers.engine.adding.resolve_leftovers`): an add's Milvus row and catalog rows are deleted, a removal's Milvus
+row is put back from `candidate` and the row turns "live" again (`cancel_remove`).
 The marker is a row rather than a file beside `stores.building.json` because the catalog is what every process
 shares (API workers on other machines, with MySQL and a Milvus server), and because the marker then commits or
 rolls back with the rows it guards.
@@ -34,6 +37,7 @@ from helpers.stores.catalog import Catalog
 from helpers.stores.sql import (
     CatalogError,
     added_movies_table,
+    bump_generation,
     fold,
     movie_genres_table,
     movies_table,
@@ -116,6 +120,7 @@ class AddedMovies:
                 raise CatalogError(f"The added movie {movie_id} was undone by another process before it was "
                                    "published (it was left half-written for too long): add it again.")
             self._insert_rows(conn, [movie])
+            bump_generation(conn)
 
     @staticmethod
     def _insert_rows(conn: sa.Connection, movies: list[AddedMovie]) -> None:
@@ -138,11 +143,18 @@ class AddedMovies:
                                 .values(state=REMOVING, owner=owner(), changed=time.time()))
             return done.rowcount == 1
 
+    def cancel_remove(self, movie_id: int) -> None:
+        """Turn a "removing" row "live" again (its removal was undone; its catalog rows were never deleted)."""
+        with self.catalog._begin("restoring the added movie") as conn:
+            conn.execute(table.update().where(table.c.movie_id == movie_id, table.c.state == REMOVING)
+                         .values(state=LIVE, owner=owner(), changed=time.time()))
+
     def delete(self, movie_id: int) -> None:
         """Delete the movie from every catalog table in one transaction (its row last)."""
         with self.catalog._begin("deleting the added movie") as conn:
             for t in (ratings_table, movie_genres_table, movies_table, table):
                 conn.execute(t.delete().where(t.c.movie_id == movie_id))
+            bump_generation(conn)
 
     # -- reading -----------------------------------------------------------------------------------------------
     def rows(self, states: tuple[str, ...] = (LIVE,)) -> list[AddedMovie]:
@@ -194,6 +206,7 @@ class AddedMovies:
                 conn.execute(table.update().where(table.c.movie_id == movie_id).values(
                     candidate=np.asarray(candidate, np.float32).tobytes(),
                     query=np.asarray(query, np.float32).tobytes(), neighbours=json.dumps([list(n) for n in neighbours])))
+            bump_generation(conn)
 
     def drop_unfinished(self) -> list[int]:
         """Delete the rows left "adding" or "removing" (a rebuilt catalog has none of their movie rows)."""

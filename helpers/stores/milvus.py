@@ -58,13 +58,7 @@ from helpers.stores.milvus_client import (
     quiet_iterator_warning,
 )
 from helpers.stores.milvus_index import IndexChoice, choose_index
-from helpers.stores.milvus_rows import (
-    MAX_GENRE_BYTES,
-    MAX_GENRES,
-    MAX_TITLE_BYTES,
-    field_genre,
-    movie_rows,
-)
+from helpers.stores.milvus_rows import collection_schema, movie_rows, schema_genre_fields
 
 COLLECTION = "movies"
 DEFAULT_BATCH_SIZE = 1_000
@@ -159,19 +153,8 @@ class VectorStore:
                                "not made by this project. Drop it or use another RECSYS_MILVUS_URI.")
 
     def _create_physical(self, name: str, dim: int, index: IndexChoice, genre_fields: dict[str, str]) -> None:
-        from pymilvus import DataType
-
         with self._failing_as("preparing the collection's schema and index"):  # built here, nothing sent yet
-            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False,
-                                               description="MovieLens movies and their PinSage embeddings")
-            schema.add_field("movie_id", DataType.INT64, is_primary=True)
-            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
-            schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
-            schema.add_field("year", DataType.INT64)
-            schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR,
-                             max_capacity=MAX_GENRES, max_length=MAX_GENRE_BYTES)
-            for field in genre_fields.values():
-                schema.add_field(field, DataType.BOOL)
+            schema = collection_schema(self.client, dim, genre_fields)
             params = self.client.prepare_index_params()
             params.add_index("embedding", index_type=index.index_type, metric_type=index.metric_type,
                              params=index.build_params)
@@ -194,12 +177,9 @@ class VectorStore:
 
     def genre_fields(self) -> dict[str, str]:
         """Genre -> BOOL field of the collection, read from its schema once per process (and after each ingest)."""
-        from pymilvus import DataType
-
         if self._genre_fields is None:
-            fields = self._serve("describing the collection", "describe_collection", self.collection)["fields"]
-            genres = {field_genre(f["name"]): f["name"] for f in fields if f["type"] == DataType.BOOL}
-            self._genre_fields = {genre: genres[genre] for genre in sorted(genres) if genre is not None}
+            described = self._serve("describing the collection", "describe_collection", self.collection)
+            self._genre_fields = schema_genre_fields(described["fields"])
         return dict(self._genre_fields)
 
     def check_genre_fields(self, genres: Sequence[str]) -> None:
@@ -294,8 +274,13 @@ class VectorStore:
         if previous and previous != build:
             self._call("dropping the previous collection", "drop_collection", previous, timeout=None)
 
-    def put(self, rows: list[dict[str, Any]]) -> None:
-        """Upsert checked rows (`movie_rows`: added movies) into the live collection and flush them."""
+    def put(self, movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame) -> None:
+        """Upsert movies (added ones; `movies` as for `ingest`) into the live collection, with its genre fields,
+        and flush them; the rows are checked before anything is written."""
+        fields = self.genre_fields()
+        if not fields:
+            raise self._without_genre_fields()
+        rows, _ = movie_rows(movie_ids, vectors, movies, fields)
         self._serve("adding movies", "upsert", self.collection, rows, timeout=None)
         self._call("flushing the added movies", "flush", self.physical() or self.collection, timeout=None)
 

@@ -1,5 +1,5 @@
-"""The rows of the Milvus `movies` collection, checked before anything is written, the fields' limits, and the
-per-genre BOOL fields' names.
+"""The Milvus `movies` collection's schema and rows: the fields and their limits, the per-genre BOOL fields'
+names (read back from a collection's schema), and the rows, checked before anything is written.
 
 Each genre gets a BOOL field, so a genre filter is `genre_Comedy == true or genre_Sci_2dFi == true`
 (milvus-server 2.3 refuses a bare `genre_Comedy`): on Milvus Lite at 3,883 movies that took 3.4 ms against
@@ -52,6 +52,31 @@ def field_genre(field: str) -> str | None:
     return genre if genre_field(genre) == field else None
 
 
+def schema_genre_fields(fields: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Genre -> BOOL field of a collection, from its described `fields` (sorted by genre)."""
+    from pymilvus import DataType
+
+    genres = {field_genre(f["name"]): f["name"] for f in fields if f["type"] == DataType.BOOL}
+    return {genre: genres[genre] for genre in sorted(g for g in genres if g is not None)}
+
+
+def collection_schema(client: Any, dim: int, genre_fields: dict[str, str]) -> Any:
+    """The schema of a movie collection with `dim`-d vectors and one BOOL field per genre."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False,
+                                  description="MovieLens movies and their PinSage embeddings")
+    schema.add_field("movie_id", DataType.INT64, is_primary=True)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
+    schema.add_field("year", DataType.INT64)
+    schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES,
+                     max_length=MAX_GENRE_BYTES)
+    for field in genre_fields.values():
+        schema.add_field(field, DataType.BOOL)
+    return schema
+
+
 def genre_fields(genres: Iterable[str]) -> dict[str, str]:
     """Genre -> BOOL field name for a collection holding `genres` (sorted; at most `MAX_GENRE_FIELDS`)."""
     names = sorted(set(genres))
@@ -61,11 +86,12 @@ def genre_fields(genres: Iterable[str]) -> dict[str, str]:
     return {genre: genre_field(genre) for genre in names}
 
 
-def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame
-               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Rows for the collection and its genre fields (`genre_fields`), checked before anything is written: every
-    id known to `movies` (the MovieLens `movies` frame), unique, vectors finite, titles and genres within the
-    field limits. Each row has its genres as a list (`genres`) and one BOOL per genre field."""
+def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame,
+               fields: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows for the collection and its genre fields, checked before anything is written: every id known to
+    `movies` (the MovieLens `movies` frame), unique, vectors finite, titles and genres within the field limits.
+    Each row has its genres as a list (`genres`) and one BOOL per genre field: `fields`, an existing
+    collection's (rows added to it), else `genre_fields` of the movies' genres (a new collection)."""
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(movie_ids):
@@ -84,7 +110,12 @@ def movie_rows(movie_ids: np.ndarray, vectors: np.ndarray, movies: pd.DataFrame
         raise VectorStoreError(f"{len(unknown)} embedded movie ids are not in the movies table, e.g. "
                                f"{unknown[:10].tolist()}: the embeddings were made from another dataset.")
     meta = meta.loc[movie_ids]
-    fields = genre_fields(g for gs in meta["genres"] for g in genre_list(gs))
+    genres_used = {g for gs in meta["genres"] for g in genre_list(gs)}
+    if fields is None:
+        fields = genre_fields(genres_used)
+    elif genres_used - set(fields):
+        raise VectorStoreError(f"Genres {sorted(genres_used - set(fields))[:10]} have no field in the collection: "
+                               f"it was built for other movies; re-run {notebook_for('vectors')}.")
     rows = []
     for movie_id, vector, title, year, genres in zip(movie_ids, vectors, meta["title"], meta["year"],
                                                      meta["genres"], strict=True):

@@ -210,6 +210,15 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: dict[str, Sequence[A
     return n_rows
 
 
+def bump_generation(conn: Connection) -> None:
+    """Move the catalog's generation on, inside `conn`'s transaction: every catalog write but an ingestion (which
+    swaps in its own row) calls it, so a process that keeps something built from the catalog rebuilds it."""
+    table = generation_table
+    done = conn.execute(table.update().where(table.c.id == 1).values(generation=table.c.generation + 1))
+    if done.rowcount == 0:
+        conn.execute(table.insert().values(id=1, generation=1))
+
+
 def reserve_added_ids(conn: Connection, largest: int) -> None:
     """Start `added_movies`' autoincrement above `largest` (the dataset's largest movie id), inside `conn`'s
     transaction: a placeholder row with that id advances the counter on SQLite and MySQL alike and goes at once."""
