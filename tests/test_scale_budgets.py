@@ -19,6 +19,7 @@ from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
 from helpers.presets import (
     PRESETS,
+    SAMPLED_POOL_USES,
     SAMPLED_SOFTMAX_ABOVE_MOVIES,
     SEQUENCE_UNIFORM_NEGATIVES,
     PresetError,
@@ -68,8 +69,10 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
     assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
-    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax"}
-    assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
+    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax",
+                         "neighbour_pool_uses": SAMPLED_POOL_USES}
+    config = TrainConfig.for_dataset("synthetic-32m", **overrides)
+    assert config.val_users == 5_000 and config.alternatives.neighbour_pool_uses == SAMPLED_POOL_USES
     assert budgets.sequence_overrides() == {"uniform_negatives": SEQUENCE_UNIFORM_NEGATIVES, "val_users": 5_000}
     assert SequenceConfig.for_dataset("synthetic-32m", **budgets.sequence_overrides()).uniform_negatives > 0
     assert "objective: sampled softmax" in budgets.describe()
