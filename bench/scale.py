@@ -30,7 +30,12 @@ process's CPU time, robust to a shared machine), over `--repeats` repeats of `--
 it, so the walks are inside the steps' CPU time, front-loaded in each epoch: cost = 1000 x (steps' CPU-s +
 refreshes' CPU-s) / steps / batch_size is exact over whole epochs (`--cost-steps` a multiple of
 `steps_per_epoch`, 500 by default) and an upper bound over part of one (printed as such). `redraw_share` is the
-walks' (and refreshes') share of it, `walked_per_epoch` the movie draws an epoch walked. The median and the
+walks' (and refreshes') share of it, `walked_per_epoch` the movie draws an epoch walked. With
+`neighbour_pool_uses` (a movie walked again after that many hops asked for it, epochs aside) the cost is that of
+the steady state of a long run: every movie is walked once first (`first_fill_cpu_s`, a one-off of the run, not
+in the cost) and its count of uses set uniformly in 1..N, as it stands in a long run, so that the repeats walk
+what a step walks in the long run (from a fresh pool they would walk the whole catalogue first, then almost
+nothing for several epochs: at 5M a movie is asked for about 150 times an epoch, at 1M 450). The median and the
 spread (min-max) of the repeats are printed. The steps train the model being measured, whose weights and optimiser
 state are put back afterwards, so the `train` stage starts as without it. `--cost-only` stops after `cost` (no
 training budget, evaluation or ingestion) and merges into `--results` (default `docs/scale_cost.json`), so the
@@ -123,8 +128,14 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
     saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     model.train()
     generator = torch.Generator().manual_seed(seed)
-    train_step(generator)  # untimed: the first call's allocations
     pool = sampler.pool  # None without a pool: the walks are then part of every step
+    first_fill = 0.0
+    if pool is not None and pool.uses is not None:  # a lifetime in uses: the steady state (module docstring)
+        cpu = time.process_time()
+        pool.lookup(train_step.all_movies, generator)  # each movie's first walk, a one-off of the run
+        first_fill = time.process_time() - cpu
+        pool.asked.copy_(torch.randint(1, pool.uses + 1, pool.asked.shape, generator=generator))
+    train_step(generator)  # untimed: the first call's allocations
     costs, walls, step_ms, refresh_s, walk_s, walked, losses = [], [], [], [], [], [], []
     for repeat in range(repeats):
         step_cpu = redraw_cpu = step_wall = redraw_wall = walk_cpu = 0.0
@@ -160,6 +171,7 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
             "wall_s_per_1000_pairs": round(float(np.median(walls)), 4),
             "step_cpu_ms": round(float(np.mean(step_ms)), 1), "redraw_cpu_s": round(float(np.mean(refresh_s)), 2),
             "redraw_share": round(float(np.mean(walk_s)), 3), "walked_per_epoch": round(float(np.mean(walked))),
+            "pool_uses": None if pool is None else pool.uses, "first_fill_cpu_s": round(first_fill, 2),
             "whole_epochs": steps % config.steps_per_epoch == 0,
             "repeats": repeats, "steps": steps, "batch_size": config.batch_size,
             "steps_per_epoch": config.steps_per_epoch, "objective": config.alternatives.loss,
@@ -168,10 +180,12 @@ def measure_cost(train_step: Any, config: Any, repeats: int, steps: int, seed: i
 
 def cost_line(rec: dict[str, Any]) -> str:
     """`0.123 CPU-s / 1,000 pairs (0.120-0.130, 3 x 500 steps; walks 12%)`: the cost stage in words."""
-    partial = "" if rec.get("whole_epochs", True) else "; part of an epoch: an upper bound"
+    uses = rec.get("pool_uses")
+    partial = "" if rec.get("whole_epochs", True) or uses else "; part of an epoch: an upper bound"
+    lifetime = f"; pool of {uses} uses, first fill {rec['first_fill_cpu_s']:.1f} CPU-s apart" if uses else ""
     return (f"{rec['cpu_s_per_1000_pairs']:.3f} CPU-s / 1,000 pairs ({rec['cpu_min']:.3f}-{rec['cpu_max']:.3f}, "
             f"{rec['repeats']} x {rec['steps']} steps of {rec['batch_size']}; walks {100 * rec['redraw_share']:.0f}%"
-            f"{partial})")
+            f"{lifetime}{partial})")
 
 
 # ------------------------------------------------------------------------------------------ one size
@@ -209,7 +223,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig.for_dataset(name, **args.train_config)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with stages("pool", draws=config.neighbour_pool):  # the model, the samplers, and the (empty) neighbourhood pool
+    with stages("pool", draws=config.neighbour_pool, uses=config.alternatives.neighbour_pool_uses):  # the model, the samplers, and the (empty) neighbourhood pool
         model = build_model(gd, config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         train_step = TrainingStep(gd, config, model, optimizer)

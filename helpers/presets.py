@@ -20,7 +20,9 @@ label with the dataset marked "workshop budgets" (`Budgets.label`): short runs, 
 Above `SAMPLED_SOFTMAX_ABOVE_MOVIES` movies the presets also switch PinSage to `loss="sampled_softmax"` (a step
 that embeds only the batch's movies, `helpers.training.step`) and the sequence model of notebook 04 to a sampled
 softmax of `SEQUENCE_UNIFORM_NEGATIVES` shared uniform negatives besides the batch's targets, validated on the
-preset's sample of users; the `small` preset keeps both full softmaxes.
+preset's sample of users; the `small` preset keeps both full softmaxes. With the sampled softmax a pooled
+neighbourhood lives `SAMPLED_POOL_USES` hops of its movie rather than an epoch (`neighbour_pool_uses`), so the
+walks per step follow the batch.
 
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
@@ -44,6 +46,13 @@ MIN_NEXT_MOVIE_STEPS = 20
 # sequence model with a sampled softmax; at or below it they keep the full softmax over all movies.
 SAMPLED_SOFTMAX_ABOVE_MOVIES = 5_000
 SEQUENCE_UNIFORM_NEGATIVES = 2_048  # the sequence model's shared uniform negatives per step when sampled
+# With the sampled softmax a pooled neighbourhood lives this many hops of its movie (`neighbour_pool_uses`), not an
+# epoch. At synthetic-1m (3,882 movies) the sampled step's two hops ask for 3,496 movies a step (1,242 batch nodes,
+# then 2,253 with their neighbours), so each movie is asked for 3,496 x 500 / 3,882 = 450 times an epoch (median
+# 438): with 450 uses the pool walks there about once per movie and epoch, as the epoch pool does, and at any size
+# about 4 draws x 3,496 / 450 = 31 movie draws a step, at most 4 x (1,536 + 6 x 1,536) / 450 = 96 (every movie of
+# a step's two hops distinct), instead of nearly the whole catalogue every epoch.
+SAMPLED_POOL_USES = 450
 
 
 class PresetError(RecsysError, ValueError):
@@ -110,7 +119,7 @@ class Budgets:
         if self.val_users is not None:
             overrides["val_users"] = self.val_users
         if self.sampled:
-            overrides["loss"] = "sampled_softmax"
+            overrides.update(loss="sampled_softmax", neighbour_pool_uses=SAMPLED_POOL_USES)
         return overrides
 
     def sequence_overrides(self) -> dict[str, Any]:

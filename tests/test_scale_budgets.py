@@ -1,7 +1,7 @@
 """Budgets by dataset size (helpers.presets, RECSYS_PRESET), `scripts/run.sh --no-serve`, and bench.scale's cost
 of the objective (CPU-seconds per 1,000 training pairs).
 
-Cost: about 4 s (the presets are arithmetic; the cost runs 3 x 3 steps of 32 pairs on the synthetic sample).
+Cost: about 5 s (the presets are arithmetic; the cost runs 3 x 3 and 2 x 4 steps of 32 pairs on the synthetic sample).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
 from helpers.presets import (
     PRESETS,
+    SAMPLED_POOL_USES,
     SAMPLED_SOFTMAX_ABOVE_MOVIES,
     SEQUENCE_UNIFORM_NEGATIVES,
     PresetError,
@@ -68,8 +69,10 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert budgets.val_users == 5_000 and budgets.eval_users == 10_000
     assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
-    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax"}
-    assert TrainConfig.for_dataset("synthetic-32m", **overrides).val_users == 5_000
+    assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax",
+                         "neighbour_pool_uses": SAMPLED_POOL_USES}
+    config = TrainConfig.for_dataset("synthetic-32m", **overrides)
+    assert config.val_users == 5_000 and config.alternatives.neighbour_pool_uses == SAMPLED_POOL_USES
     assert budgets.sequence_overrides() == {"uniform_negatives": SEQUENCE_UNIFORM_NEGATIVES, "val_users": 5_000}
     assert SequenceConfig.for_dataset("synthetic-32m", **budgets.sequence_overrides()).uniform_negatives > 0
     assert "objective: sampled softmax" in budgets.describe()
@@ -134,13 +137,21 @@ def test_run_sh_takes_no_serve_and_refuses_what_it_does_not_know():
 
 
 @pytest.fixture(scope="module")
-def sample_step(tmp_path_factory):
-    gd = build_graph(load_movielens("sample", cache_dir=tmp_path_factory.mktemp("cache")))
-    config = TrainConfig.for_dataset("sample", batch_size=32, steps_per_epoch=2)
+def sample_graph(tmp_path_factory):
+    return build_graph(load_movielens("sample", cache_dir=tmp_path_factory.mktemp("cache")))
+
+
+def _training_step(gd, **overrides):
+    config = TrainConfig.for_dataset("sample", batch_size=32, steps_per_epoch=2, **overrides)
     torch.manual_seed(0)
     model = build_model(gd, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     return TrainingStep(gd, config, model, optimizer), config
+
+
+@pytest.fixture(scope="module")
+def sample_step(sample_graph):
+    return _training_step(sample_graph)
 
 
 def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step):
@@ -158,6 +169,18 @@ def test_the_cost_is_cpu_seconds_per_thousand_pairs_with_its_spread(sample_step)
     assert "CPU-s / 1,000 pairs" in scale.cost_line(cost)
     run = {"ratings": 1000, "stages": {"cost": {"seconds": 1.0, "stage_peak_mb": 1.0, "maxrss_mb": 1.0, **cost}}}
     assert "CPU-s per 1,000 pairs" in scale.table({"runs": {"1000": run}})
+
+
+def test_with_a_lifetime_in_uses_the_cost_is_the_steady_state_and_the_first_fill_apart(sample_graph):
+    """Every movie walked once before the repeats (its CPU time apart), each movie's uses spread over 1..N: the
+    repeats walk what a long run's steps walk, only movies past their N uses."""
+    step, config = _training_step(sample_graph, loss="sampled_softmax", neighbour_pool_uses=12)
+    cost = scale.measure_cost(step, config, repeats=2, steps=4, seed=1)
+    assert cost["pool_uses"] == 12 and cost["first_fill_cpu_s"] > 0
+    assert bool(step.sampler.pool.filled.all())
+    # a step asks for every one of the 420 movies (1,024 negatives), twice (two hops): 4 uses a movie an epoch
+    assert 0 < cost["walked_per_epoch"] < config.neighbour_pool * step.n_movies / 2  # re-walks, not a refill
+    assert "pool of 12 uses" in scale.cost_line(cost) and "upper bound" not in scale.cost_line(cost)
 
 
 def test_cost_only_needs_repeats():

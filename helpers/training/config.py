@@ -74,6 +74,9 @@ class Alternatives:
     neighbour_degree_alpha: float = _knob(0.0, "neighbours picked by visits / degree ** alpha (0: by visits, hubs "
                                                "included)")
     uniform_negatives: int = _knob(1024, "sampled_softmax: shared uniform negatives besides the in-batch tails")
+    neighbour_pool_uses: int | None = _knob(None, "hops a pooled neighbourhood serves its movie before it is walked "
+                                                  "again, epochs aside (None: every epoch; the presets set it with "
+                                                  "sampled_softmax, whose walks then follow the batch)")
     schedule: str = _knob("cosine", "'cosine' (warm-up, then cosine decay over the run) or 'epoch_decay'")
     lr_decay: float = _knob(0.95, "epoch_decay: the learning rate is lr * lr_decay ** epoch")
     negatives: int = _knob(2, "max_margin: negatives per positive pair")
@@ -115,7 +118,7 @@ ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
 # knobs added after runs were saved, with the value every older run had: a run's key leaves them out at that value,
 # so an interrupted older run still resumes (`helpers.training.loop`)
 LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0,
-                               "neighbour_degree_alpha": 0.0, "val_users": None}
+                               "neighbour_degree_alpha": 0.0, "val_users": None, "neighbour_pool_uses": None}
 
 
 @dataclass
@@ -159,6 +162,11 @@ class TrainConfig:
         if self.val_users is not None and self.val_users < 2:
             raise TrainConfigError(f"val_users={self.val_users}: sample at least 2 users (a standard error needs "
                                    "two), or None for all")
+        uses = self.alternatives.neighbour_pool_uses
+        if uses is not None and (uses < 1 or self.neighbour_pool < 1):
+            raise TrainConfigError(f"neighbour_pool_uses={uses} with neighbour_pool={self.neighbour_pool}: give a "
+                                   "positive number of uses with a pool (neighbour_pool >= 1), or None to walk the "
+                                   "pool again every epoch")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise TrainConfigError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
         self.spec  # validates the neighbourhood settings

@@ -200,17 +200,22 @@ class NeighbourSampler:
 
     With `draws` > 0 each `hop` picks one of `draws` neighbourhoods per movie at random from a pool
     (`helpers.training.neighbour_pool.NeighbourPool`): a movie's `draws` neighbourhoods are walked the first time
-    a hop asks for it after `refresh()` and reused until the next one, so the walks of an epoch follow the
-    batches (only the movies they asked for), while a batch whose neighbourhoods cover much of the catalogue (on
-    ML-1M a 2-layer batch touches over half of the 3,883 movies) repeats no walk. The distribution is that of
-    walking afresh. `generator` drives the shuffles and picks (default: torch's global RNG)."""
+    a hop asks for it and reused, while a batch whose neighbourhoods cover much of the catalogue (on ML-1M a
+    2-layer batch touches over half of the 3,883 movies) repeats no walk. With `uses=None` they live until the
+    next `refresh()`, so the walks of an epoch follow the movies its batches asked for; with `uses=N` a movie is
+    walked again after N hops asked for it, epochs aside, so the walks per step follow the batch whatever the
+    catalogue's size. The distribution is that of walking afresh. `generator` drives the shuffles and picks
+    (default: torch's global RNG)."""
 
     def __init__(self, graph: dgl.DGLGraph, layers: int, spec: NeighbourhoodSpec, draws: int = 0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, uses: int | None = None):
         if layers < 1:
             raise SamplingError(f"layers={layers}: give at least 1 (2 reach the neighbours' neighbours)")
         if draws < 0:
             raise SamplingError(f"draws={draws}: give 0 (walk afresh every time) or a positive pool size")
+        if uses is not None and (uses < 1 or not draws):
+            raise SamplingError(f"uses={uses} with draws={draws}: a pool's lifetime in uses needs a pool (draws > 0) "
+                                "and a positive number of uses; give None to renew the pool every refresh()")
         self.graph = graph
         self.layers = layers
         self.spec = spec
@@ -221,7 +226,7 @@ class NeighbourSampler:
         self._metapath = [WATCHED_BY, WATCHED] * spec.walk_length
         self._restart = torch.zeros(2 * spec.walk_length)
         self._restart[2::2] = spec.restart_prob  # a walk may stop after each movie -> user -> movie traversal
-        self.pool = NeighbourPool(self.num_movies, draws, spec.neighbours, self._walk) if draws else None
+        self.pool = NeighbourPool(self.num_movies, draws, spec.neighbours, self._walk, uses) if draws else None
         self._shuffle()
 
     def _shuffle(self) -> None:
@@ -248,10 +253,11 @@ class NeighbourSampler:
         return src, dst, weight
 
     def refresh(self) -> None:
-        """Shuffle the tie-breaking ids again and, with a pool, empty it (each movie is walked again when asked)."""
+        """Shuffle the tie-breaking ids again and, with a pool, start its epoch (without `uses`, empty it: each
+        movie is walked again when asked)."""
         self._shuffle()
         if self.pool is not None:
-            self.pool.clear()
+            self.pool.new_epoch()
 
     def hop(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
             ) -> tuple[Hop, torch.Tensor]:

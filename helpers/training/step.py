@@ -44,7 +44,8 @@ class TrainingStep:
                           else RandomWalkPositives(gd.graph))
         self.n_movies = gd.graph.num_nodes("movie")
         self.negatives = NegativeSampler(self.n_movies, alt.hard_ranks)
-        self.sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)
+        self.sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool,
+                                        uses=alt.neighbour_pool_uses)
         self.all_movies = torch.arange(self.n_movies)
         self.tail_share = None
         if alt.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
