@@ -64,10 +64,18 @@ def checkout(rev: str) -> Iterator[Path]:
         git("worktree", "remove", "--force", str(folder))
 
 
+PATH_SETTINGS = ("RECSYS_DATA_DIR", "RECSYS_ARTIFACTS", "RECSYS_CACHE")
+
+
 def tree_env(tree: Path, **overrides: str) -> dict[str, str]:
-    """This process's environment with `PYTHONPATH` pointing at `tree` (so it imports that tree's helpers)."""
-    return {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-            **overrides}
+    """This process's environment with `PYTHONPATH` pointing at `tree` (so it imports that tree's helpers), the
+    path settings made absolute and `RECSYS_ARTIFACTS` defaulting to this tree's folder: another tree runs in its
+    own folder, and must read the same data and embeddings as this one."""
+    paths = {name: str(Path(os.environ[name]).expanduser().resolve())
+             for name in PATH_SETTINGS if os.environ.get(name, "").strip()}
+    paths.setdefault("RECSYS_ARTIFACTS", str(ROOT / "artifacts"))
+    return {**os.environ, **paths, "PYTHONPATH": str(tree),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **overrides}
 
 
 # -- recommend_latency: one probe process per tree ------------------------------------------------------------

@@ -14,6 +14,7 @@ from bench.compare import (
     describe,
     git,
     stage_table,
+    tree_env,
 )
 
 
@@ -42,3 +43,16 @@ def test_a_plan_is_sent_to_the_other_server() -> None:
     plan = [("GET /movies?q=", "GET", "http://127.0.0.1:1/movies?q=toy", None)]
     assert on(plan, "http://127.0.0.1:1", "http://127.0.0.1:2") == [
         ("GET /movies?q=", "GET", "http://127.0.0.1:2/movies?q=toy", None)]
+
+
+def test_the_other_tree_reads_this_trees_data_and_artifacts(monkeypatch, tmp_path) -> None:
+    """Relative path settings would resolve inside the other tree's folder: they go over absolute, and the
+    artifacts default to this tree's."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_DATA_DIR", "data/ml-1m")
+    monkeypatch.delenv("RECSYS_ARTIFACTS", raising=False)
+    monkeypatch.delenv("RECSYS_CACHE", raising=False)
+    env = tree_env(tmp_path / "other")
+    assert env["RECSYS_DATA_DIR"] == str(tmp_path / "data" / "ml-1m")
+    assert env["RECSYS_ARTIFACTS"] == str(ROOT / "artifacts")
+    assert "RECSYS_CACHE" not in env and env["PYTHONPATH"] == str(tmp_path / "other")
