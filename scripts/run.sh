@@ -13,6 +13,11 @@ for arg in "$@"; do
     *) echo "scripts/run.sh: unknown option $arg; use --no-serve to run the series without serving" >&2; exit 2 ;;
   esac
 done
+# the notebooks run in notebooks/: a relative RECSYS_DATA_DIR, RECSYS_ARTIFACTS or RECSYS_CACHE (as the README
+# writes them, e.g. ../shared/movielens/ml-1m) means relative to where this command was started
+for setting in RECSYS_DATA_DIR RECSYS_ARTIFACTS RECSYS_CACHE; do
+  if [ -n "${!setting:-}" ]; then export "$setting=$(realpath -m -- "${!setting}")"; fi
+done
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${RECSYS_THREADS:-1}" DGLBACKEND=pytorch

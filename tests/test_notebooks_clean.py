@@ -3,6 +3,7 @@ structure, the Voila page its own; `notebooks/` holds nothing else, and the READ
 `scripts/test.sh` follow the stage table."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -111,3 +112,14 @@ def test_readme_notebook_table_names_the_stage_table() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     named = [re.match(r"\| `([^`]+)`", row).group(1) for row in rows]
     assert named == [Path(stage.notebook).name for stage in SERIES] + [Path(PAGE_NOTEBOOK).name]
+
+
+def test_run_sh_passes_relative_paths_to_the_notebooks_as_absolute_ones(tmp_path) -> None:
+    """The notebooks run in notebooks/: `RECSYS_DATA_DIR=../shared/...` must mean relative to where run.sh was
+    started. The script's own lines before `cd` are run as they are, and the settings they export are checked."""
+    run = (ROOT / "scripts" / "run.sh").read_text()
+    prelude = run[run.index("for setting in RECSYS_DATA_DIR"):run.index('cd "$(dirname "$0")/.."')]
+    out = subprocess.run(["bash", "-c", prelude + 'echo "$RECSYS_DATA_DIR|$RECSYS_CACHE|${RECSYS_ARTIFACTS:-unset}"'],
+                         cwd=tmp_path, env={"PATH": os.environ["PATH"], "RECSYS_DATA_DIR": "../shared/ml-1m",
+                                            "RECSYS_CACHE": "cache"}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"{tmp_path.parent / 'shared' / 'ml-1m'}|{tmp_path / 'cache'}|unset"
