@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import paired_movies
 
+from helpers.dgl_import import dgl
 from helpers.training.config import TrainConfig, TrainConfigError
 from helpers.training.loop import build_model
 from helpers.training.optimiser import SparseDenseAdam, build_optimiser
@@ -53,16 +54,19 @@ def test_one_optimiser_updates_only_the_rows_the_batch_touched():
 
 def test_the_sparse_optimiser_resumes_exactly_from_its_checkpoint():
     """Three steps, a checkpoint (model and optimiser through torch.save), three more; a new model and optimiser
-    loaded from the checkpoint take the same three steps to the same weights and moments."""
+    loaded from the checkpoint take the same three steps to the same weights and moments. The walks are redrawn
+    from the same seeds after the checkpoint (no pool), as `train_pinsage` reseeds every epoch."""
     gd = paired_movies(20)
 
     def run(step: TrainingStep, generator: torch.Generator, steps: int) -> None:
+        torch.manual_seed(5)
+        dgl.seed(5)
         for i in range(steps):
             for group in step.optimizer.param_groups:
                 group["lr"] = 1e-2 / (1 + i)
             step(generator)
 
-    first = sampled_step(gd)
+    first = sampled_step(gd, neighbour_pool=0)
     generator = torch.Generator().manual_seed(2)
     run(first, generator, 3)
     buffer = io.BytesIO()
@@ -72,7 +76,7 @@ def test_the_sparse_optimiser_resumes_exactly_from_its_checkpoint():
 
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=False)
-    second = sampled_step(gd)
+    second = sampled_step(gd, neighbour_pool=0)
     second.model.load_state_dict(saved["model"])
     second.optimizer.load_state_dict(saved["optimizer"])
     run(second, torch.Generator().set_state(saved["generator"]), 3)
@@ -91,7 +95,7 @@ def test_the_work_on_the_tables_per_step_is_bounded_by_the_batch_not_the_catalog
     for pairs in (20, 2000):
         step = sampled_step(paired_movies(pairs), id_dropout=0.3, title_token_dropout=0.2)
         embedded: list[int] = []
-        step.model.features.register_forward_hook(lambda module, args, output: embedded.append(len(args[0])))
+        step.model.features.register_forward_hook(lambda module, args, output, seen=embedded: seen.append(len(args[0])))
         draw = step.dropped  # the inductive noise: drawn for the movies embedded, not for the catalogue
         step.dropped = lambda generator, movies, draw=draw: (noise_rows.append(len(movies)), draw(generator, movies))[1]
         generator = torch.Generator().manual_seed(3)
