@@ -65,7 +65,12 @@ class MovieFeatures(nn.Module):
         of any movies, in the graph or not."""
         tokens = tokens.masked_fill(tokens >= self.title_emb.num_embeddings, UNK_TOKEN)  # beyond the vocabulary
         counts = (tokens > 0).sum(1, keepdim=True).clamp(min=1)
-        return self.genre_proj(genres) + self.year_emb(year_bucket) + self.title_emb(tokens).sum(1) / counts
+        if self.title_emb.sparse:  # each distinct token looked up once: a sparse gradient of a row per token, not
+            used, position = torch.unique(tokens, return_inverse=True)  # per occurrence (costlier to coalesce)
+            token_vectors = self.title_emb(used)[position]
+        else:
+            token_vectors = self.title_emb(tokens)
+        return self.genre_proj(genres) + self.year_emb(year_bucket) + token_vectors.sum(1) / counts
 
     def forward(self, movies: torch.Tensor, keep_id: torch.Tensor | None = None,
                 title: torch.Tensor | None = None) -> torch.Tensor:
