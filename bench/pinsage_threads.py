@@ -33,6 +33,7 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     from helpers.training.config import TrainConfig
     from helpers.training.loop import build_model
     from helpers.training.model import max_margin_loss
+    from helpers.training.optimiser import build_optimiser
     from helpers.training.sampling import EngagementPositives, NegativeSampler, NeighbourSampler, pair_batch
 
     torch.set_num_threads(threads)
@@ -41,7 +42,7 @@ def measure(dataset: str, data_dir: str | None, steps: int, warmup: int, pool: i
     gd = build_graph(load_movielens(dataset, data_dir, cache_dir=settings.cache_dir))
     config = TrainConfig.for_dataset(dataset, neighbour_pool=pool)
     model = build_model(gd, config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = build_optimiser(model, config)
     positives = EngagementPositives(gd.train)
     negatives = NegativeSampler(gd.n_movies, config.alternatives.hard_ranks)
     sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool)

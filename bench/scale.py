@@ -204,6 +204,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     from helpers.training.embeddings import save_movie_embeddings
     from helpers.training.inference import infer_movie_vectors
     from helpers.training.loop import build_model
+    from helpers.training.optimiser import build_optimiser
     from helpers.training.step import TrainingStep
 
     name = dataset_name(ratings)
@@ -225,7 +226,7 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(args.seed)
     with stages("pool", draws=config.neighbour_pool, uses=config.alternatives.neighbour_pool_uses):  # the model, the samplers, and the (empty) neighbourhood pool
         model = build_model(gd, config)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = build_optimiser(model, config)
         train_step = TrainingStep(gd, config, model, optimizer)
         train_step.sampler.refresh()
     if args.repeats > 0:

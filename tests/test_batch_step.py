@@ -17,6 +17,7 @@ from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
 from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
+from helpers.training.optimiser import build_optimiser
 from helpers.training.step import TrainingStep
 
 SMALL_BATCH = {"batch_size": 8, "uniform_negatives": 8, "neighbours": 2, "layers": 2, "neighbour_pool": 2, "walks": 20}
@@ -28,7 +29,7 @@ def embedded_per_step(gd, loss: str, steps: int = 20) -> list[int]:
     config = TrainConfig().replace(loss=loss, **SMALL_BATCH)
     torch.manual_seed(0)
     model = build_model(gd, config)
-    step = TrainingStep(gd, config, model, torch.optim.Adam(model.parameters()))
+    step = TrainingStep(gd, config, model, build_optimiser(model, config))
     counts: list[int] = []
     model.features.register_forward_hook(lambda module, args, output: counts.append(len(args[0])))
     generator = torch.Generator().manual_seed(0)
@@ -66,11 +67,13 @@ def test_the_sampled_step_equals_the_sampled_softmax_over_every_movie_embedded(q
         for table in (model.movie_bias, model.query_id):
             if table is not None:
                 table.weight.normal_()
-    step = TrainingStep(gd, config, model, torch.optim.SGD(model.parameters(), lr=0.0))
+    step = TrainingStep(gd, config, model, build_optimiser(model, config))  # the tables: sparse gradients
     loss = step.loss(torch.Generator().manual_seed(3))
     model.zero_grad()
     loss.backward()
-    library = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    library = {name: p.grad.to_dense() for name, p in model.named_parameters() if p.grad is not None}
+    assert {name for name, grad in library.items() if dict(model.named_parameters())[name].grad.is_sparse} >= {
+        "features.id_emb.weight", "movie_bias.weight"}  # the sampled softmax's tables: sparse gradients
 
     generator = torch.Generator().manual_seed(3)  # the same draws, in the step's order
     heads, tails = step.positives.sample(config.batch_size, generator)
@@ -89,7 +92,7 @@ def test_the_sampled_step_equals_the_sampled_softmax_over_every_movie_embedded(q
     assert torch.allclose(loss, by_hand, atol=1e-6)
     assert library.keys() == {name for name, p in model.named_parameters() if p.grad is not None}
     for name, grad in library.items():
-        assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-6), name
+        assert torch.allclose(grad, dict(model.named_parameters())[name].grad.to_dense(), atol=1e-6), name
     assert pd.Series({n: g.norm().item() for n, g in library.items()}).gt(0).sum() >= 5  # gradients reach the layers
 
 

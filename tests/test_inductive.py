@@ -137,7 +137,7 @@ def test_a_training_step_with_the_inductive_knobs_reaches_every_head(sample):
     torch.manual_seed(0)
     model = build_model(gd, config)
     step = TrainingStep(gd, config, model, torch.optim.Adam(model.parameters(), lr=1e-2))
-    keep, title = step.dropped(torch.Generator().manual_seed(0))
+    keep, title = step.dropped(torch.Generator().manual_seed(0), step.all_movies)
     assert 0.3 < keep.float().mean() < 0.7 and (title == 1).sum() > (model.features.title == 1).sum()
     loss = step.loss(torch.Generator().manual_seed(1))
     loss.backward()

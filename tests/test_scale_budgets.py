@@ -32,6 +32,7 @@ from helpers.sequence.config import SequenceConfig
 from helpers.stages import SERIES
 from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
+from helpers.training.optimiser import build_optimiser
 from helpers.training.step import TrainingStep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +146,7 @@ def _training_step(gd, **overrides):
     config = TrainConfig.for_dataset("sample", batch_size=32, steps_per_epoch=2, **overrides)
     torch.manual_seed(0)
     model = build_model(gd, config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = build_optimiser(model, config)
     return TrainingStep(gd, config, model, optimizer), config
 
 

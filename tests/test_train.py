@@ -127,12 +127,14 @@ INDUCTIVE = {"id_dropout": 0.3, "title_token_dropout": 0.2, "bias_source": "both
 
 
 @pytest.mark.parametrize(("loss", "val_users"), [("softmax", None), ("max_margin", None), ("softmax", 50),
-                                                 ("softmax+inductive", None), ("max_margin+inductive", None)])
+                                                 ("softmax+inductive", None), ("max_margin+inductive", None),
+                                                 ("sampled_softmax", 50)])
 def test_resume_continues_exactly_like_an_uninterrupted_run(sample_gd, tmp_path, loss, val_users):
     """A run stopped after 2 of 3 epochs and resumed equals the uninterrupted run, validated on every user or on
-    a fixed sample of 50. The per-epoch decay schedule is exact even when the run is extended (max_epochs 2, then
-    3); the cosine schedule spans the whole run, so it is stopped by a crash instead. The inductive knobs draw
-    their noise from the step's generator, so they resume exactly too."""
+    a fixed sample of 50, the sampled softmax with its sparse optimiser included. The per-epoch decay schedule is
+    exact even when the run is extended (max_epochs 2, then 3); the cosine schedule spans the whole run, so it is
+    stopped by a crash instead. The inductive knobs draw their noise from the step's generator, so they resume
+    exactly too."""
     loss, _, inductive = loss.partition("+")
     config = tiny(loss=loss, schedule="epoch_decay", val_users=val_users, **(INDUCTIVE if inductive else {}))
     whole = train_pinsage(sample_gd, settings_in(tmp_path / "a"), config, progress=False)

@@ -141,7 +141,7 @@ class TrainConfig:
     temperature: float = _knob(0.1, "score = query . candidate / temperature (+ bias)")
     lr: float = _knob(3e-3, "peak learning rate (Adam)")
     warmup: float = _knob(0.05, "share of the run warming up lr, then cosine decay")
-    weight_decay: float = _knob(0.0, "Adam's L2 penalty")
+    weight_decay: float = _knob(0.0, "Adam's L2 penalty (not with sampled_softmax: its tables update sparsely)")
     steps_per_epoch: int = _knob(500, "steps between validations (and checkpoints)")
     max_epochs: int = _knob(100, "stop after this many epochs")
     time_budget_s: float | None = _knob(600.0, "seconds of training + validation; None: no limit")
@@ -167,6 +167,10 @@ class TrainConfig:
             raise TrainConfigError(f"neighbour_pool_uses={uses} with neighbour_pool={self.neighbour_pool}: give a "
                                    "positive number of uses with a pool (neighbour_pool >= 1), or None to walk the "
                                    "pool again every epoch")
+        if self.weight_decay > 0 and self.alternatives.loss == "sampled_softmax":
+            raise TrainConfigError(f"weight_decay={self.weight_decay} with loss='sampled_softmax': its per-movie "
+                                   "tables are updated sparsely (SparseAdam, no weight decay), so the penalty "
+                                   "would miss them; give weight_decay=0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise TrainConfigError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
         self.spec  # validates the neighbourhood settings

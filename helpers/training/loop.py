@@ -6,7 +6,8 @@ Artifacts under `RECSYS_ARTIFACTS/<dataset>/`, each written atomically:
 * `model.pt` (+ manifest, stage "model"): the best epoch's weights by validation HR@10, with its config;
 * `history.json` (+ manifest): one dict per epoch (epoch, loss, val_hr@10 with its standard error and the
   number of validation users, val_ndcg@10, seconds, ...);
-* `train_state.pt`: the last epoch's model and optimizer, to resume an interrupted run.
+* `train_state.pt`: the last epoch's model and optimizer (`helpers.training.optimiser`), to resume an interrupted
+  run.
 
 Every epoch starts from RNG seeds derived from `(RECSYS_SEED, epoch)`, so a run resumed after epoch n
 continues exactly as the uninterrupted run would have (same batches, same walks, same negatives). With a
@@ -39,6 +40,7 @@ from helpers.errors import RecsysError
 from helpers.training.config import LATER_KNOBS, TrainConfig
 from helpers.training.inference import MovieVectors, infer_movie_embeddings, infer_movie_vectors
 from helpers.training.model import PinSage
+from helpers.training.optimiser import build_optimiser, sparse_tables
 from helpers.training.step import TrainingStep
 
 MODEL_FILE, HISTORY_FILE, STATE_FILE = "model.pt", "history.json", "train_state.pt"
@@ -85,6 +87,8 @@ def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
              "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")
                         and LATER_KNOBS.get(k, object()) != v}}  # knobs added later, at their defaults: the key of the runs before them
+    if sparse_tables(config):  # a state saved by the dense optimiser (before the sparse tables) is another run's
+        ident["sparse_tables"] = True
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -134,7 +138,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
 
     torch.manual_seed(settings.seed)
     model = build_model(gd, config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = build_optimiser(model, config)
     history: list[dict[str, float]] = []
     best_epoch, best_hr, elapsed = -1, -1.0, 0.0
     state = _load_state(state_path, key) if resume else None
@@ -147,7 +151,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
             state, history, best_epoch, best_hr, elapsed = None, [], -1, -1.0, 0.0
             torch.manual_seed(settings.seed)
             model = build_model(gd, config).to(device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            optimizer = build_optimiser(model, config)
             print(f"{model_path.name} is missing; training from scratch.")
         elif progress:
             print(f"Found the state of this run: {len(history)} epochs, {elapsed:.0f} s.")

@@ -65,17 +65,23 @@ class MovieFeatures(nn.Module):
         of any movies, in the graph or not."""
         tokens = tokens.masked_fill(tokens >= self.title_emb.num_embeddings, UNK_TOKEN)  # beyond the vocabulary
         counts = (tokens > 0).sum(1, keepdim=True).clamp(min=1)
-        return self.genre_proj(genres) + self.year_emb(year_bucket) + self.title_emb(tokens).sum(1) / counts
+        if self.title_emb.sparse:  # each distinct token looked up once: a sparse gradient of a row per token, not
+            used, position = torch.unique(tokens, return_inverse=True)  # per occurrence (costlier to coalesce)
+            token_vectors = self.title_emb(used)[position]
+        else:
+            token_vectors = self.title_emb(tokens)
+        return self.genre_proj(genres) + self.year_emb(year_bucket) + token_vectors.sum(1) / counts
 
     def forward(self, movies: torch.Tensor, keep_id: torch.Tensor | None = None,
                 title: torch.Tensor | None = None) -> torch.Tensor:
-        """Projected features of graph movies `movies` [B]. `keep_id` [n_movies] bool: movies whose id embedding
-        is added (None: all); `title` [n_movies, L]: token ids replacing the stored ones (token dropout)."""
-        tokens = (self.title if title is None else title.to(self.title.device))[movies]
+        """Projected features of graph movies `movies` [B]. `keep_id` [B] bool: rows whose id embedding is added
+        (None: all); `title` [B, L]: the rows' token ids replacing the stored ones (token dropout). Both are given
+        per row of `movies`, so that a step draws its noise for the movies it embeds, not for the catalogue."""
+        tokens = self.title[movies] if title is None else title.to(self.title.device)
         h = self.project(self.genres[movies], self.year_bucket[movies], tokens)
         if self.id_emb is not None:
             ids = self.id_emb(movies)
-            h = h + (ids if keep_id is None else ids * keep_id[movies].unsqueeze(1).to(ids.dtype))
+            h = h + (ids if keep_id is None else ids * keep_id.unsqueeze(1).to(ids.dtype))
         return h
 
 
@@ -150,7 +156,8 @@ class PinSage(nn.Module):
 
     def forward(self, neighbourhood: Neighbourhood, keep_id: torch.Tensor | None = None,
                 title: torch.Tensor | None = None) -> torch.Tensor:
-        """Embeddings of the neighbourhood's seeds; `keep_id` and `title` as in `MovieFeatures.forward`."""
+        """Embeddings of the neighbourhood's seeds; `keep_id` [I] and `title` [I, L] per input node
+        (`neighbourhood.input_nodes`), as in `MovieFeatures.forward`."""
         h = self.features(neighbourhood.input_nodes, keep_id, title)
         projected = h[:len(neighbourhood.seeds)]  # every hop lists its output nodes first, so the seeds lead
         for conv, hop in zip(self.convs, neighbourhood.hops):
@@ -165,7 +172,8 @@ class PinSage(nn.Module):
     def layer_outputs(self, hops: list[Hop], keep_id: torch.Tensor | None = None,
                       title: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every movie's representation after each layer ([projected, conv 1, ..., conv L], each [n_movies, dim]),
-        `hops[l]` a hop whose output and input nodes are all movies in index order."""
+        `hops[l]` a hop whose output and input nodes are all movies in index order; `keep_id` [n_movies] and
+        `title` [n_movies, L] per movie."""
         outputs = [self.features(torch.arange(self.features.num_movies, device=self.device), keep_id, title)]
         for conv, hop in zip(self.convs, hops):
             outputs.append(conv(hop, outputs[-1], outputs[-1]))
@@ -178,6 +186,12 @@ class PinSage(nn.Module):
         Used for the softmax over all movies in training; inference does the same layer by layer in batches."""
         outputs = self.layer_outputs(hops, keep_id, title)
         return self.combine(outputs[0], outputs[-1])
+
+    def catalogue_tables(self) -> list[nn.Embedding]:
+        """The tables with a row per movie (id embedding, query offset, bias) or per title token: they grow with
+        the catalogue, and `helpers.training.optimiser` gives them sparse gradients for the sampled softmax."""
+        tables = (self.features.id_emb, self.features.title_emb, self.query_id, self.movie_bias)
+        return [table for table in tables if table is not None]
 
     @property
     def has_bias(self) -> bool:

@@ -270,11 +270,10 @@ class NeighbourSampler:
             n = self.num_movies
             keep = ~torch.isin(neighbours * n + seeds[dst], torch.cat([a * n + b, b * n + a]))
             neighbours, dst, weight = neighbours[keep], dst[keep], weight[keep]
-        local = torch.full((self.num_movies,), -1, dtype=torch.int64)  # movie -> position among the inputs
-        local[seeds] = torch.arange(len(seeds))
-        extra = torch.unique(neighbours[local[neighbours] < 0])
-        local[extra] = torch.arange(len(seeds), len(seeds) + len(extra))
-        return Hop(local[neighbours], dst, weight, len(seeds)), torch.cat([seeds, extra])
+        # positions among the inputs by sorting the hop's own movies, not a table over the catalogue
+        inputs = torch.cat([seeds, torch.unique(neighbours[~torch.isin(neighbours, seeds)])])
+        order = torch.argsort(inputs)
+        return Hop(order[torch.searchsorted(inputs[order], neighbours)], dst, weight, len(seeds)), inputs
 
     def sample(self, seeds: torch.Tensor, exclude: tuple[torch.Tensor, torch.Tensor] | None = None
                ) -> Neighbourhood:

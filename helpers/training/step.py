@@ -9,8 +9,9 @@ query vectors against all candidate vectors. With `sampled_softmax` and `max_mar
 DGL's PinSage example does with its blocks: only the batch's movies (heads, tails and the shared uniform
 negatives, or max-margin's negatives) are embedded, through layer-1/layer-2 neighbourhoods built for just those
 nodes from the neighbourhood pool (`NeighbourSampler.sample`), so its cost does not grow with the catalogue
-(`tests/test_train.py` counts the nodes). The sampled softmax scores each query against the batch's tails and
-the uniform negatives, corrected by logQ.
+(`tests/test_batch_step.py` counts the nodes). The sampled softmax scores each query against the batch's tails and
+the uniform negatives, corrected by logQ, and its optimiser updates only the rows of the per-movie tables that the
+batch touched (`helpers.training.optimiser`; `tests/test_sparse_tables.py`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from helpers.training.model import (
     sampled_softmax_loss,
     softmax_loss,
 )
+from helpers.training.optimiser import Optimiser
 from helpers.training.sampling import (
     EngagementPositives,
     NegativeSampler,
@@ -37,7 +39,7 @@ class TrainingStep:
     """Call it with a generator (and the share of hard negatives, max-margin only) to train one step; it
     returns the batch's loss."""
 
-    def __init__(self, gd, config: TrainConfig, model: PinSage, optimizer: torch.optim.Optimizer):
+    def __init__(self, gd, config: TrainConfig, model: PinSage, optimizer: Optimiser):
         alt = config.alternatives
         self.config, self.model, self.optimizer = config, model, optimizer
         self.positives = (EngagementPositives(gd.train, alt.engagement_window) if alt.positives == "engagement"
@@ -54,15 +56,17 @@ class TrainingStep:
                 if isinstance(self.positives, EngagementPositives)
                 else torch.full((self.n_movies,), 1.0 / self.n_movies, dtype=torch.float64))
 
-    def dropped(self, generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """This step's inductive noise (issue 17): which movies keep their id (`keep_id` [n_movies] bool) and the
-        title tokens with a share replaced by `<unk>`; (None, None) with both knobs off, drawing nothing."""
+    def dropped(self, generator: torch.Generator, movies: torch.Tensor
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """This step's inductive noise (issue 17) for the movies it embeds, `movies` [M] (CPU): which keep their id
+        (`keep` [M] bool) and their title tokens with a share replaced by `<unk>` ([M, L]), per row of `movies`;
+        (None, None) with both knobs off, drawing nothing."""
         alt, device = self.config.alternatives, self.model.device
         keep = title = None
         if alt.id_dropout > 0:
-            keep = (torch.rand(self.n_movies, generator=generator) >= alt.id_dropout).to(device)
+            keep = (torch.rand(len(movies), generator=generator) >= alt.id_dropout).to(device)
         if alt.title_token_dropout > 0:
-            tokens = self.model.features.title.cpu()
+            tokens = self.model.features.title.cpu()[movies]
             drop = (torch.rand(tokens.shape, generator=generator) < alt.title_token_dropout) & (tokens > 0)
             title = tokens.masked_fill(drop, UNK_TOKEN).to(device)
         return keep, title
@@ -76,14 +80,16 @@ class TrainingStep:
         config, alt, model = self.config, self.config.alternatives, self.model
         device = model.device
         heads, tails = self.positives.sample(config.batch_size, generator)
-        keep, title = self.dropped(generator)
+        if alt.loss == "sampled_softmax":
+            return self.sampled_loss(heads, tails, generator)
+        keep, title = self.dropped(generator, self.all_movies)
         if alt.loss == "max_margin":
             negatives = self.negatives.sample(heads, alt.negatives, hard, generator)
             batch = pair_batch(self.sampler, heads, tails, negatives).to(device)
-            return max_margin_loss(model(batch.neighbourhood, keep, title), batch.heads, batch.tails, batch.negatives, alt.margin,
-                                   alt.in_batch_negatives)
-        if alt.loss == "sampled_softmax":
-            return self.sampled_loss(heads, tails, keep, title, generator)
+            inputs = batch.neighbourhood.input_nodes  # its noise drawn for every movie, as before: the same draws
+            h = model(batch.neighbourhood, None if keep is None else keep[inputs],
+                      None if title is None else title[inputs])
+            return max_margin_loss(h, batch.heads, batch.tails, batch.negatives, alt.margin, alt.in_batch_negatives)
         heads_d, tails_d = heads.to(device), tails.to(device)
         # every movie embedded at once; the pairs' own edges left out of the neighbourhoods
         hops = [self.sampler.hop(self.all_movies, exclude=(heads, tails))[0].to(device) for _ in range(config.layers)]
@@ -91,19 +97,21 @@ class TrainingStep:
         queries = model.query_vectors(h[heads_d], heads_d, None if keep is None else keep[heads_d])
         return softmax_loss(queries, model.candidate_vectors(h, self.all_movies.to(device), keep), tails_d, heads_d)
 
-    def sampled_loss(self, heads: torch.Tensor, tails: torch.Tensor, keep: torch.Tensor | None,
-                     title: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    def sampled_loss(self, heads: torch.Tensor, tails: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The sampled softmax of one batch, embedding only its heads, tails and uniform negatives (`columns`,
-        the competitors) through neighbourhoods built for those nodes, the pairs' own edges left out."""
+        the competitors) through neighbourhoods built for those nodes, the pairs' own edges left out; the
+        inductive noise is drawn for the movies embedded only."""
         model, device = self.model, self.model.device
         uniform = torch.randint(self.n_movies, (self.config.alternatives.uniform_negatives,), generator=generator)
         columns = torch.unique(torch.cat([tails, uniform]))
         nodes, rows = torch.unique(torch.cat([heads, columns]), return_inverse=True)
-        h = model(self.sampler.sample(nodes, exclude=(heads, tails)).to(device), keep, title)
-        head_rows, column_rows = rows[:len(heads)].to(device), rows[len(heads):].to(device)
+        neighbourhood = self.sampler.sample(nodes, exclude=(heads, tails))
+        keep, title = self.dropped(generator, neighbourhood.input_nodes)
+        h = model(neighbourhood.to(device), keep, title)
+        head_rows, column_rows = rows[:len(heads)].to(device), rows[len(heads):].to(device)  # the seeds lead the inputs
         heads_d, columns_d = heads.to(device), columns.to(device)
-        queries = model.query_vectors(h[head_rows], heads_d, None if keep is None else keep[heads_d])
-        candidates = model.candidate_vectors(h[column_rows], columns_d, None if keep is None else keep[columns_d])
+        queries = model.query_vectors(h[head_rows], heads_d, None if keep is None else keep[head_rows])
+        candidates = model.candidate_vectors(h[column_rows], columns_d, None if keep is None else keep[column_rows])
         expected = len(tails) * self.tail_share[columns] + len(uniform) / self.n_movies
         return sampled_softmax_loss(queries, candidates, tails.to(device), columns_d, heads_d,
                                     torch.log(expected).float().to(device))
