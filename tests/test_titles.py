@@ -1,0 +1,54 @@
+"""helpers.stores.titles: the trigram walk and the scan give the brute-force answer. CI cost: < 2 s, no stores."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from helpers.stores import titles as titles_module
+from helpers.stores.sql import fold
+from helpers.stores.titles import TitleIndex
+
+WORDS = ["star", "wars", "the", "godfather", "misérables", "amélie", "straße", "noël", "à", "québec", "🎬", "東京",
+         "物語", "100%", "_wild_", "it's", "(1999)", "a", "of", "zz", "x"]
+
+
+def catalog_titles(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [fold(" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))) for _ in range(n)]
+
+
+def brute_force(titles: list[str], query: str, limit: int) -> list[int]:
+    return [rank for rank, title in enumerate(titles) if query in title][:max(limit, 0)]
+
+
+def queries(titles: list[str], seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    found = ["", " ", "a", "zz", "zzz", "star wars", "godfather", "é", "🎬", "東京物", "qqqq", "the the", "a\x00b"]
+    for title in rng.sample(titles, 80):
+        start = rng.randrange(len(title))
+        found.append(title[start:start + rng.randint(1, 8)])
+    return found
+
+
+@pytest.mark.parametrize("scan_above", [0, 5, 2_048])
+def test_trigram_walk_and_scan_equal_brute_force(monkeypatch, scan_above: int) -> None:
+    """Every query, at every limit, whichever way answers it (`scan_above` 0: always the scan)."""
+    monkeypatch.setattr(titles_module, "SCAN_ABOVE", scan_above)
+    titles = catalog_titles(600)
+    index = TitleIndex.build(7, titles, list(range(len(titles))))
+    for query in queries(titles):
+        for limit in (0, 1, 3, 10, 1_000):
+            expected = [] if "\x00" in query else brute_force(titles, query, limit)
+            assert index.search(query, limit) == expected, (query, limit)
+
+
+def test_short_and_empty_catalogs() -> None:
+    assert TitleIndex.build(1, [], []).search("abc", 5) == []
+    short = TitleIndex.build(1, ["a", "ab", "é"], ["r0", "r1", "r2"])
+    assert short.search("abc", 5) == [] and short.search("ab", 5) == ["r1"] and short.search("", 2) == ["r0", "r1"]
+
+
+def test_a_trigram_that_spans_two_titles_finds_nothing() -> None:
+    index = TitleIndex.build(1, ["xab", "cde"], ["r0", "r1"])
+    assert index.search("abc", 5) == [] and index.search("bcd", 5) == [] and index.search("cde", 5) == ["r1"]
