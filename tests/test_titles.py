@@ -36,7 +36,7 @@ def test_trigram_walk_and_scan_equal_brute_force(monkeypatch, scan_above: int) -
     """Every query, at every limit, whichever way answers it (`scan_above` 0: always the scan)."""
     monkeypatch.setattr(titles_module, "SCAN_ABOVE", scan_above)
     titles = catalog_titles(600)
-    index = TitleIndex.build(7, titles, list(range(len(titles))))
+    index = TitleIndex.build(7, titles, {"title": titles})
     for query in queries(titles):
         for limit in (0, 1, 3, 10, 1_000):
             expected = [] if "\x00" in query else brute_force(titles, query, limit)
@@ -44,11 +44,12 @@ def test_trigram_walk_and_scan_equal_brute_force(monkeypatch, scan_above: int) -
 
 
 def test_short_and_empty_catalogs() -> None:
-    assert TitleIndex.build(1, [], []).search("abc", 5) == []
-    short = TitleIndex.build(1, ["a", "ab", "é"], ["r0", "r1", "r2"])
-    assert short.search("abc", 5) == [] and short.search("ab", 5) == ["r1"] and short.search("", 2) == ["r0", "r1"]
+    assert TitleIndex.build(1, [], {"movie_id": []}).search("abc", 5) == []
+    short = TitleIndex.build(1, ["a", "ab", "é"], {"movie_id": [5, 6, 7]})
+    assert short.search("abc", 5) == [] and short.search("ab", 5) == [1] and short.search("", 2) == [0, 1]
+    assert short.row(2) == {"movie_id": 7}
 
 
 def test_a_trigram_that_spans_two_titles_finds_nothing() -> None:
-    index = TitleIndex.build(1, ["xab", "cde"], ["r0", "r1"])
-    assert index.search("abc", 5) == [] and index.search("bcd", 5) == [] and index.search("cde", 5) == ["r1"]
+    index = TitleIndex.build(1, ["xab", "cde"], {"movie_id": [1, 2]})
+    assert index.search("abc", 5) == [] and index.search("bcd", 5) == [] and index.search("cde", 5) == [1]

@@ -83,7 +83,11 @@ def _none_if_na(value: Any) -> Any:
 
 
 def _movie_dict(row: Any) -> dict[str, Any]:
-    m = row._mapping
+    return _movie_fields(row._mapping)
+
+
+def _movie_fields(m: Any) -> dict[str, Any]:
+    """A movie's public fields from its catalog columns (a row's mapping, or a `TitleIndex` row)."""
     return {"movie_id": int(m["movie_id"]), "title": m["title"],
             "year": None if m["year"] is None else int(m["year"]),
             "genres": genre_list(m["genres"]),
@@ -370,12 +374,14 @@ class Catalog:
                 titles = self._titles
                 if titles is None or titles.generation != generation:
                     titles = self._titles = self._title_index(generation)
-        return [_movie_dict(row) for row in titles.search(fold(query), int(limit))]
+        return [_movie_fields(titles.row(rank)) for rank in titles.search(fold(query), int(limit))]
 
     def _title_index(self, generation: int) -> TitleIndex:
         """The movies in rank order; read after `generation`, so they are at least as new as it says."""
         rows = self._read(sa.select(movies_table).order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id))
-        return TitleIndex.build(generation, [r._mapping["title_folded"] for r in rows], rows)
+        values = list(zip(*rows)) or [()] * len(movies_table.c)
+        columns = dict(zip(movies_table.c.keys(), values))
+        return TitleIndex.build(generation, columns["title_folded"], columns)
 
     def movie_count(self) -> int:
         """The number of movies, after checking that every table (and the folded titles) is there and, for

@@ -12,10 +12,13 @@ titles that hold its rarest trigram (three consecutive characters), in rank orde
 the whole query, so a rare word costs a few candidates instead of a pass over every title; a shorter query, or one
 whose every trigram is common, scans one string of every folded title with `str.find`, which stops as soon as it
 has `limit` titles (a common query's titles come early). The postings are three NumPy arrays, built vectorised.
+
+Everything the index holds is in NumPy arrays (the titles and the catalog's columns as object arrays) and one
+string, which the garbage collector does not walk: a full collection visits every object that a list, dict or row
+refers to, and 87,585 row objects (or lists of their values) made each one stall the API for tens of ms (issue 20).
 """
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -32,37 +35,42 @@ _SHIFTS = (np.uint64(42), np.uint64(21))  # a trigram's key: its three code poin
 
 @dataclass(frozen=True)
 class TitleIndex:
-    """The catalog's movies at one generation, most rated first; `rows[i]` is the i-th title's catalog row."""
+    """The catalog's movies at one generation, most rated first; `row(i)` is the i-th title's catalog row."""
 
     generation: int
-    titles: list[str]  # the folded titles, in rank order
+    titles: np.ndarray  # the folded titles, in rank order (object array)
     text: str  # the folded titles joined by SEPARATOR
-    starts: list[int]  # where each title starts in `text`
-    rows: Sequence[Any]  # the catalog rows, in rank order
+    starts: np.ndarray  # where each title starts in `text` (int64)
+    columns: dict[str, np.ndarray]  # the catalog's columns, in rank order (object arrays)
     grams: np.ndarray  # every trigram's key, sorted (uint64)
     bounds: np.ndarray  # the ranks of the titles holding grams[i] are ranks[bounds[i]:bounds[i + 1]]
     ranks: np.ndarray  # title ranks, ascending within each trigram (int32)
 
     @classmethod
-    def build(cls, generation: int, folded_titles: Sequence[str], rows: Sequence[Any]) -> TitleIndex:
-        """From the folded titles and their rows, both already in rank order."""
-        titles = list(folded_titles)
-        starts = list(accumulate((len(t) + 1 for t in titles[:-1]), initial=0)) if titles else []
-        text = SEPARATOR.join(titles)
-        return cls(generation, titles, text, starts, list(rows), *_postings(text))
+    def build(cls, generation: int, folded_titles: Sequence[str], columns: dict[str, Sequence[Any]]) -> TitleIndex:
+        """From the folded titles and the catalog's columns (name -> values), all already in rank order."""
+        starts = np.fromiter(accumulate((len(t) + 1 for t in folded_titles[:-1]), initial=0), dtype=np.int64,
+                             count=len(folded_titles)) if len(folded_titles) else np.zeros(0, np.int64)
+        text = SEPARATOR.join(folded_titles)
+        return cls(generation, _objects(folded_titles), text, starts,
+                   {name: _objects(values) for name, values in columns.items()}, *_postings(text))
 
-    def search(self, folded_query: str, limit: int) -> list[Any]:
-        """The rows of the first `limit` titles (in rank order) that contain `folded_query`."""
-        if SEPARATOR in folded_query or not self.rows or limit < 1:
+    def row(self, rank: int) -> dict[str, Any]:
+        """The catalog row of the title at `rank`, column name -> value."""
+        return {name: values[rank] for name, values in self.columns.items()}
+
+    def search(self, folded_query: str, limit: int) -> list[int]:
+        """The ranks of the first `limit` titles (in rank order) that contain `folded_query`."""
+        if SEPARATOR in folded_query or not len(self.titles) or limit < 1:
             return []
         candidates = self._candidates(folded_query)
         if candidates is None:
             return self._scan(folded_query, limit)
-        found: list[Any] = []
+        found: list[int] = []
         for first in range(0, len(candidates), CHUNK):
             for rank in candidates[first:first + CHUNK].tolist():
                 if folded_query in self.titles[rank]:
-                    found.append(self.rows[rank])
+                    found.append(rank)
                     if len(found) == limit:
                         return found
         return found
@@ -82,17 +90,24 @@ class TitleIndex:
             return None
         return self.ranks[self.bounds[rarest]:self.bounds[rarest + 1]]
 
-    def _scan(self, folded_query: str, limit: int) -> list[Any]:
-        found: list[Any] = []
+    def _scan(self, folded_query: str, limit: int) -> list[int]:
+        found: list[int] = []
         starts, position = self.starts, 0
         while len(found) < limit:
             hit = self.text.find(folded_query, position)
             if hit < 0:
                 break
-            title = bisect_right(starts, hit) - 1
-            found.append(self.rows[title])
-            position = starts[title + 1] if title + 1 < len(starts) else len(self.text) + 1
+            title = int(starts.searchsorted(hit, side="right")) - 1
+            found.append(title)
+            position = int(starts[title + 1]) if title + 1 < len(starts) else len(self.text) + 1
         return found
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """`values` in an object array: one container the garbage collector does not walk, whatever its length."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _keys(codes: np.ndarray) -> np.ndarray:
