@@ -31,10 +31,10 @@ def queries(titles: list[str], seed: int = 1) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("scan_above", [0, 5, 2_048])
-def test_trigram_walk_and_scan_equal_brute_force(monkeypatch, scan_above: int) -> None:
-    """Every query, at every limit, whichever way answers it (`scan_above` 0: always the scan)."""
-    monkeypatch.setattr(titles_module, "SCAN_ABOVE", scan_above)
+@pytest.mark.parametrize("scan_share", [0, titles_module.SCAN_SHARE, 10**9])
+def test_trigram_walk_and_scan_equal_brute_force(monkeypatch, scan_share: int) -> None:
+    """Every query, at every limit, whichever way answers it (`scan_share` 0: never the scan; 10**9: always)."""
+    monkeypatch.setattr(titles_module, "SCAN_SHARE", scan_share)
     titles = catalog_titles(600)
     index = TitleIndex.build(7, titles, {"title": titles})
     for query in queries(titles):

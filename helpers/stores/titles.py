@@ -28,7 +28,7 @@ import numpy as np
 
 SEPARATOR = "\x00"  # never inside a title: the catalog refuses titles with control characters
 GRAM = 3
-SCAN_ABOVE = 2_048  # candidates: above this, the scan (C-speed, stops at `limit` hits) costs no more
+SCAN_SHARE = 8  # the scan when the rarest trigram is in over 1/8 of the titles: a candidate costs ~8 titles' scan
 CHUNK = 64  # candidates converted to Python ints at a time: a common trigram's list is rarely read to its end
 _SHIFTS = (np.uint64(42), np.uint64(21))  # a trigram's key: its three code points (< 2**21 each) side by side
 
@@ -86,7 +86,7 @@ class TitleIndex:
             return self.ranks[:0]
         sizes = self.bounds[at + 1] - self.bounds[at]
         rarest = int(at[np.argmin(sizes)])
-        if sizes.min() > SCAN_ABOVE:
+        if int(sizes.min()) * SCAN_SHARE > len(self.titles):
             return None
         return self.ranks[self.bounds[rarest]:self.bounds[rarest + 1]]
 
