@@ -16,6 +16,7 @@ finite (NaN and Infinity in a JSON body are refused before validation).
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -290,10 +291,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         quiet_store_client_logs()
         app.state.engine = await run_in_threadpool(open_engine, settings, 0.0, 1.0, "The API")
+        gc.collect()
+        gc.freeze()  # start-up's objects live as long as the process: full collections skip them (issue 20)
         try:
             yield
         finally:
             await run_in_threadpool(app.state.engine.close)
+            gc.unfreeze()  # a process that goes on (tests, a notebook) can collect them again
 
     app = FastAPIOffline(title="movie-graph-recsys", version="0.1.0", lifespan=lifespan,
                          description=f"PinSage movie recommendations over the {settings.dataset} catalog.")

@@ -82,11 +82,10 @@ def _none_if_na(value: Any) -> Any:
     return None if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)) else value
 
 
-def _movie_dict(row: Any) -> dict[str, Any]:
-    m = row._mapping
+def _movie_fields(m: Any) -> dict[str, Any]:
+    """A movie's public fields from its catalog columns (a row's mapping, or a `TitleIndex` row)."""
     return {"movie_id": int(m["movie_id"]), "title": m["title"],
-            "year": None if m["year"] is None else int(m["year"]),
-            "genres": genre_list(m["genres"]),
+            "year": None if m["year"] is None else int(m["year"]), "genres": genre_list(m["genres"]),
             "n_ratings": int(m["n_ratings"]),
             "mean_rating": None if m["mean_rating"] is None else float(m["mean_rating"])}
 
@@ -318,13 +317,13 @@ class Catalog:
         found: dict[int, dict[str, Any]] = {}
         for first in range(0, len(ids), 1_000):
             rows = self._read(sa.select(movies_table).where(movies_table.c.movie_id.in_(ids[first:first + 1_000])))
-            found.update((d["movie_id"], d) for d in map(_movie_dict, rows))
+            found.update((d["movie_id"], d) for d in (_movie_fields(r._mapping) for r in rows))
         return found
 
     def all_movies(self) -> pd.DataFrame:
         """Every movie as a DataFrame (genres as lists), ordered by id."""
         rows = self._read(sa.select(movies_table).order_by(movies_table.c.movie_id))
-        return pd.DataFrame([_movie_dict(r) for r in rows],
+        return pd.DataFrame([_movie_fields(r._mapping) for r in rows],
                             columns=["movie_id", "title", "year", "genres", "n_ratings", "mean_rating"])
 
     def movie(self, movie_id: int) -> dict[str, Any] | None:
@@ -351,7 +350,7 @@ class Catalog:
             stmt = stmt.where(movies_table.c.movie_id.not_in(excluded))
         stmt = stmt.order_by(movies_table.c.n_ratings.desc(), movies_table.c.mean_rating.desc(),
                              movies_table.c.movie_id).limit(int(limit))
-        return [_movie_dict(r) for r in self._read(stmt)]
+        return [_movie_fields(r._mapping) for r in self._read(stmt)]
 
     def generation(self) -> int:
         """The catalog's generation: 0 before the first ingestion, then bumped by every write. One statement that
@@ -370,12 +369,13 @@ class Catalog:
                 titles = self._titles
                 if titles is None or titles.generation != generation:
                     titles = self._titles = self._title_index(generation)
-        return [_movie_dict(row) for row in titles.search(fold(query), int(limit))]
+        return [_movie_fields(titles.row(rank)) for rank in titles.search(fold(query), int(limit))]
 
     def _title_index(self, generation: int) -> TitleIndex:
         """The movies in rank order; read after `generation`, so they are at least as new as it says."""
         rows = self._read(sa.select(movies_table).order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id))
-        return TitleIndex.build(generation, [r._mapping["title_folded"] for r in rows], rows)
+        columns = {name: [r[i] for r in rows] for i, name in enumerate(movies_table.c.keys())}
+        return TitleIndex.build(generation, columns["title_folded"], columns)
 
     def movie_count(self) -> int:
         """The number of movies, after checking that every table (and the folded titles) is there and, for
