@@ -43,13 +43,24 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTED = "Application startup complete."  # uvicorn logs it once per worker, after the engine opened
 
 
-def start_server(port: int, workers: int, log: Path, tree: Path = ROOT,
-                 env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`tree`'s scripts/api.sh (its own helpers: PYTHONPATH and the working folder are `tree`)."""
+def pin_cores(available: set[int]) -> tuple[set[int], set[int]]:
+    """--pin: (the load client's cores, the API's cores): the client on the lowest core, the API on the rest, so
+    that one worker's latency is not the client's scheduling on the same cores."""
+    if len(available) < 2:
+        raise SystemExit(f"--pin needs at least 2 CPU cores; this process may use {sorted(available)}")
+    client = {min(available)}
+    return client, available - client
+
+
+def start_server(port: int, workers: int, log: Path, tree: Path = ROOT, env: dict[str, str] | None = None,
+                 cores: set[int] | None = None) -> subprocess.Popen:
+    """`tree`'s scripts/api.sh (its own helpers: PYTHONPATH and the working folder are `tree`), on the CPU
+    `cores` given (default: any)."""
     env = env or tree_env(tree)
     with open(log, "w") as out:
         return subprocess.Popen(["bash", "scripts/api.sh", str(port), "--workers", str(workers), "--log-level", "info",
-                                 "--no-access-log"], cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--no-access-log"], cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
 
 
 def wait_healthy(base: str, server: subprocess.Popen, workers: int, log: Path, timeout: float = 180.0) -> dict:
@@ -195,7 +206,7 @@ def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> l
                 port = free_port()
                 bases[name] = f"http://127.0.0.1:{port}"
                 log = folder / f"uvicorn-{len(servers)}.log"
-                servers[name] = start_server(port, workers, log, tree, env)
+                servers[name] = start_server(port, workers, log, tree, env, cores=args.server_cores)
                 health = wait_healthy(bases[name], servers[name], workers, log)  # always: `or` skipped it with --label
                 label = args.label or health["dataset"]
             plan = build_requests(bases[THIS_TREE], args.requests, args.seed, args.only)
@@ -234,7 +245,7 @@ def measure(workers: int, args: argparse.Namespace, log: Path) -> tuple[dict | N
     """Start the API with `workers` processes, run the baseline and the concurrent load, stop it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(port, workers, log)
+    server = start_server(port, workers, log, cores=args.server_cores)
     try:
         health = wait_healthy(base, server, workers, log)
         label = args.label or health["dataset"]
@@ -277,8 +288,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="run git revision REV's API beside this tree's, alternated (bench.compare); with the "
                              "first --workers count")
     parser.add_argument("--rounds", type=int, default=10, help="alternation rounds with --compare-with (default 10)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the load client on one CPU core, the API (every tree's) on the others")
     add_out_option(parser, "api_load")
     args = parser.parse_args(argv)
+    args.server_cores = None
+    if args.pin:
+        client, args.server_cores = pin_cores(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, client)
+        print(f"pinned: the load client on core(s) {sorted(client)}, the API on {sorted(args.server_cores)}")
     if args.requests < 1 or args.concurrency < 1 or args.baseline < 0:
         parser.error("--requests and --concurrency must be at least 1, --baseline at least 0")
     try:

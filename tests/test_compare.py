@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.api_load import on
+from bench.api_load import on, pin_cores
 from bench.compare import (
     ROOT,
     THIS_TREE,
@@ -56,3 +56,10 @@ def test_the_other_tree_reads_this_trees_data_and_artifacts(monkeypatch, tmp_pat
     assert env["RECSYS_DATA_DIR"] == str(tmp_path / "data" / "ml-1m")
     assert env["RECSYS_ARTIFACTS"] == str(ROOT / "artifacts")
     assert "RECSYS_CACHE" not in env and env["PYTHONPATH"] == str(tmp_path / "other")
+
+
+def test_pinning_gives_the_client_one_core_and_the_api_the_rest() -> None:
+    assert pin_cores({0, 1}) == ({0}, {1})
+    assert pin_cores({2, 5, 7}) == ({2}, {5, 7})
+    with pytest.raises(SystemExit, match="at least 2 CPU cores"):
+        pin_cores({3})
