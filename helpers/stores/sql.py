@@ -15,6 +15,9 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from helpers.stores.errors import StoreError
 
 DEFAULT_BATCH_SIZE = 50_000  # rows per executemany call in `bulk_insert`
+# a MariaDB that stops answering fails a statement after this long instead of hanging its caller (the API's title
+# search runs on the event loop); a batch of DEFAULT_BATCH_SIZE rows takes about a second
+MYSQL_READ_TIMEOUT_S = 30
 STAGING_SUFFIX = "__new"
 RETIRED_SUFFIX = "__old"
 SERVER_HINT = ("Start it with `docker compose up -d mysql` (docker-compose.yml), or unset RECSYS_CATALOG_URL "
@@ -127,7 +130,8 @@ def get_engine(url: str) -> Engine:
             if backend == "sqlite":
                 engine = _sqlite_engine(parsed)
             elif backend in ("mysql", "mariadb"):
-                engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
+                engine = sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600,
+                                         connect_args={"read_timeout": MYSQL_READ_TIMEOUT_S})
             else:
                 raise CatalogError(f"Unsupported catalog database {safe_url(parsed)}: use sqlite:///path.sqlite or "
                                    "mysql+pymysql://user:password@host:3306/database (RECSYS_CATALOG_URL).")
