@@ -109,13 +109,6 @@ async def run_load(plan: list, concurrency: int, stages: bool = False) -> tuple[
     for item in plan:
         queue.put_nowait(item)
 
-    async def worker() -> None:
-        # one client and one keep-alive connection per simulated user: a client shared by all of them queues their
-        # requests in its connection pool, which measured p99 114.7 ms for 16 users of a title search whose server
-        # answers in p99 8.0 ms (docs/benchmarks.md, "Title search at scale")
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=1)) as client:
-            await send(client)
-
     async def send(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             label, method, url, body = queue.get_nowait()
@@ -130,9 +123,20 @@ async def run_load(plan: list, concurrency: int, stages: bool = False) -> tuple[
                 outcome = type(error).__name__
             results.append((label, time.perf_counter() - start, outcome, timing))
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results, time.perf_counter() - start
+    # one client and one keep-alive connection per simulated user, made and connected (by the plan's first request,
+    # not counted) before the clock starts: a client shared by all users queued their requests in its connection
+    # pool (p99 114.7 ms for 16 users of a title search whose server answered in p99 8.0 ms), and making a client
+    # (its SSL context) inside the timed window cost the first requests up to 250 ms (docs/benchmarks.md)
+    clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=1)) for _ in range(concurrency)]
+    try:
+        if plan:
+            _, method, url, body = plan[0]
+            await asyncio.gather(*(client.request(method, url, json=body) for client in clients), return_exceptions=True)
+        start = time.perf_counter()
+        await asyncio.gather(*(send(client) for client in clients))
+        return results, time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
 
 
 def report(results: list[Result], seconds: float, concurrency: int, dataset: str,
