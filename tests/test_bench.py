@@ -78,12 +78,14 @@ def test_stop_process_terminates_and_kills_what_ignores_the_signal():
 def test_stop_pid_stops_a_server_it_did_not_start():
     import threading
 
-    server = python("import time; time.sleep(60)", start_new_session=True)
+    server = python("import time; print(flush=True); time.sleep(60)", stdout=subprocess.PIPE, start_new_session=True)
+    server.stdout.readline()  # started: a SIGINT during the interpreter's start-up may not end it at once (CI flake)
     reaper = threading.Thread(target=server.wait)  # as its real parent would, so no zombie is left behind
     reaper.start()
     stop_pid(server.pid)
     reaper.join(timeout=5)
     assert server.returncode == -signal.SIGINT
+    server.stdout.close()
 
 
 def test_wait_for_http_returns_the_ready_answer_or_says_why_not(tmp_path):
