@@ -78,8 +78,10 @@ def test_stop_process_terminates_and_kills_what_ignores_the_signal():
 def test_stop_pid_stops_a_server_it_did_not_start():
     import threading
 
-    server = python("import time; print(flush=True); time.sleep(60)", stdout=subprocess.PIPE, start_new_session=True)
-    server.stdout.readline()  # started: a SIGINT during the interpreter's start-up may not end it at once (CI flake)
+    # a server answers SIGINT; a child of a shell's background job would inherit it ignored, so the handler is set
+    server = python("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "print(flush=True); time.sleep(60)", stdout=subprocess.PIPE, start_new_session=True)
+    server.stdout.readline()  # its handler is in place
     reaper = threading.Thread(target=server.wait)  # as its real parent would, so no zombie is left behind
     reaper.start()
     stop_pid(server.pid)
