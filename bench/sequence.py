@@ -1,13 +1,14 @@
 """Sequence-model quality benchmark (issue 22): `pinsage-sequence` against the one-movie models on the same split.
 
-    flock artifacts/bench.lock env OMP_NUM_THREADS=2 RECSYS_THREADS=2 .venv/bin/python -m bench.sequence \\
+    flock artifacts/bench.lock env OMP_NUM_THREADS=1 .venv/bin/python -m bench.sequence --sequence-threads 2 \\
         --dataset ml-1m --data-dir ../shared/movielens/ml-1m --seeds 1 2 3 --budget 600 --pinsage-budget 600
 
 Per seed, in one command: load the data, build the graph, train PinSage (`--pinsage-budget` s) and infer its
 vectors; fit the one-movie models (PinSage with the latest movie, `next-movie [no graph]`, `transitions [after]`);
 score the mean and a recency-weighted mean of the last N query vectors (decay chosen on val); train the sequence
 model's `--variants` at the same `--budget` (tuned: PinSage's candidate vectors as inputs, fine-tuned; frozen:
-those inputs frozen; random: inputs started at random, "what the graph adds"). Every model keeps each user's HR@10
+those inputs frozen; random: inputs started at random, "what the graph adds"; tuned-both: the candidate vectors
+fine-tuned too). Every model keeps each user's HR@10
 and NDCG@10 on val and test; the paired bootstrap (scipy.stats.bootstrap, 10,000 resamples, users averaged over
 the seeds) compares `--compare` (default sequence [tuned]) with the best one-movie model chosen on val, overall and
 on the slice of targets whose timestamp differs from the previous movie's (`../shared/MEASURING.md`).
@@ -39,8 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pinsage-budget", type=float, default=None, help="PinSage's seconds (default TrainConfig's)")
     parser.add_argument("--length", type=int, default=50, help="N: the last N movies the sequence model reads")
     parser.add_argument("--variants", nargs="+", default=["tuned", "frozen", "random"],
-                        choices=["tuned", "frozen", "random"])
+                        choices=["tuned", "frozen", "random", "tuned-both"])
     parser.add_argument("--next-movie-steps", type=int, default=None)
+    parser.add_argument("--sequence-threads", type=int, default=None,
+                        help="PyTorch threads while the sequence model trains (it needs no DGL; default RECSYS_THREADS)")
     parser.add_argument("--compare", default="sequence [tuned]")
     parser.add_argument("--no-progress", action="store_true")
     add_out_option(parser, "sequence")
@@ -121,9 +124,12 @@ def one_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
     models["recency"] = (recency_scorer(vectors.query, vectors.candidate, best_decay), "history", args.length)
     info["recency_decay"] = best_decay
     embeddings = MovieEmbeddings(gd.movie_ids, vectors.candidate, vectors.query)
+    set_threads(args.sequence_threads or settings.threads)
+    info["sequence_threads"] = args.sequence_threads or settings.threads
     for variant in args.variants:
         config = SequenceConfig(length=args.length, steps=10**9, time_budget_s=args.budget, eval_every=250,
-                                tune_inputs=variant != "frozen", init="random" if variant == "random" else "candidate")
+                                tune_inputs=variant != "frozen", tune_outputs=variant == "tuned-both",
+                                init="random" if variant == "random" else "candidate")
         result = train_sequence_model(gd, embeddings, config, seed=seed, progress=not args.no_progress)
         models[f"sequence [{variant}]"] = (sequence_scorer(result.model), "history", args.length)
         info[f"sequence [{variant}]"] = {"steps": result.history[-1]["step"], "best_step": result.best_step,

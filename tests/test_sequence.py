@@ -114,6 +114,19 @@ def test_the_loss_ignores_padding_and_knobs_are_checked() -> None:
         SequenceConfig().replace(layers=3)
 
 
+def test_the_candidate_vectors_move_only_when_tune_outputs_asks() -> None:
+    windows = torch.tensor([[PAD, PAD, 1, 2, 3, 4, 5]])
+    for tune_outputs in (False, True):
+        torch.manual_seed(0)
+        inputs, candidates = torch.randn(12, 5), torch.randn(12, 5)
+        model = SequenceModel(inputs, candidates, TINY.replace(tune_outputs=tune_outputs))
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        model.loss(windows).backward()
+        optimizer.step()
+        assert torch.equal(model.candidates, candidates) is not tune_outputs
+        assert set(model.state_dict()) >= {"candidates", "table"}
+
+
 def test_the_sampled_loss_scores_the_targets_and_uniform_negatives_with_logq() -> None:
     """Large catalogues (helpers.presets): the batch's targets plus shared uniform negatives, logQ-corrected."""
     torch.manual_seed(0)

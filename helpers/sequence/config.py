@@ -24,7 +24,8 @@ class SequenceConfig:
     heads: int = 2              # attention heads (dim must divide by it)
     dropout: float = 0.1
     init: str = "candidate"     # the input table starts as PinSage's candidate or query vectors, or at random
-    tune_inputs: bool = True    # fine-tune the input table (False: frozen); the output side is always frozen
+    tune_inputs: bool = True    # fine-tune the input table (False: frozen)
+    tune_outputs: bool = False  # fine-tune the candidate vectors too (then Milvus must hold the tuned ones)
     batch_size: int = 128       # windows per step
     lr: float = 3e-3
     warmup: float = 0.05        # share of the run with a linear warm-up, then cosine decay to 0

@@ -2,7 +2,8 @@
 
 For a window of movies `x_1 .. x_N` (left-padded with -1), position t sees only `x_1 .. x_t` (the causal mask)
 and outputs a query vector `q_t` whose score for movie j is `q_t . c_j`, with `c_j` the PinSage candidate vector
-Milvus holds (frozen here: the output side never changes, so Milvus needs nothing new). Inputs start as PinSage's
+Milvus holds (frozen by default: the output side never changes, so Milvus needs nothing new; `tune_outputs`
+fine-tunes them too, measured in docs/benchmarks.md and kept off). Inputs start as PinSage's
 candidate (or query) vectors, frozen or fine-tuned, projected to `dim`, plus a learned position per slot.
 """
 from __future__ import annotations
@@ -83,7 +84,10 @@ class SequenceModel(nn.Module):
         self.n_movies = len(inputs)
         table = torch.cat([inputs.float(), torch.zeros(1, inputs.shape[1])])  # the last row: padding, all zero
         self.table = nn.Parameter(table, requires_grad=config.tune_inputs)
-        self.register_buffer("candidates", candidates.float().clone())          # frozen: what Milvus holds
+        if config.tune_outputs:
+            self.candidates = nn.Parameter(candidates.float().clone())
+        else:
+            self.register_buffer("candidates", candidates.float().clone())      # frozen: what Milvus holds
         self.project = nn.Linear(inputs.shape[1], config.dim)
         self.positions = nn.Embedding(config.length, config.dim)
         nn.init.normal_(self.positions.weight, std=0.02)
