@@ -1,4 +1,4 @@
-"""The benchmarks' plumbing (about 15 s): every `bench` module answers `--help` as `python -m bench.<name>`, the
+"""The benchmarks' plumbing (about 10 s): every `bench` module answers `--help` as `python -m bench.<name>`, the
 JSON beside each table records the command, the machine and the date, and the server helpers that the tests and
 benchmarks share start, wait for and stop processes as they say."""
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_commands_in_the_docs_run_benchmarks_as_modules():
 
 def test_pinsage_settings_pairs_every_row_with_the_first_on_every_slice(tmp_path, monkeypatch):
     """`bench.pinsage_settings --draws 1 2 --paired` on the sample: two variants trained for 5 steps, each
-    scored at 1 and 2 draws, each row paired with the first on every slice of val and test (about 10 s)."""
+    scored at 1 and 2 draws, each row paired with the first on every slice of val and test (about 6 s)."""
     from bench.pinsage_settings import main
     from helpers.evaluation.slices import SLICES
 
