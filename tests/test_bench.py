@@ -1,4 +1,4 @@
-"""The benchmarks' plumbing (about 3 s): every `bench` module answers `--help` as `python -m bench.<name>`, the
+"""The benchmarks' plumbing (about 10 s): every `bench` module answers `--help` as `python -m bench.<name>`, the
 JSON beside each table records the command, the machine and the date, and the server helpers that the tests and
 benchmarks share start, wait for and stop processes as they say."""
 from __future__ import annotations
@@ -115,3 +115,37 @@ def test_commands_in_the_docs_run_benchmarks_as_modules():
     root = Path(__file__).resolve().parent.parent
     for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
         assert "python bench/" not in doc.read_text(), f"{doc.name}: run benchmarks as `python -m bench.<name>`"
+
+
+def test_pinsage_settings_pairs_every_row_with_the_first_on_every_slice(tmp_path, monkeypatch):
+    """`bench.pinsage_settings --draws 1 2 --paired` on the sample: two variants trained for 5 steps, each
+    scored at 1 and 2 draws, each row paired with the first on every slice of val and test (about 6 s)."""
+    from bench.pinsage_settings import main
+    from helpers.evaluation.slices import SLICES
+
+    monkeypatch.setenv("RECSYS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "settings.json"
+    main(["--dataset", "sample", "--epochs", "1", "--steps", "5", "--seed", "1",
+          "--train-config", '{"batch_size": 64, "hidden": 16}', "--variant", "default={}",
+          "--variant", 'vector={"bias_source": "vector", "id_dropout": 0.3}', "--draws", "1", "2", "--paired",
+          "--out", str(out)])
+    figures = json.loads(out.read_text())["figures"]
+    names = ["default", "default [draws=2]", "vector", "vector [draws=2]"]
+    assert [r["variant"] for r in figures["rows"]] == names and figures["draws"] == [1, 2]
+    paired = figures["paired"]
+    assert paired["reference"] == "default" and paired["margin"] == 0.005
+    found = {(c["a"], c["b"], c["split"], c["slice"], c["metric"]) for c in paired["comparisons"]}
+    assert found == {(name, "default", split, slice_name, metric) for name in names[1:] for split in ("val", "test")
+                     for slice_name in SLICES for metric in ("hr@10", "ndcg@10")}
+    everyone = [c for c in paired["comparisons"] if c["slice"] == "all" and c["split"] == "val"]
+    assert all(c["n_users"] == 600 and c["low"] <= c["difference"] <= c["high"] for c in everyone)
+    assert {c["verdict"] for c in paired["comparisons"]} <= {"above", "below", "non-inferior", "tie", "no users"}
+
+
+def test_pinsage_settings_refuses_rows_it_could_not_tell_apart():
+    from bench.pinsage_settings import main
+
+    with pytest.raises(SystemExit, match="rows named twice: a"):
+        main(["--dataset", "sample", "--variant", "a={}", "--variant", 'a={"hidden": 16}', "--paired"])
+    with pytest.raises(SystemExit, match="--paired needs at least two rows"):
+        main(["--dataset", "sample", "--paired"])
