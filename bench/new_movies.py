@@ -126,7 +126,6 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     import torch
 
     from helpers.data.loader import load_movielens
-    from helpers.data.movielens import MovieLens
     from helpers.evaluation import cold_start as cs
     from helpers.graph.features import year_scale
     from helpers.runtime import seed_everything
@@ -138,10 +137,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     seed_everything(args.seed)
     ml = load_movielens(args.dataset, args.data_dir, seed=args.seed)
     hidden = cs.hide_movies(ml.ratings, args.hidden, args.seed)
-    is_hidden = ml.ratings["movie_id"].isin(hidden["movie_id"])
-    reduced = MovieLens(ml.name, ml.ratings[~is_hidden].reset_index(drop=True),
-                        ml.movies[~ml.movies["movie_id"].isin(hidden["movie_id"])].reset_index(drop=True),
-                        ml.users, ml.source_dir)
+    reduced = cs.without_movies(ml, hidden["movie_id"])
     gd, result, config, train_s = _train(reduced, args, args.seed, root)
     model = result.model
     vectors = infer_movie_vectors(model, gd, seed=args.seed, draws=args.draws)
@@ -154,7 +150,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     events = cs.new_movie_events(ml.ratings, hidden["movie_id"])
     queries = gd.movie_index(events["query_id"])
     hidden_pos = pd.Series(np.arange(len(hidden)), index=hidden["movie_id"])
-    targets = gd.n_movies + hidden_pos.loc[events["movie_id"]].to_numpy()
+    targets = cs.appended_columns(events, hidden, gd.n_movies)
     raters = cs.first_raters(ml.ratings, hidden["movie_id"])
     known_user = raters["user_id"].isin(gd.user_ids)
     dropped_raters = int((~known_user).sum())

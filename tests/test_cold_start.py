@@ -1,5 +1,6 @@
 """helpers.evaluation.cold_start: the new-movie protocol's events, reveals, ranks and bootstrap on toys with known
-answers, the fold-in, and the benchmark on the sample. Cost: about 9 s (the toys under 1 s; the smoke run of
+answers (hiding movies and appending them as columns, the per-movie table too), the fold-in, and the benchmark on
+the sample. Cost: about 9 s (the toys under 1 s; the smoke run of
 `python -m bench.new_movies`, 2 s of training, the rest)."""
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import pytest
 
 from helpers.evaluation.cold_start import (
     STRATA,
+    appended_columns,
     event_hits,
     first_raters,
     hide_movies,
     new_movie_events,
     per_movie,
+    per_movie_table,
     revealed,
     stratified_bootstrap,
+    without_movies,
 )
 from helpers.evaluation.metrics import EvaluationError
 
@@ -58,6 +62,37 @@ def test_event_hits_rank_the_target_among_all_columns_but_the_query():
     hits = event_hits(lambda q: scores[:len(q)], np.array([0, 3]), np.array([2, 0]), k=2)
     assert hits.tolist() == [0.0, 0.0]  # row 0: 5 and 3 beat the target; row 1: 2 and 1 beat it (3 is the query)
     assert event_hits(lambda q: scores[:len(q)], np.array([0, 3]), np.array([1, 2]), k=1).tolist() == [1.0, 1.0]
+
+
+def test_hidden_movies_leave_training_and_come_back_as_columns_after_the_known_ones():
+    from pathlib import Path
+
+    from helpers.data.movielens import MovieLens
+
+    toy = ratings([(1, 5, 0), (1, 9, 1), (2, 7, 2), (2, 9, 3), (3, 8, 4), (3, 7, 5)])
+    movies = pd.DataFrame({"movie_id": [5, 7, 8, 9], "title": list("abcd"), "year": pd.array([None] * 4, "Int64"),
+                           "genres": [[]] * 4})
+    known = without_movies(MovieLens("toy", toy, movies, None, Path(".")), [9, 8])
+    assert known.movies["movie_id"].tolist() == [5, 7] and set(known.ratings["movie_id"]) == {5, 7}
+    assert known.ratings.index.tolist() == list(range(3))
+    hidden = pd.DataFrame({"movie_id": [9, 8]})
+    events = pd.DataFrame({"movie_id": [8, 9, 9]})
+    assert appended_columns(events, hidden, n_known=2).tolist() == [3, 2, 2]  # hidden's order: 9 -> 2, 8 -> 3
+    with pytest.raises(EvaluationError, match="not hidden"):
+        appended_columns(pd.DataFrame({"movie_id": [5]}), hidden, n_known=2)
+
+
+def test_per_movie_table_sets_the_models_hit_rates_side_by_side():
+    hidden = pd.DataFrame({"movie_id": [1, 2, 3], "ratings": [3, 8, 20], "stratum": [STRATA[0], STRATA[1], STRATA[3]]})
+    events = pd.DataFrame({"movie_id": [1, 1, 2, 2, 2, 2]})
+    a = per_movie(events, np.array([1.0, 0.0, 1.0, 1.0, 1.0, 0.0]), hidden)
+    b = per_movie(events, np.zeros(6), hidden)
+    table = per_movie_table({"a": a, "b": b}, hidden)
+    assert table["events"].tolist() == [2, 4, 0] and table["ratings"].tolist() == [3, 8, 20]
+    assert table["HR@10 a"].tolist()[:2] == [0.5, 0.75] and table["HR@10 b"].tolist()[:2] == [0.0, 0.0]
+    assert np.isnan(table.at[3, "HR@10 a"])  # no events: no hit rate, not 0
+    with pytest.raises(EvaluationError, match="at least one"):
+        per_movie_table({}, hidden)
 
 
 def test_bootstrap_per_stratum_and_macro_with_paired_differences():

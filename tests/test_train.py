@@ -260,3 +260,25 @@ def test_validation_on_a_fixed_sample_of_users(sample_gd, tmp_path):
     assert key != train_module._run_key(sample_gd, settings, tiny(val_users=50))
     with pytest.raises(ValueError, match="val_users"):
         tiny(val_users=1)
+
+
+def test_runs_trained_aside_leave_the_real_run_alone_and_compare_side_by_side(sample_gd, tmp_path):
+    """`train_aside` trains in a temporary folder (nothing under the settings' artifacts); `compare_configs`
+    validates each config on the same users and puts each gap to the reference in standard errors. Cost: about
+    2 s (three runs of 6 steps)."""
+    from helpers.training.loop import TrainingError, compare_configs, train_aside
+
+    settings = settings_in(tmp_path)
+    result = train_aside(sample_gd, settings, tiny(max_epochs=1))
+    assert len(result.history) == 1 and not settings.artifacts_dir.exists()
+    configs = {"one layer": tiny(max_epochs=1, layers=1), "two layers": tiny(max_epochs=1)}
+    table = compare_configs(sample_gd, settings, configs, reference="one layer")
+    assert table.index.tolist() == ["one layer", "two layers"] and not settings.artifacts_dir.exists()
+    assert list(table.columns) == ["val HR@10", "± stderr", "val NDCG@10", "seconds", "gap", "gap / stderr"]
+    assert table.at["one layer", "gap"] == 0.0 and (table["± stderr"] > 0).all()
+    row = table.loc["two layers"]
+    assert row["gap"] == pytest.approx(row["val HR@10"] - table.at["one layer", "val HR@10"])
+    assert row["gap / stderr"] == pytest.approx(row["gap"] / np.hypot(row["± stderr"], table.at["one layer", "± stderr"]))
+    assert list(compare_configs(sample_gd, settings, {"only": tiny(max_epochs=1)}).columns)[-1] == "seconds"
+    with pytest.raises(TrainingError, match="reference='three layers'"):
+        compare_configs(sample_gd, settings, configs, reference="three layers")

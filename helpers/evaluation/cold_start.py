@@ -3,13 +3,15 @@ is placed, from its first k ratings.
 
 * `hide_movies`: about `n_hidden` rated movies, seeded, the same number from each quartile of their number of
   ratings (the strata); everything about them (ratings, edges, training pairs, softmax columns) is left out of
-  training by building the graph without them.
+  training by building the graph from `without_movies`.
 * `first_raters`: each hidden movie's first `first` ratings by time (ties: by user id); the first k of them are
   revealed at level k (k in `LEVELS`).
 * `new_movie_events`: consecutive pairs A -> h in users' time-ordered histories (ties in a second: by movie id,
   as the graph's split orders them) where h is hidden and A is not, from users who are not among h's first
   `first` raters: the same events for every k, none of them revealed at any k.
-* `event_hits`: h ranked among all movies (all but A) by a model's score from A; HR@k per event.
+* `event_hits`: h ranked among all movies (all but A) by a model's score from A; HR@k per event. The hidden
+  movies' vectors come after the graph's movies, so `appended_columns` gives each event's h as a score column.
+* `per_movie` counts hits and events per hidden movie; `per_movie_table` sets several models' HR side by side.
 * `stratified_bootstrap`: HR per stratum (hits over events) and macro-averaged over the strata with events, with
   95% intervals from resampling movies within each stratum (10,000 resamples, fixed seed); paired differences
   between two models use the same resamples. `scipy.stats.bootstrap` has no stratified resampling, hence numpy.
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from helpers.data.movielens import MovieLens
 from helpers.evaluation.metrics import K_DEFAULT, EvaluationError, rank_metrics
 
 LEVELS: tuple[int, ...] = (0, 1, 5, 20)
@@ -45,6 +48,24 @@ def hide_movies(ratings: pd.DataFrame, n_hidden: int = 300, seed: int = 0) -> pd
     hidden = pd.concat(chosen, ignore_index=True)
     hidden["ratings"] = counts.loc[hidden["movie_id"]].to_numpy()
     return hidden[["movie_id", "ratings", "stratum"]]
+
+
+def without_movies(ml: MovieLens, movie_ids) -> MovieLens:
+    """`ml` without the movies `movie_ids` and every rating of them: what training sees of the hidden movies."""
+    hidden = np.asarray(movie_ids)
+    return MovieLens(ml.name, ml.ratings[~ml.ratings["movie_id"].isin(hidden)].reset_index(drop=True),
+                     ml.movies[~ml.movies["movie_id"].isin(hidden)].reset_index(drop=True), ml.users, ml.source_dir)
+
+
+def appended_columns(events: pd.DataFrame, hidden: pd.DataFrame, n_known: int) -> np.ndarray:
+    """Each event's hidden movie as a score column when the hidden movies' vectors are stacked, in `hidden`'s
+    order, after the `n_known` graph movies' (column `n_known + i` is `hidden`'s row i)."""
+    position = pd.Series(np.arange(len(hidden)), index=hidden["movie_id"].to_numpy())
+    unknown = sorted(set(events["movie_id"]) - set(position.index))
+    if unknown:
+        raise EvaluationError(f"events into movies that are not hidden: {unknown[:5]}; build the events from "
+                              "hidden['movie_id']")
+    return n_known + position.loc[events["movie_id"]].to_numpy()
 
 
 def _by_time(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -102,6 +123,18 @@ def per_movie(events: pd.DataFrame, hits: np.ndarray, hidden: pd.DataFrame) -> p
     out["hits"] = totals.sum().reindex(out.index, fill_value=0.0)
     out["events"] = totals.size().reindex(out.index, fill_value=0)
     return out
+
+
+def per_movie_table(models: Mapping[str, pd.DataFrame], hidden: pd.DataFrame, k: int = K_DEFAULT) -> pd.DataFrame:
+    """One row per hidden movie: its stratum, ratings and events, and each model's `HR@k <model>` (its hits over
+    the events; NaN for a movie without events). `models`: `per_movie` frames on the same events and movies."""
+    table = hidden.set_index("movie_id")[["stratum", "ratings"]]
+    if not models:
+        raise EvaluationError("per_movie_table needs at least one model's per_movie frame")
+    table = table.assign(events=next(iter(models.values()))["events"].reindex(table.index))
+    for name, frame in models.items():
+        table[f"HR@{k} {name}"] = frame["hits"].reindex(table.index) / table["events"].where(table["events"] > 0)
+    return table
 
 
 def stratified_bootstrap(models: Mapping[str, pd.DataFrame], reference: str | None = None,

@@ -19,17 +19,24 @@ them drawn once with `RECSYS_SEED` (`helpers.evaluation.protocols.sample_rows`):
 the curve and the best checkpoint compare like with like, at a cost that no longer grows with the users (at
 ML-32M size all 200,947 users x 87,584 movies would be ranked after every epoch). The history records the
 sample's size and the standard error, which also covers the choice of users.
+
+`train_aside` trains a trial run in a temporary folder (the real run's artifacts untouched); `compare_configs`
+trains and validates several configs that way, side by side (notebook 03's loss comparison).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -245,6 +252,41 @@ def validate(vectors: MovieVectors, eval_data: Any, val_users: int | None, seed:
     scorer = query_candidate_scorer(vectors.query, vectors.candidate)
     batch = max(16, min(512, VAL_SCORES_PER_BATCH // max(vectors.query.shape[0], 1)))
     return evaluate_scores(scorer, eval_data, "val", "latest", sample=val_users, seed=seed, batch_size=batch)
+
+
+def train_aside(gd, settings: Settings, config: TrainConfig) -> TrainResult:
+    """`config` trained from scratch in a temporary artifacts folder, deleted afterwards: the model comes back in
+    memory and `settings`' own model, history and metrics are not touched. For trials beside the real run."""
+    with tempfile.TemporaryDirectory(prefix="pinsage-aside-") as scratch:
+        return train_pinsage(gd, dataclasses.replace(settings, artifacts_root=Path(scratch)), config, resume=False,
+                             progress=False)
+
+
+def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], reference: str | None = None,
+                    val_users: int | None = None) -> pd.DataFrame:
+    """Each of `configs` trained aside (`train_aside`) and validated on the same users (`validate`, the settings'
+    seed): rows by name, columns `val HR@10`, `± stderr`, `val NDCG@10` and `seconds` (training and inference).
+    With `reference` (one of the names), also `gap` (val HR@10 minus the reference's) and `gap / stderr` (in
+    standard errors of the difference, the two errors added in quadrature): within 2 in size, a tie."""
+    from helpers.evaluation.protocols import prepare_evaluation
+
+    if reference is not None and reference not in configs:
+        raise TrainingError(f"reference={reference!r} is none of the configs: {', '.join(configs)}")
+    eval_data = prepare_evaluation(gd)
+    rows = {}
+    for name, config in configs.items():
+        started = time.perf_counter()
+        vectors = infer_movie_vectors(train_aside(gd, settings, config).model, gd, seed=settings.seed)
+        seconds = time.perf_counter() - started
+        val = validate(vectors, eval_data, val_users, settings.seed)
+        rows[name] = {"val HR@10": val["hr@10"], "± stderr": val["hr@10_stderr"], "val NDCG@10": val["ndcg@10"],
+                      "seconds": seconds}
+    table = pd.DataFrame(rows).T
+    if reference is not None:
+        table["gap"] = table["val HR@10"] - table.at[reference, "val HR@10"]
+        spread = np.hypot(table["± stderr"], table.at[reference, "± stderr"])
+        table["gap / stderr"] = table["gap"] / spread.where(spread > 0)
+    return table
 
 
 def _write_history(history: list[dict[str, float]], settings: Settings, config: TrainConfig) -> Path:
