@@ -268,6 +268,7 @@ def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], 
     seed): rows by name, columns `val HR@10`, `± stderr`, `val NDCG@10` and `seconds` (training and inference).
     With `reference` (one of the names), also `gap` (val HR@10 minus the reference's) and `gap / stderr` (in
     standard errors of the difference, the two errors added in quadrature): within 2 in size, a tie."""
+    from helpers.evaluation.metrics import gap_in_stderr
     from helpers.evaluation.protocols import prepare_evaluation
 
     if reference is not None and reference not in configs:
@@ -284,8 +285,9 @@ def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], 
     table = pd.DataFrame(rows).T
     if reference is not None:
         table["gap"] = table["val HR@10"] - table.at[reference, "val HR@10"]
-        spread = np.hypot(table["± stderr"], table.at[reference, "± stderr"])
-        table["gap / stderr"] = table["gap"] / spread.where(spread > 0)
+        base = {"hr@10": table.at[reference, "val HR@10"], "hr@10_stderr": table.at[reference, "± stderr"]}
+        table["gap / stderr"] = [gap_in_stderr({"hr@10": row["val HR@10"], "hr@10_stderr": row["± stderr"]}, base)
+                                 for _, row in table.iterrows()]
     return table
 
 
