@@ -1,11 +1,22 @@
 """Recommendation latency and the choice of combination method, on the embeddings artifact of RECSYS_DATASET.
 
-Latency: `RecommendationEngine.recommend()` p50/p99 for 1, 5 and 20 liked movies (k=10), next to an
-in-process NumPy brute-force search over the same vectors (`helpers.engine.reference.numpy_recommend`), measured
-in the same run on the same liked sets (and checked to return the same movies); ingestion rows per
-second for Milvus and the catalog. Backends: the embedded default (Milvus Lite + SQLite, in a temporary
-folder so the notebooks' files are untouched) and, with `--server-uri`, a Milvus server (the catalog there
-is SQLite too unless `--catalog-url` names a MySQL database).
+Latency: `RecommendationEngine.recommend()` p50/p99 for 1, 5 and 20 liked movies (k=10) and for 5 liked movies
+with a genre and year filter, next to an in-process NumPy brute-force search over the same vectors
+(`helpers.engine.reference.numpy_recommend`, given the query vector the engine's encoder makes, its encoding
+timed with it), measured in the same run on the same liked sets (and checked to return the same top 10);
+ingestion rows per second for Milvus and the catalog. Backends: the embedded default (Milvus Lite + SQLite, in a
+temporary folder so the notebooks' files are untouched) and, with `--server-uri`, a Milvus server (the catalog
+there is SQLite too unless `--catalog-url` names a MySQL database).
+
+`--encoders NAME [NAME ...]` (default: RECSYS_QUERY_ENCODER's): one engine per query encoder
+(`helpers.engine.query`) over the same stores, built once, given the same liked sets in the same order (taken as
+oldest first), the encoders alternated on each set (A B, then B A) so that a drifting machine weighs on all
+alike; each row names the encoder that answered. An encoder whose artifact is missing or does not match the
+embeddings stops the run with what to do (notebook 04 for "sequence"), rather than timing the mean under its
+name. On ML-1M, after `python -m bench.prepare_artifacts` (notebooks 02-04's artifacts in minutes):
+
+    RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m \
+        .venv/bin/python -m bench.recommend_latency --encoders mean sequence [--server-uri http://127.0.0.1:19530]
 
 `--stages`: also one recommendation's time split by stage (validation, encoding, search, catalog, explanation;
 the engine's `timings`), in process. `--compare-with REV`: this tree and git revision REV side by side in one run,
@@ -46,8 +57,10 @@ from bench.report import add_out_option, start, write_json
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
 from helpers.engine.engine import RecommendationEngine
+from helpers.engine.query import ENCODERS
 from helpers.engine.reference import numpy_recommend
 from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
+from helpers.stages import notebook_for
 from helpers.stores.build import build_stores
 from helpers.stores.milvus import VectorStore
 from helpers.training.embeddings import load_movie_embeddings
@@ -74,8 +87,48 @@ def draw_liked_sets(movie_ids: np.ndarray, repeats: int, seed: int) -> dict[int,
             for n in LIKED_SIZES}
 
 
-def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int, stages: bool = False) -> dict[str, Any]:
-    """Print and return ingestion rows/s and `recommend()` p50/p99 next to NumPy's, per number of liked movies."""
+class EncoderFellBackError(RuntimeError):
+    """An encoder asked for with `--encoders` is not the one that answers (its artifact is missing or stale)."""
+
+
+def open_engines(settings, encoders: list[str]) -> dict[str, RecommendationEngine]:
+    """One engine per encoder name over the same stores; an `EncoderFellBackError` that names the notebook to run
+    when a wanted encoder falls back (else the figures would time the mean twice under two names)."""
+    engines: dict[str, RecommendationEngine] = {}
+    try:
+        for name in encoders:
+            engine = engines[name] = RecommendationEngine(settings, encoder=name)
+            if engine.encoder.fallback_reason:
+                spec = ENCODERS.get(name)
+                notebook = notebook_for(spec.stage) if spec is not None and spec.artifact is not None else \
+                    "the notebook that trains it"
+                raise EncoderFellBackError(
+                    f"--encoders {name}: the engine answers with the {engine.encoder.name} encoder instead "
+                    f"({engine.encoder.fallback_reason}). Run {notebook} (or python -m bench.prepare_artifacts) for "
+                    f"RECSYS_DATASET={settings.dataset} first, or leave {name} out.")
+    except BaseException:
+        close_engines(engines)
+        raise
+    return engines
+
+
+def close_engines(engines: dict[str, RecommendationEngine]) -> None:
+    """Close each engine once; the engines share the process's Milvus client, which the first close releases."""
+    for engine in engines.values():
+        engine.close()
+
+
+def brute_force(engine: RecommendationEngine, embeddings, liked: list[int]) -> list[int]:
+    """The engine's top 10 by brute force over the vectors in memory, from the query vector ITS encoder makes."""
+    query = engine.encoder.encode(liked) if engine.combine == "mean" else None  # max/sum: each movie's own vector
+    return [m for m, _, _ in numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, engine.combine,
+                                             query_vectors=embeddings.query_vectors, query=query)]
+
+
+def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int, encoders: list[str],
+            stages: bool = False) -> dict[str, Any]:
+    """Print and return ingestion rows/s and, per encoder, `recommend()` p50/p99 next to NumPy's, per number of
+    liked movies: one engine per encoder over the same stores, the encoders alternated on each liked set."""
     VectorStore(settings).drop()
     report = build_stores(settings, ml, progress=False)  # as notebook 05 builds them
     catalog_report, vector_report = report.catalog, report.vectors
@@ -89,49 +142,74 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int, sta
                              "rows_per_s": vector_report.rows_per_second, "index": vector_report.index.index_type},
         "catalog_ingestion": {"rows": catalog_report.movies + catalog_report.users + catalog_report.ratings,
                               "seconds": catalog_report.seconds, "rows_per_s": catalog_report.rows_per_second},
-        "liked": []}
-    engine = RecommendationEngine(settings)
+        "encoders": {}, "liked": [], "filtered": []}
+    engines = open_engines(settings, encoders)
     try:
-        engine.recommend([int(embeddings.movie_ids[0])])  # warm-up: first search loads segments
+        for name, engine in engines.items():
+            figures["encoders"][name] = engine.encoder.describe()
+            engine.recommend([int(embeddings.movie_ids[0])])  # warm-up: first search loads segments
+        print(f"[{backend}] encoders: " + ", ".join(f"{name} -> {engine.encoder!r}"
+                                                   for name, engine in engines.items()))
         liked_sets_by_size = draw_liked_sets(embeddings.movie_ids, repeats, seed)
-        for n in LIKED_SIZES:
-            liked_sets = liked_sets_by_size[n]
-            engine_s, numpy_s, agree = [], [], 0
-            for liked in liked_sets:
-                start = time.perf_counter()
-                got = engine.recommend(liked, k=10)
-                engine_s.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                want = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, engine.combine,
-                                       query_vectors=embeddings.query_vectors)
-                numpy_s.append(time.perf_counter() - start)
-                agree += [r.movie_id for r in got] == [m for m, _, _ in want]
-            (e50, e99), (n50, n99) = percentiles(engine_s), percentiles(numpy_s)
-            figures["liked"].append({"liked": n, "k": 10, "combine": engine.combine, "recommend_p50_ms": e50,
-                                     "recommend_p99_ms": e99, "numpy_p50_ms": n50, "numpy_p99_ms": n99,
-                                     "same_top_10": agree, "repeats": repeats})
-            print(f"[{backend}] {n:>2} liked, k=10, combine={engine.combine}: recommend() p50 {e50:6.2f} ms "
-                  f"p99 {e99:6.2f} ms | NumPy brute force p50 {n50:5.2f} ms p99 {n99:5.2f} ms | "
-                  f"ratio p50 {e50 / n50:5.1f}x | same top 10: {agree}/{repeats}")
-        if stages:
-            per_request = []
-            for liked in liked_sets_by_size[5]:
-                timings: dict[str, int] = {}
-                engine.recommend(liked, k=10, timings=timings)
-                per_request.append(timings)
-            figures["stages"] = stage_table(ns_to_ms(per_request), title=f"[{backend}] 5 liked, k=10, in process")
-        filtered = []
-        genre = engine.genres()[0]
-        for liked in liked_sets[:repeats]:
+
+        def alternated(liked_sets: list[list[int]], call) -> dict[str, list]:
+            """`call(name, engine, liked)` on each liked set for each encoder, the order of the encoders reversed
+            on every other set (A B, B A, ...) so that a drifting machine weighs on all alike."""
+            results: dict[str, list] = {name: [] for name in engines}
+            for i, liked in enumerate(liked_sets):
+                for name in (list(engines) if i % 2 == 0 else list(engines)[::-1]):
+                    results[name].append(call(name, engines[name], liked))
+            return results
+
+        def timed(name: str, engine: RecommendationEngine, liked: list[int]) -> tuple[float, float, bool, str]:
             start = time.perf_counter()
-            engine.recommend(liked[:5], k=10, genres=[genre], years=(1980, 1999))
-            filtered.append(time.perf_counter() - start)
-        f50, f99 = percentiles(filtered)
-        figures["filtered"] = {"liked": 5, "k": 10, "genre": genre, "years": [1980, 1999], "p50_ms": f50,
-                               "p99_ms": f99}
-        print(f"[{backend}]  5 liked, k=10, genre {genre!r} and years 1980-1999 filter: p50 {f50:6.2f} ms p99 {f99:6.2f} ms")
+            got = engine.recommend(liked, k=10)
+            engine_s = time.perf_counter() - start
+            start = time.perf_counter()
+            want = brute_force(engine, embeddings, liked)  # encoding included, as in recommend()
+            numpy_s = time.perf_counter() - start
+            return engine_s, numpy_s, [r.movie_id for r in got] == want, str(got.encoder)
+
+        for n in LIKED_SIZES:
+            for name, runs in alternated(liked_sets_by_size[n], timed).items():
+                engine = engines[name]
+                engine_s, numpy_s, same, answers = zip(*runs, strict=True)
+                (e50, e99), (n50, n99), agree = percentiles(engine_s), percentiles(numpy_s), sum(same)
+                answered = "/".join(sorted(set(answers)))  # the `encoder` of every response: one name
+                figures["liked"].append({"encoder": name, "answered_by": answered, "liked": n, "k": 10,
+                                         "combine": engine.combine, "recommend_p50_ms": e50, "recommend_p99_ms": e99,
+                                         "numpy_p50_ms": n50, "numpy_p99_ms": n99, "same_top_10": agree,
+                                         "repeats": repeats})
+                print(f"[{backend}] {answered:<8} {n:>2} liked, k=10, combine={engine.combine}: "
+                      f"recommend() p50 {e50:6.2f} ms p99 {e99:6.2f} ms | NumPy brute force p50 {n50:5.2f} ms "
+                      f"p99 {n99:5.2f} ms | ratio p50 {e50 / n50:5.1f}x | same top 10: {agree}/{repeats}")
+        if stages:
+            figures["stages"] = {}
+            for name, engine in engines.items():
+                per_request = []
+                for liked in liked_sets_by_size[5]:
+                    timings: dict[str, int] = {}
+                    engine.recommend(liked, k=10, timings=timings)
+                    per_request.append(timings)
+                figures["stages"][name] = stage_table(
+                    ns_to_ms(per_request), title=f"[{backend}] {engine.encoder.name}, 5 liked, k=10, in process")
+        genre = next(iter(engines.values())).genres()[0]
+
+        def filtered(name: str, engine: RecommendationEngine, liked: list[int]) -> float:
+            start = time.perf_counter()
+            engine.recommend(liked, k=10, genres=[genre], years=(1980, 1999))
+            return time.perf_counter() - start
+
+        five_of_twenty = [liked[:5] for liked in liked_sets_by_size[20]]
+        for name, seconds in alternated(five_of_twenty, filtered).items():
+            f50, f99 = percentiles(seconds)
+            figures["filtered"].append({"encoder": name, "answered_by": engines[name].encoder.name, "liked": 5,
+                                        "k": 10, "genre": genre, "years": [1980, 1999], "p50_ms": f50,
+                                        "p99_ms": f99, "repeats": len(seconds)})
+            print(f"[{backend}] {engines[name].encoder.name:<8}  5 liked, k=10, genre {genre!r} and years 1980-1999 "
+                  f"filter: p50 {f50:6.2f} ms p99 {f99:6.2f} ms")
     finally:
-        engine.close()
+        close_engines(engines)
     return figures
 
 
@@ -224,10 +302,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-with", metavar="REV",
                         help="measure this tree and git revision REV side by side, alternated (bench.compare)")
     parser.add_argument("--rounds", type=int, default=10, help="alternation rounds with --compare-with (default 10)")
+    parser.add_argument("--encoders", nargs="+", metavar="NAME", type=str.lower,
+                        help="query encoders to time side by side on the same stores and liked sets, e.g. "
+                             f"'mean sequence' (of: auto, {', '.join(ENCODERS)}; default: RECSYS_QUERY_ENCODER's)")
     add_out_option(parser, "recommend_latency")
     args = parser.parse_args(argv)
+    if args.encoders and args.compare_with:
+        parser.error("--encoders times this tree's encoders side by side; --compare-with times two trees with "
+                     "RECSYS_QUERY_ENCODER's encoder: give one of the two")
+    unknown = [name for name in args.encoders or () if name != "auto" and name not in ENCODERS]
+    if unknown:
+        parser.error(f"unknown encoder(s) {unknown}: use auto or {', '.join(ENCODERS)}")
 
     settings = get_settings()
+    encoders = list(dict.fromkeys(args.encoders or [settings.query_encoder]))
     embeddings = load_movie_embeddings(settings)
     print(f"dataset {label(settings)}: {len(embeddings.movie_ids):,} movies, {embeddings.dim}-d embeddings")
     figures: dict[str, Any] = {"dataset": label(settings), "movies": len(embeddings.movie_ids),
@@ -245,17 +333,21 @@ def main(argv: list[str] | None = None) -> None:
                                                   args.repeats, args.rounds, Path(tmp) / "server"))
     elif not args.no_latency:
         ml = load_dataset(settings)
-        with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
-            lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"), catalog_url=f"sqlite:///{tmp}/catalog.sqlite")
-            figures["latency"].append(latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats, settings.seed,
-                                              args.stages))
-            if args.server_uri:
-                server = get_settings(milvus_uri=args.server_uri,
-                                      catalog_url=args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite")
-                backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
-                figures["latency"].append(latency(server, ml, embeddings, backend, args.repeats, settings.seed,
-                                                  args.stages))
-                VectorStore(server).drop()
+        try:
+            with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
+                lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"),
+                                    catalog_url=f"sqlite:///{tmp}/catalog.sqlite")
+                figures["latency"].append(latency(lite, ml, embeddings, "Milvus Lite + SQLite", args.repeats,
+                                                  settings.seed, encoders, args.stages))
+                if args.server_uri:
+                    server = get_settings(milvus_uri=args.server_uri,
+                                          catalog_url=args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite")
+                    backend = "Milvus server + " + ("MySQL" if args.catalog_url else "SQLite")
+                    figures["latency"].append(latency(server, ml, embeddings, backend, args.repeats, settings.seed,
+                                                      encoders, args.stages))
+                    VectorStore(server).drop()
+        except EncoderFellBackError as error:  # no figures: they would time the mean under another name
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
     write_json(args.out, figures, record)
 
 

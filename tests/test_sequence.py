@@ -1,6 +1,6 @@
 """helpers.sequence: the windows and their padding, the causal mask, the block against plain attention, training
 on the sample, the artifact, and the engine's "sequence" query encoder (used while its artifact matches the
-embeddings, the mean otherwise; the engine's results equal brute force over the same query vector).
+embeddings, the mean otherwise; the engine's results equal `numpy_recommend` over the same query vector).
 Cost: about 8 s (one 30-step training run on the sample graph, one Milvus Lite build)."""
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import torch
 from conftest import make_test_directed_embeddings, sample_settings
 
 from helpers.engine.engine import RecommendationEngine
+from helpers.engine.inputs import RecommendError
 from helpers.engine.query import (
     MeanQueryEncoder,
     MovieVectorLookup,
     SequenceQueryEncoder,
     load_query_encoder,
 )
+from helpers.engine.reference import numpy_recommend
 from helpers.errors import RecsysError
 from helpers.graph.build import build_graph
 from helpers.sequence.artifact import (
@@ -221,15 +223,55 @@ def test_the_engine_picks_the_sequence_encoder_while_its_artifact_matches(traine
     assert "No sequence artifact" in load_query_encoder(settings, "sequence").fallback_reason
 
 
+def sequence_encoder(embeddings: MovieEmbeddings) -> SequenceQueryEncoder:
+    """The "sequence" encoder over `embeddings`, with an untrained tiny model (its vectors differ from the mean's)."""
+    model = build_sequence_model(embeddings, embeddings.movie_ids, dataclasses.replace(TINY, length=4))
+    return SequenceQueryEncoder(MovieVectorLookup.from_embeddings(embeddings),
+                                SequenceQuery(model.eval(), embeddings.movie_ids))
+
+
+def test_brute_force_over_the_encoders_vector(tmp_path, sample_ml) -> None:
+    """numpy_recommend(query=): the ranking by the one vector given, explained by the liked movies' own vectors.
+    Cost: well under a second (no store)."""
+    settings = sample_settings(tmp_path)
+    movie_ids, candidate, query_vectors = make_test_directed_embeddings(sample_ml.movies)
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query_vectors)
+    embeddings = load_movie_embeddings(settings)
+    encoder = sequence_encoder(embeddings)
+    ids = [int(m) for m in embeddings.movie_ids]
+    liked = [ids[5], ids[1], ids[8]]
+    query = encoder.encode(liked)
+    got = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, query_vectors=embeddings.query_vectors,
+                          query=query)
+    scores = embeddings.vectors @ (query / np.linalg.norm(query))
+    scores[[ids.index(m) for m in liked]] = -np.inf
+    best = np.argsort(-scores, kind="stable")[:10]
+    assert [m for m, _, _ in got] == [ids[i] for i in best]
+    np.testing.assert_allclose([s for _, s, _ in got], scores[best], rtol=1e-5)
+    because = embeddings.query_vectors[[ids.index(m) for m in liked]] @ embeddings.vectors[best].T
+    assert [b for _, _, b in got] == [liked[i] for i in because.argmax(axis=0)]
+    mean = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, query_vectors=embeddings.query_vectors)
+    by_mean = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10,
+                              query_vectors=embeddings.query_vectors,
+                              query=MeanQueryEncoder(encoder.lookup).encode(liked))
+    assert [(m, b) for m, _, b in by_mean] == [(m, b) for m, _, b in mean]  # the default is the mean's vector
+    np.testing.assert_allclose([s for _, s, _ in by_mean], [s for _, s, _ in mean], rtol=1e-5)
+    assert [m for m, _, _ in mean] != [m for m, _, _ in got]  # else this test could not tell the two apart
+    with pytest.raises(RecommendError, match="leave query out"):
+        numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, "max", query=query)
+    with pytest.raises(RecommendError, match="one vector of length"):
+        numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10, query=np.stack([query, query]))
+
+
 def test_the_engine_with_the_sequence_encoder_equals_brute_force(tmp_path, sample_ml) -> None:
+    """The engine's top 10 with the "sequence" encoder equals `numpy_recommend` over the vector that encoder makes
+    (as bench.recommend_latency checks it), with and without a genre filter."""
     settings = sample_settings(tmp_path)
     movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
     save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
     build_stores(settings, ml=sample_ml, progress=False)
     embeddings: MovieEmbeddings = load_movie_embeddings(settings)
-    model = build_sequence_model(embeddings, embeddings.movie_ids, dataclasses.replace(TINY, length=4))
-    encoder = SequenceQueryEncoder(MovieVectorLookup.from_embeddings(embeddings),
-                                   SequenceQuery(model.eval(), embeddings.movie_ids))
+    encoder = sequence_encoder(embeddings)
     ids = [int(m) for m in embeddings.movie_ids]
     genres = dict(zip(sample_ml.movies["movie_id"].astype(int), sample_ml.movies["genres"], strict=True))
     genre = sample_ml.movies["genres"].explode().value_counts().index[1]
@@ -237,15 +279,14 @@ def test_the_engine_with_the_sequence_encoder_equals_brute_force(tmp_path, sampl
         with RecommendationEngine(settings, encoder=encoder) as engine:
             for liked, wanted in (([ids[3]], None), ([ids[5], ids[1], ids[8]], None), (ids[10:30], None),
                                   ([ids[5], ids[1], ids[8]], genre)):
-                got = engine.recommend(liked, k=8, genres=None if wanted is None else [wanted])
-                query = encoder.encode(liked)
-                scores = embeddings.vectors @ (query / np.linalg.norm(query))
-                scores[[ids.index(m) for m in liked]] = -np.inf
-                if wanted is not None:  # the filter runs inside Milvus; here by hand
-                    scores[[wanted not in genres[m] for m in ids]] = -np.inf
-                best = np.argsort(-scores, kind="stable")[:8]
-                assert [r.movie_id for r in got] == [ids[i] for i in best] and got.encoder == "sequence"
-                np.testing.assert_allclose([r.score for r in got], scores[best], rtol=1e-4, atol=1e-4)
+                got = engine.recommend(liked, k=10, genres=None if wanted is None else [wanted])
+                allowed = None if wanted is None else np.array([wanted in genres[m] for m in ids])
+                want = numpy_recommend(embeddings.movie_ids, embeddings.vectors, liked, 10,
+                                       query_vectors=embeddings.query_vectors, query=encoder.encode(liked),
+                                       allowed=allowed)
+                assert [(r.movie_id, r.because_of) for r in got] == [(m, b) for m, _, b in want]
+                assert got.encoder == "sequence"
+                np.testing.assert_allclose([r.score for r in got], [s for _, s, _ in want], rtol=1e-4, atol=1e-4)
     finally:
         disconnect(settings.milvus_uri)
 
