@@ -282,3 +282,22 @@ def test_runs_trained_aside_leave_the_real_run_alone_and_compare_side_by_side(sa
     assert list(compare_configs(sample_gd, settings, {"only": tiny(max_epochs=1)}).columns)[-1] == "seconds"
     with pytest.raises(TrainingError, match="reference='three layers'"):
         compare_configs(sample_gd, settings, configs, reference="three layers")
+
+
+def test_a_finished_run_resumed_on_a_graph_saved_again_passes_the_model_check(sample_gd, tmp_path):
+    """Re-running notebook 02 saves the same graph with a new fingerprint; notebook 03 then finds its finished run
+    (same data, seed and config) and must leave `model.pt` valid for that graph, or notebook 06 refuses it."""
+    from helpers.artifacts import StaleArtifactError
+    from helpers.graph.build import STAGE as GRAPH_STAGE
+    from helpers.graph.build import save_graph
+
+    settings = settings_in(tmp_path)
+    graph = save_graph(sample_gd, settings)
+    first = train_pinsage(sample_gd, settings, tiny(max_epochs=1), progress=False)
+    (graph / "saved-again.txt").write_text("a second save of the same graph")  # a new fingerprint, same data
+    write_manifest(graph, GRAPH_STAGE, settings)
+    with pytest.raises(StaleArtifactError, match="older graph"):
+        require(first.checkpoint_path, "model", settings, inputs={"graph": graph})
+    again = train_pinsage(sample_gd, settings, tiny(max_epochs=1), progress=False)
+    assert again.history == first.history  # nothing retrained
+    require(again.checkpoint_path, "model", settings, inputs={"graph": graph})

@@ -236,6 +236,9 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
 
     if best_epoch < 0:
         raise TrainingError("No epoch finished: give a larger time_budget_s or max_epochs (TrainConfig).")
+    if state is not None:  # the run key matched the graph's data; a graph saved again since gets a new fingerprint
+        write_manifest(model_path, "model", settings, inputs=_graph_inputs(settings),
+                       extra={"train_config": config.to_dict(), "best_epoch": best_epoch})
     best = torch.load(model_path, map_location="cpu", weights_only=False)
     model.load_state_dict(best["model"])
     model.eval()
