@@ -57,6 +57,7 @@ def recbole_config(job: dict[str, Any], work: Path) -> dict[str, Any]:
     return {
         "data_path": str(work), "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id_list", "item_id"], "item": ["item_id"]},
+        "alias_of_item_id": ["item_id_list"],  # the lists' tokens and the targets' share one id space
         "MAX_ITEM_LIST_LENGTH": job["length"], "eval_args": {"order": "TO", "mode": "full", "group_by": "user",
                                                              "split": {"LS": "valid_and_test"}},
         "loss_type": "CE", "train_neg_sample_args": None,
@@ -66,6 +67,7 @@ def recbole_config(job: dict[str, Any], work: Path) -> dict[str, Any]:
         "epochs": 10**6, "stopping_step": 10**6, "eval_step": 1,
         "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "Hit@10",
         "seed": job["seed"], "reproducibility": True, "use_gpu": False, "show_progress": False, "state": "WARNING",
+        "repeatable": True,
         "checkpoint_dir": str(work / "saved"),
     }
 
@@ -75,17 +77,23 @@ def node_columns(dataset: Any, n_movies: int) -> np.ndarray:
     return np.asarray(dataset.token2id(dataset.iid_field, [str(m) for m in range(n_movies)]), dtype=np.int64)
 
 
-def score_queries(model: Any, dataset: Any, queries: np.ndarray, columns: np.ndarray,
-                  batch_size: int = 512) -> np.ndarray:
-    """SASRec's scores of every movie (node order) after each query `[n, N]` (-1 left padding, latest last)."""
+def recbole_sequences(queries: np.ndarray, columns: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Queries `[n, N]` (node indices, -1 left padding, latest last) as RecBole holds them: internal ids from
+    column 0 on, 0-padded after, `width` wide, and their lengths."""
+    valid = queries >= 0
+    internal = np.where(valid, columns[np.maximum(queries, 0)], 0)
+    order = np.argsort(~valid, axis=1, kind="stable")
+    sequences = np.take_along_axis(internal, order, axis=1)
+    sequences = np.pad(sequences, ((0, 0), (0, max(0, width - sequences.shape[1]))))[:, :width]
+    return sequences, valid.sum(axis=1)
+
+
+def score_queries(model: Any, queries: np.ndarray, columns: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """SASRec's scores of every movie (node order) after each query."""
     import torch
     from recbole.data.interaction import Interaction
 
-    valid = queries >= 0
-    internal = np.where(valid, columns[np.maximum(queries, 0)], 0)
-    order = np.argsort(~valid, axis=1, kind="stable")  # RecBole's sequences start at column 0, padded by 0 after
-    sequences = np.take_along_axis(internal, order, axis=1)[:, :model.max_seq_length]
-    lengths = valid.sum(axis=1)
+    sequences, lengths = recbole_sequences(queries, columns, model.max_seq_length)
     out = []
     model.eval()
     with torch.no_grad():
@@ -95,6 +103,28 @@ def score_queries(model: Any, dataset: Any, queries: np.ndarray, columns: np.nda
                                  model.ITEM_SEQ_LEN: torch.from_numpy(lengths[rows])})
             out.append(model.full_sort_predict(batch).numpy()[:, columns])
     return np.concatenate(out).astype(np.float32)
+
+
+def check_reading(dataset: Any, loaders: dict[str, Any], queries: dict[str, np.ndarray], columns: np.ndarray,
+                  job: dict[str, Any], work: Path) -> None:
+    """RecBole read what was exported: every movie, every training row, and validation / test sequences equal to
+    our queries once converted (so the scores below answer exactly the queries our evaluation asks)."""
+    with open(work / DATASET / f"{DATASET}.train.inter") as rows:
+        exported = {"movies": job["n_movies"], "train": sum(1 for _ in rows) - 1}
+    read = {"movies": dataset.item_num - 1, "train": len(loaders["train"]._dataset)}
+    for split, loader in loaders.items():
+        if split == "train":
+            continue
+        feat = loader._dataset.inter_feat
+        sequences = feat[dataset.item_id_list_field].numpy()
+        ours = recbole_sequences(queries[split], columns, sequences.shape[1])
+        exported[split] = read[split] = len(queries[split])
+        if not (np.array_equal(sequences, ours[0]) and np.array_equal(feat[dataset.item_list_length_field].numpy(),
+                                                                      ours[1])):
+            raise SystemExit(f"RecBole's {split} sequences differ from the exported queries: the export and "
+                             "bench.recbole_sasrec disagree on the format")
+    if read != exported:
+        raise SystemExit(f"RecBole read {read}, the export holds {exported}: it filtered rows or movies")
 
 
 def run(work: Path) -> dict[str, Any]:
@@ -113,6 +143,9 @@ def run(work: Path) -> dict[str, Any]:
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
+    columns = node_columns(dataset, job["n_movies"])
+    queries = {split: np.load(work / f"queries_{split}.npy") for split in ("val", "test")}
+    check_reading(dataset, {"train": train, "val": valid, "test": test}, queries, columns, job, work)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = SASRec(config, train._dataset).to(config["device"])
     trainer = Trainer(config, model)
@@ -140,10 +173,8 @@ def run(work: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     model.load_state_dict(best["state"])
     recbole_test = dict(trainer.evaluate(test, load_best_model=False))
-    columns = node_columns(dataset, job["n_movies"])
-    for split in ("val", "test"):
-        scores = score_queries(model, dataset, np.load(work / f"queries_{split}.npy"), columns)
-        np.save(work / f"scores_{split}.npy", scores)
+    for split, asked in queries.items():
+        np.save(work / f"scores_{split}.npy", score_queries(model, asked, columns))
     result = {"recbole": recbole.__version__, "torch": torch.__version__, "numpy": np.__version__,
               "epochs": len(curve), "steps": cut.steps, "best_epoch": best["epoch"], "seconds": round(seconds, 1),
               "load_seconds": round(load_seconds, 1), "max_seq_length": model.max_seq_length,
