@@ -93,7 +93,7 @@ def recbole_python(env: Path) -> Path:
 
 
 def _row(user: int, history: np.ndarray, target: int) -> str:
-    return f"{user}\t{' '.join(map(str, history))}\t{target}\n"
+    return f"{user}\t{' '.join(map(str, history.tolist()))}\t{target}\n"
 
 
 def export_split(gd: Any, data: Any, length: int, work: Path) -> dict[str, np.ndarray]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,7 @@ def run(work: Path) -> dict[str, Any]:
 
     job = json.loads((work / "job.json").read_text())
     torch.set_num_threads(job["threads"])
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")  # its pandas / torch.cuda.amp calls
     started = time.perf_counter()
     config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(job, work))
     init_seed(config["seed"], config["reproducibility"])
@@ -189,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recbole_sasrec", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path, help="the folder bench.peer_sasrec wrote")
-    run(parser.parse_args(argv).work.resolve())
+    work = parser.parse_args(argv).work.resolve()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads `--key=value` settings from the command line
+    run(work)
     return 0
 
 
