@@ -166,24 +166,13 @@ def run_peer(python: Path, work: Path, job: dict[str, Any]) -> dict[str, Any]:
 def ours(gd: Any, settings: Any, args: argparse.Namespace, seed: int) -> tuple[Callable, dict[str, Any]]:
     """`pinsage-sequence` [tuned] as `bench.sequence` trains it: PinSage (`--pinsage-budget`, `RECSYS_THREADS`),
     then the sequence model over its vectors for `--budget` seconds with `--threads`."""
+    from bench.sequence import pinsage_vectors, train_variant
     from helpers.runtime import set_threads
-    from helpers.sequence.config import SequenceConfig
-    from helpers.sequence.train import sequence_scorer, train_sequence_model
-    from helpers.training.config import TrainConfig
-    from helpers.training.embeddings import MovieEmbeddings
-    from helpers.training.inference import infer_movie_vectors
-    from helpers.training.loop import train_pinsage
 
-    overrides = {} if args.pinsage_budget is None else {"time_budget_s": args.pinsage_budget}
-    pinsage = train_pinsage(gd, settings, TrainConfig.for_dataset(args.dataset, **overrides), resume=False,
-                            progress=not args.no_progress)
-    vectors = infer_movie_vectors(pinsage.model, gd, seed=seed)
+    vectors = pinsage_vectors(gd, settings, args, seed)
     set_threads(args.threads)
-    config = SequenceConfig(length=args.length, steps=10**9, time_budget_s=args.budget, eval_every=250)
-    result = train_sequence_model(gd, MovieEmbeddings(gd.movie_ids, vectors.candidate, vectors.query), config,
-                                  seed=seed, progress=not args.no_progress)
-    return sequence_scorer(result.model), {"steps": result.history[-1]["step"], "best_step": result.best_step,
-                                           "seconds": round(result.seconds, 1), "config": config.to_dict()}
+    scorer, info = train_variant(gd, vectors, "tuned", args, seed)
+    return scorer, {key: value for key, value in info.items() if key != "curve"}
 
 
 def one_seed(args: argparse.Namespace, seed: int, root: Path, python: Path) -> dict[str, Any]:

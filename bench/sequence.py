@@ -87,6 +87,34 @@ def changed_time_slice(gd: Any, data: Any, split: str) -> np.ndarray:
     return (frame.loc[users].to_numpy() != previous.reindex(users).to_numpy())
 
 
+def pinsage_vectors(gd: Any, settings: Any, args: argparse.Namespace, seed: int) -> Any:
+    """PinSage trained for `--pinsage-budget` s (the dataset's `TrainConfig` otherwise) and its inferred vectors."""
+    from helpers.training.config import TrainConfig
+    from helpers.training.inference import infer_movie_vectors
+    from helpers.training.loop import train_pinsage
+
+    overrides = {} if args.pinsage_budget is None else {"time_budget_s": args.pinsage_budget}
+    pinsage = train_pinsage(gd, settings, TrainConfig.for_dataset(args.dataset, **overrides), resume=False,
+                            progress=not args.no_progress)
+    return infer_movie_vectors(pinsage.model, gd, seed=seed)
+
+
+def train_variant(gd: Any, vectors: Any, variant: str, args: argparse.Namespace,
+                  seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """One sequence variant over PinSage's `vectors` for `--budget` s: its scorer and what it reached."""
+    from helpers.sequence.config import SequenceConfig
+    from helpers.sequence.train import sequence_scorer, train_sequence_model
+    from helpers.training.embeddings import MovieEmbeddings
+
+    config = SequenceConfig(length=args.length, steps=10**9, time_budget_s=args.budget, eval_every=250,
+                            tune_inputs=variant != "frozen", tune_outputs=variant == "tuned-both",
+                            init="random" if variant == "random" else "candidate")
+    result = train_sequence_model(gd, MovieEmbeddings(gd.movie_ids, vectors.candidate, vectors.query), config,
+                                  seed=seed, progress=not args.no_progress)
+    return sequence_scorer(result.model), {"steps": result.history[-1]["step"], "best_step": result.best_step,
+                                           "seconds": round(result.seconds, 1), "curve": result.history}
+
+
 def one_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
     from helpers.config import get_settings
     from helpers.data.loader import load_movielens
@@ -94,24 +122,15 @@ def one_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
     from helpers.evaluation.scorers import query_candidate_scorer
     from helpers.graph.build import build_graph
     from helpers.runtime import seed_everything, set_threads
-    from helpers.sequence.config import SequenceConfig
-    from helpers.sequence.train import sequence_scorer, train_sequence_model
     from helpers.training.baselines import fit_baselines
-    from helpers.training.config import TrainConfig
-    from helpers.training.embeddings import MovieEmbeddings
-    from helpers.training.inference import infer_movie_vectors
-    from helpers.training.loop import train_pinsage
 
     settings = get_settings(dataset=args.dataset, seed=seed, artifacts_root=root, data_dir=args.data_dir)
     set_threads(settings.threads)
     seed_everything(seed)
     gd = build_graph(load_movielens(args.dataset, args.data_dir, cache_dir=settings.cache_dir, seed=seed))
     data = prepare_evaluation(gd, max_history=max(50, args.length))
-    overrides = {} if args.pinsage_budget is None else {"time_budget_s": args.pinsage_budget}
     started = time.perf_counter()
-    pinsage = train_pinsage(gd, settings, TrainConfig.for_dataset(args.dataset, **overrides), resume=False,
-                            progress=not args.no_progress)
-    vectors = infer_movie_vectors(pinsage.model, gd, seed=seed)
+    vectors = pinsage_vectors(gd, settings, args, seed)
     info: dict[str, Any] = {"pinsage_seconds": round(time.perf_counter() - started, 1)}
     baselines = fit_baselines(gd, next_movie_steps=args.next_movie_steps, seed=seed)
     models: dict[str, tuple[Callable, str, int]] = {
@@ -123,17 +142,11 @@ def one_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
                                                      "val", "history", args.length)["hr"].mean())
     models["recency"] = (recency_scorer(vectors.query, vectors.candidate, best_decay), "history", args.length)
     info["recency_decay"] = best_decay
-    embeddings = MovieEmbeddings(gd.movie_ids, vectors.candidate, vectors.query)
     set_threads(args.sequence_threads or settings.threads)
     info["sequence_threads"] = args.sequence_threads or settings.threads
     for variant in args.variants:
-        config = SequenceConfig(length=args.length, steps=10**9, time_budget_s=args.budget, eval_every=250,
-                                tune_inputs=variant != "frozen", tune_outputs=variant == "tuned-both",
-                                init="random" if variant == "random" else "candidate")
-        result = train_sequence_model(gd, embeddings, config, seed=seed, progress=not args.no_progress)
-        models[f"sequence [{variant}]"] = (sequence_scorer(result.model), "history", args.length)
-        info[f"sequence [{variant}]"] = {"steps": result.history[-1]["step"], "best_step": result.best_step,
-                                         "seconds": round(result.seconds, 1), "curve": result.history}
+        scorer, info[f"sequence [{variant}]"] = train_variant(gd, vectors, variant, args, seed)
+        models[f"sequence [{variant}]"] = (scorer, "history", args.length)
     users = {split: {name: per_user(fn, data, split, protocol, history)
                      for name, (fn, protocol, history) in models.items()} for split in ("val", "test")}
     slices = {split: changed_time_slice(gd, data, split) for split in ("val", "test")}
