@@ -118,14 +118,34 @@ def train_tiny(settings: Settings, ml) -> None:
 
 
 @pytest.fixture(scope="session")
-def model_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Iterator[Settings]:
+def trained_model(tmp_path_factory: pytest.TempPathFactory, sample_ml) -> Path:
+    """The artifacts folder of `train_tiny` on the sample (graph, checkpoint, embeddings; no stores), trained once
+    per run: with pytest-xdist the first worker that needs it trains it (under a file lock) and the others reuse
+    it. Copy it into a settings' `artifacts_dir` to use it."""
+    import fcntl
+
+    shared = _run_root(tmp_path_factory)
+    settings = sample_settings(shared / "trained-model")
+    with open(shared / "trained-model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "trained-model" / "trained"
+        if not done.exists():
+            train_tiny(settings, sample_ml)
+            done.touch()
+    return settings.artifacts_dir
+
+
+@pytest.fixture(scope="session")
+def model_settings(tmp_path_factory: pytest.TempPathFactory, sample_ml, trained_model: Path) -> Iterator[Settings]:
     """Settings whose stores (Milvus Lite, SQLite) hold the sample with a trained model's vectors, with the
-    graph and the checkpoint beside them: stores a movie can be added to. About 8 s."""
+    graph and the checkpoint beside them (`trained_model`): stores a movie can be added to."""
+    import shutil
+
     from helpers.stores.build import build_stores
     from helpers.stores.milvus_client import disconnect
 
     settings = sample_settings(tmp_path_factory.mktemp("model-stores"))
-    train_tiny(settings, sample_ml)
+    shutil.copytree(trained_model, settings.artifacts_dir)
     build_stores(settings, ml=sample_ml, progress=False)
     disconnect(settings.milvus_uri)
     yield settings

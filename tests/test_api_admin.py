@@ -1,15 +1,20 @@
-"""The API's write routes (issue 18) through a real uvicorn: absent without RECSYS_ADMIN_TOKEN, 401 without the
-right Bearer token, bad input 422 changing nothing, a movie added through the API found, recommended and liked,
-still there after the API restarts, then removed; the web app finding it by title (marker `browser`); and `python -m helpers.serving.admin` going through the API
-that holds the Milvus Lite file.
+"""The API's write routes (issue 18): absent without RECSYS_ADMIN_TOKEN (the app checked in process), and through
+a real uvicorn 401 without the right Bearer token, bad input 422 changing nothing, a movie added through the API
+found, recommended and liked, still there after the API restarts, then removed with `python -m
+helpers.serving.admin` going through the API that holds the Milvus Lite file; the web app finding an added movie by
+title (marker `browser`). Two API processes on the servers: tests/test_api_workers.py.
 
-Cost: about 60 s (seven uvicorn starts, one Chromium over the session's `model_settings` stores; the two-API test on
-milvus-server + MariaDB ~25 s of it)."""
+Cost: about 9 s, measured serially on a shared 2-core machine (plus the session's `model_settings`, ~5 s, when
+this file is the first on its xdist worker to need it): one API shared by the file's tests and restarted once
+(~1.4 s a start), the admin command, one Chromium."""
 from __future__ import annotations
 
-import shutil
+import asyncio
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,29 +23,60 @@ from test_webapp import in_browser, open_page, search
 
 from bench.servers import free_port, stop_process, wait_for_http
 from helpers.engine.inputs import MAX_NEW_RATINGS
-from helpers.stores.build import build_stores
-from helpers.stores.milvus import VectorStore
-from helpers.stores.milvus_client import disconnect
-
-from conftest import sample_settings
+from helpers.serving.api import create_app
 
 TOKEN = "test-admin-token-18"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
-def serve(settings, tmp_path, token: str | None) -> tuple[subprocess.Popen, str]:
-    port, log = free_port(), tmp_path / f"uvicorn-{free_port()}.log"
+def launch(settings, folder: Path, token: str | None) -> tuple[subprocess.Popen, str, Path]:
+    """Start uvicorn over `settings`' stores, with the admin token when given: (process, base URL, log)."""
+    port = free_port()
+    log = folder / f"uvicorn-{port}.log"
     env = (server_env(settings) | {"RECSYS_MILVUS_URI": settings.milvus_uri, "RECSYS_CATALOG_URL": settings.catalog_url}
            | ({"RECSYS_ADMIN_TOKEN": token} if token else {}))
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "helpers.serving.api:create_app",
                                     "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/health", process, log, START_SECONDS, ready=lambda r: r.status_code == 200)
-    return process, base
+    return process, f"http://127.0.0.1:{port}", log
 
 
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+def ready(process: subprocess.Popen, base: str, log: Path) -> None:
+    """Wait until the API `launch` started answers /health with 200 (stopping it if it never does)."""
+    try:
+        wait_for_http(f"{base}/health", process, log, START_SECONDS, ready=lambda r: r.status_code == 200)
+    except BaseException:
+        stop_process(process)
+        raise
+
+
+class Api:
+    """The API with the admin token over the session's `model_settings` stores, shared by this file's tests (one
+    process holds the Milvus Lite file); `restart` stops it and starts a new one."""
+
+    def __init__(self, settings, folder: Path):
+        self.settings, self.folder = settings, folder
+        self.start()
+
+    def start(self) -> None:
+        process, base, log = launch(self.settings, self.folder, TOKEN)
+        ready(process, base, log)
+        self.process, self.base = process, base
+
+    def restart(self) -> None:
+        stop_process(self.process)
+        self.start()
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture(scope="module")
+def api(model_settings, tmp_path_factory) -> Iterator[Api]:
+    served = Api(model_settings, tmp_path_factory.mktemp("admin-api"))
+    yield served
+    served.stop()
 
 
 def movie(sample_ml, title="Zzyzx Through The API", n=5):
@@ -49,14 +85,19 @@ def movie(sample_ml, title="Zzyzx Through The API", n=5):
             "ratings": [{"user_id": int(u), "rating": 4, "timestamp": 1_000_000_000 + i} for i, u in enumerate(users)]}
 
 
-def test_without_a_token_setting_the_write_routes_do_not_exist(model_settings, tmp_path, sample_ml):
-    process, base = serve(model_settings, tmp_path, None)
-    try:
-        assert httpx.post(f"{base}/movies", json=movie(sample_ml), headers=AUTH).status_code == 405
-        assert httpx.delete(f"{base}/movies/1", headers=AUTH).status_code == 405
-        assert "post" not in httpx.get(f"{base}/openapi.json").json()["paths"]["/movies"]
-    finally:
-        stop_process(process)
+def test_without_a_token_setting_the_write_routes_do_not_exist(model_settings):
+    """The app `uvicorn --factory` builds, from settings without RECSYS_ADMIN_TOKEN: the write routes are absent
+    (405; routing needs no stores, so the app is not started) and undocumented."""
+    app = create_app(replace(model_settings, admin_token=""))
+
+    async def answers() -> list[int]:  # ASGITransport does not run the lifespan (which opens the stores)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            return [(await client.post("/movies", json={"title": "Zzyzx"}, headers=AUTH)).status_code,
+                    (await client.delete("/movies/1", headers=AUTH)).status_code]
+
+    assert asyncio.run(answers()) == [405, 405]
+    assert "post" not in app.openapi()["paths"]["/movies"] and "/movies/{movie_id}" in app.openapi()["paths"]
+    assert "post" in create_app(replace(model_settings, admin_token=TOKEN)).openapi()["paths"]["/movies"]
 
 
 def add_through(api, sample_ml) -> tuple[dict, int]:
@@ -93,82 +134,33 @@ def add_through(api, sample_ml) -> tuple[dict, int]:
     return added, count
 
 
-def test_token_rules_bad_input_add_restart_and_remove(model_settings, tmp_path, sample_ml):
-    first, api = serve(model_settings, tmp_path, TOKEN)
-    try:
-        added, count = add_through(api, sample_ml)
-    finally:
-        stop_process(first)
-    process, again = serve(model_settings, tmp_path, TOKEN)  # a restarted API sees the added movie
-    try:
-        assert httpx.get(f"{again}/movies/{added['movie_id']}").json()["title"] == added["title"]
-        assert httpx.get(f"{again}/health").json()["ok"]
-        tool = subprocess.run([sys.executable, "-m", "helpers.serving.admin", "--api", again, "remove",
-                               str(added["movie_id"])], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-                              env=server_env(model_settings) | {"RECSYS_ADMIN_TOKEN": TOKEN})
-        assert tool.returncode == 0, tool.stderr
-        assert httpx.get(f"{again}/movies/{added['movie_id']}").status_code == 404
-        assert httpx.delete(f"{again}/movies/{added['movie_id']}", headers=AUTH).status_code == 404
-        assert httpx.get(f"{again}/health").json()["movies"]["catalog"] == count
-    finally:
-        stop_process(process)
+def test_token_rules_bad_input_add_restart_and_remove(api, sample_ml):
+    added, count = add_through(api.base, sample_ml)
+    api.restart()  # a restarted API sees the added movie
+    assert httpx.get(f"{api.base}/movies/{added['movie_id']}").json()["title"] == added["title"]
+    assert httpx.get(f"{api.base}/health").json()["ok"]
+    tool = subprocess.run([sys.executable, "-m", "helpers.serving.admin", "--api", api.base, "remove",
+                           str(added["movie_id"])], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+                          env=server_env(api.settings) | {"RECSYS_ADMIN_TOKEN": TOKEN})
+    assert tool.returncode == 0, tool.stderr
+    assert httpx.get(f"{api.base}/movies/{added['movie_id']}").status_code == 404
+    assert httpx.delete(f"{api.base}/movies/{added['movie_id']}", headers=AUTH).status_code == 404
+    assert httpx.get(f"{api.base}/health").json()["movies"]["catalog"] == count
 
 
 @pytest.mark.browser
-def test_the_web_app_finds_a_movie_added_through_the_api(model_settings, tmp_path, sample_ml):
+def test_the_web_app_finds_a_movie_added_through_the_api(api, sample_ml):
     """Browser (Debian Chromium): a movie added with POST /movies is found by title in the web app at once."""
-    process, api = serve(model_settings, tmp_path, TOKEN)
+    added = httpx.post(f"{api.base}/movies", json=movie(sample_ml, "Zzyzx Browser Premiere"), headers=AUTH,
+                       timeout=60).json()
+
+    async def scenario(browser):
+        page = await open_page(browser, api.base)
+        return await search(page, "zzyzx brow")
+
     try:
-        added = httpx.post(f"{api}/movies", json=movie(sample_ml, "Zzyzx Browser Premiere"), headers=AUTH,
-                           timeout=60).json()
-
-        async def scenario(browser):
-            page = await open_page(browser, api)
-            return await search(page, "zzyzx brow")
-
-        assert in_browser(scenario) == [f"Zzyzx Browser Premiere ({added['year']})"]
-        assert httpx.delete(f"{api}/movies/{added['movie_id']}", headers=AUTH).status_code == 204
+        found = in_browser(scenario)
     finally:
-        stop_process(process)
-
-
-@pytest.mark.real_server
-def test_two_api_processes_on_servers_share_added_movies(model_settings, milvus_server_uri, mysql_url, tmp_path,
-                                                         sample_ml):
-    """Two API processes on milvus-server + MariaDB (as `--workers 2` runs them): a movie added through one is
-    found by title (by a process whose title index was built before the add), liked and recommended through the
-    other; an API started later sees it; removed through the second, it is gone from the first."""
-    settings = sample_settings(tmp_path, milvus_uri=milvus_server_uri, catalog_url=mysql_url)
-    shutil.copytree(model_settings.artifacts_dir, settings.artifacts_dir,  # the trained model, not the Lite stores
-                    ignore=shutil.ignore_patterns("milvus.db", "catalog.sqlite*", "stores.*"))
-    build_stores(settings, ml=sample_ml, progress=False)
-    disconnect(settings.milvus_uri)
-    processes = []
-    try:
-        for _ in range(2):
-            processes.append(serve(settings, tmp_path, TOKEN))
-        (_, one), (_, other) = processes
-        assert httpx.get(f"{other}/movies", params={"q": "zzyzx"}).json() == []  # its title index is built
-        added = httpx.post(f"{one}/movies", json=movie(sample_ml), headers=AUTH, timeout=60).json()
-        movie_id, neighbour = added["movie_id"], added["neighbours"][0]["movie_id"]
-        assert [m["movie_id"] for m in httpx.get(f"{other}/movies", params={"q": "zzyzx"}).json()] == [movie_id]
-        liked = [httpx.post(f"{api}/recommend", json={"liked": [movie_id], "k": 5}).json()["results"]
-                 for api in (one, other)]
-        assert liked[0] == liked[1] and liked[1] and all(r["because_of"] == movie_id for r in liked[1])
-        near = {"liked": [neighbour], "k": 10, "genres": ["Comedy"], "year_min": 2001, "year_max": 2001}
-        for api in (one, other):  # recommended from its neighbour; the filter (the sample's movies end in 2000)
-            found = httpx.post(f"{api}/recommend", json=near).json()["results"]  # reads its BOOL genre field
-            assert [r["movie_id"] for r in found] == [movie_id]
-        processes.append(serve(settings, tmp_path, None))  # an API started after the add
-        later = processes[-1][1]
-        assert httpx.get(f"{later}/movies/{movie_id}").json()["title"] == added["title"]
-        assert httpx.get(f"{later}/health").json()["movies"]["added"] == 1
-        assert httpx.delete(f"{other}/movies/{movie_id}", headers=AUTH).status_code == 204
-        assert httpx.get(f"{one}/movies/{movie_id}").status_code == 404
-        assert httpx.get(f"{one}/movies", params={"q": "zzyzx"}).json() == []
-        assert httpx.post(f"{one}/recommend", json={"liked": [movie_id]}).status_code == 422  # it liked it before
-    finally:
-        for process, _ in processes:
-            stop_process(process)
-        VectorStore(settings).drop()
-        disconnect(settings.milvus_uri)
+        deleted = httpx.delete(f"{api.base}/movies/{added['movie_id']}", headers=AUTH)
+    assert found == [f"Zzyzx Browser Premiere ({added['year']})"]
+    assert deleted.status_code == 204

@@ -5,13 +5,16 @@ Marked `faults`: they break files, stop servers and kill processes, so scripts/t
 phase of their own after the parallel one (and the parallel phase leaves them out). They start their own
 milvus-server (ports of their own; etcd's fixed port 2380 means no other may run) and their own private mariadbd
 (own port and data folder) to stop; on the shared MariaDB they only use a database of their own (never stopped).
-Cost: about 3 minutes in all on 2 cores (173 s in a full `.ci/run`: Milvus Lite and SQLite cells ~60 s; the
-milvus-server cells ~100 s, mostly the server's start and the 15 s outage; the private MariaDB cell ~30 s).
+Cost: about 2 min 40 s in all, measured alone on a shared 2-core machine (159 s: the Milvus Lite and SQLite
+cells ~39 s, adding a movie 7 s of it with the tiny model's training; the milvus-server cells ~102 s, mostly the
+server's start, the 15 s outage and the stores builds, with adding a movie ~25 s of it (Milvus' ingest and each
+flush take seconds there); the MariaDB cells ~18 s).
 
 The README's reliability section lists each cell and its outcome.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -25,13 +28,21 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import _unavailable, make_test_embeddings, sample_settings
 
-from bench.servers import MilvusServer, free_port, milvus_binary, stop_process, wait_for_http
+from bench.servers import (
+    MilvusServer,
+    free_port,
+    milvus_binary,
+    stop_process,
+    wait_for_http,
+)
 from helpers.config import Settings
 from helpers.engine.engine import RecommendationEngine
 from helpers.stages import notebook_for
@@ -41,8 +52,6 @@ from helpers.stores.errors import StoreError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError, disconnect
 from helpers.training.embeddings import save_movie_embeddings
-
-from conftest import _unavailable, make_test_embeddings, sample_settings, train_tiny
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +115,7 @@ class Load:
                 except httpx.HTTPError as error:
                     self.codes[type(error).__name__] += 1
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         for thread in self._threads:
             thread.start()
         return self
@@ -135,6 +144,27 @@ def some_ids(ml, n: int = 3) -> list[int]:
 def assert_only(codes: Counter, allowed: set) -> None:
     assert sum(codes.values()) > 0, "no request completed"
     assert set(codes) <= allowed, f"answers {dict(codes)}; only {allowed} are right"
+
+
+def wait_for_the_lite_file(settings: Settings, seconds: float = 30) -> None:
+    """After a process on Milvus Lite was killed: until its Milvus Lite server notices and lets the file go (its
+    lock on the file's LOCK), polled every 50 ms. Nothing to wait for on a Milvus server."""
+    if not settings.milvus_is_lite:
+        return
+    deadline = time.monotonic() + seconds
+    fd = os.open(Path(settings.milvus_uri) / "LOCK", os.O_RDWR)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                assert time.monotonic() < deadline, f"the Milvus Lite file is still held after {seconds} s"
+                time.sleep(0.05)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+    finally:
+        os.close(fd)
 
 
 def fault_lines(log: Path) -> list[str]:
@@ -250,6 +280,7 @@ KILLED_BUILD = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
+from typing import Self
 from conftest import make_test_embeddings, sample_settings
 import helpers.stores.catalog as catalog
 import helpers.stores.milvus as vectors
@@ -302,7 +333,7 @@ def kill_build_midway(settings: Settings, stage: str, steps: int = 5) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
-    time.sleep(1)  # Milvus Lite's server process notices its parent died and lets the file go
+    wait_for_the_lite_file(settings)
 
 
 def check_killed_builds(settings: Settings, ml, tmp_path: Path) -> None:
@@ -350,41 +381,36 @@ else:
 """
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_ml) -> Path:
-    """The sample's graph, a tiny PinSage and its embeddings (what adding a movie loads), trained once here."""
-    settings = sample_settings(tmp_path_factory.mktemp("trained"))
-    train_tiny(settings, sample_ml)
-    return settings.artifacts_dir
-
-
 def kill_write(settings: Settings, *args: object) -> None:
     done = subprocess.run([sys.executable, "-c", KILLED_WRITE, *map(str, args)], cwd=ROOT, env=api_env(settings),
                           capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-    time.sleep(1)  # Milvus Lite's server process notices its parent died and lets the file go
+    wait_for_the_lite_file(settings)
 
 
-def check_writes_between_the_stores(trained: Path, settings: Settings, ml) -> None:
-    """A failure, then a SIGKILL, between the Milvus write and the catalog's transaction, of an add and of a
-    removal: each leaves both stores as they were (checked in the process, then at the next start)."""
+def writes_state(engine: RecommendationEngine) -> tuple:
+    return (engine.store.count(), engine.catalog.movie_count(), engine.admin.added.live_count(),
+            [m["movie_id"] for m in engine.search_titles("zzyzx")])
+
+
+def check_writes_between_the_stores(trained: Path, settings: Settings, ml, failures: bool) -> None:
+    """A SIGKILL between the Milvus write and the catalog's transaction, of an add and of a removal, and with
+    `failures` first a failure at each of those points: each leaves both stores as they were (at once after a
+    failure, at the next start after a kill)."""
     shutil.copytree(trained, settings.artifacts_dir)
     build_stores(settings, ml=ml, progress=False)
     raters = [int(u) for u in ml.ratings["user_id"].unique()[:5]]
-
-    def state(engine: RecommendationEngine) -> tuple:
-        return (engine.store.count(), engine.catalog.movie_count(), engine.admin.added.live_count(),
-                [m["movie_id"] for m in engine.search_titles("zzyzx")])
 
     def failing(*args: object) -> None:
         raise StoreError("injected: the catalog failed")
 
     with RecommendationEngine(settings) as engine:
         kept = engine.add_movie("Zzyzx Kept", 2001, ["Comedy"], [(u, 4.0, 1_000_000_000) for u in raters]).movie_id
-        before = state(engine)
+        before = writes_state(engine)
         assert before[2:] == (1, [kept])
-        for target, call in (("publish", lambda: engine.add_movie("Zzyzx Failed", 2001, ["Drama"])),
-                             ("delete", lambda: engine.remove_movie(kept))):
+        broken = (("publish", lambda: engine.add_movie("Zzyzx Failed", 2001, ["Drama"])),
+                  ("delete", lambda: engine.remove_movie(kept)))
+        for target, call in broken if failures else ():
             real = getattr(engine.admin.added, target)
             setattr(engine.admin.added, target, failing)
             try:
@@ -392,12 +418,12 @@ def check_writes_between_the_stores(trained: Path, settings: Settings, ml) -> No
                     call()
             finally:
                 setattr(engine.admin.added, target, real)
-            assert state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
+            assert writes_state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
     disconnect(settings.milvus_uri)
     kill_write(settings, "add", *raters)
     kill_write(settings, "remove", kept)  # its engine's start undid the killed add first
     with RecommendationEngine(settings) as engine:  # this start restores the movie whose removal was killed
-        assert state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
+        assert writes_state(engine) == before and not engine.admin.added.rows(("adding", "removing"))
         row = engine.admin.added.get(kept)
         assert np.array_equal(engine.store.get([kept])[kept]["embedding"], row.candidate)
         assert engine.recommend([kept], k=3) and engine.health()["ok"], engine.health()["problems"]
@@ -405,8 +431,10 @@ def check_writes_between_the_stores(trained: Path, settings: Settings, ml) -> No
     disconnect(settings.milvus_uri)
 
 
-def test_add_and_remove_broken_between_the_stores_on_lite_and_sqlite(trained, sample_ml, tmp_path):
-    check_writes_between_the_stores(trained, sample_settings(tmp_path), sample_ml)
+def test_add_and_remove_broken_between_the_stores_on_lite_and_sqlite(trained_model, sample_ml, tmp_path):
+    """Failed and killed. The server cell below has the kills only: a failure's undo makes the same store calls
+    as the next start's after a kill (tests/test_added_movies.py injects failures too)."""
+    check_writes_between_the_stores(trained_model, sample_settings(tmp_path), sample_ml, failures=True)
 
 
 # -- servers: milvus-server and MariaDB ---------------------------------------------------------------------
@@ -570,8 +598,8 @@ def test_mariadb_stopped_mid_load_and_restarted(private_mariadb, sample_ml, tmp_
 
 
 @pytest.mark.real_server
-def test_add_and_remove_broken_between_milvus_server_and_mariadb(trained, milvus_server, mysql_url, sample_ml,
-                                                                  tmp_path):
+def test_add_and_remove_killed_between_milvus_server_and_mariadb(trained_model, milvus_server, mysql_url,
+                                                                  sample_ml, tmp_path):
     settings = sample_settings(tmp_path, milvus_uri=milvus_server.uri, catalog_url=mysql_url)
-    check_writes_between_the_stores(trained, settings, sample_ml)
+    check_writes_between_the_stores(trained_model, settings, sample_ml, failures=False)
     VectorStore(settings).drop()
