@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.sequence_budget is not None:
         sequence_overrides["time_budget_s"] = args.sequence_budget
     sequence_config = SequenceConfig.for_dataset(settings.dataset, **sequence_overrides)
+    set_threads(settings.sequence_threads)  # notebook 04 trains it so (no DGL there)
     sequence = train_sequence_model(gd, load_movie_embeddings(settings), sequence_config, seed=settings.seed,
                                     progress=not args.quiet)
     saved = save_sequence_model(settings, sequence.model, gd.movie_ids, sequence.history, sequence.best_step,

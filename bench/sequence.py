@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         choices=["tuned", "frozen", "random", "tuned-both"])
     parser.add_argument("--next-movie-steps", type=int, default=None)
     parser.add_argument("--sequence-threads", type=int, default=None,
-                        help="PyTorch threads while the sequence model trains (it needs no DGL; default RECSYS_THREADS)")
+                        help="PyTorch threads while the sequence model trains (it needs no DGL; default RECSYS_SEQUENCE_THREADS)")
     parser.add_argument("--compare", default="sequence [tuned]")
     parser.add_argument("--no-progress", action="store_true")
     add_out_option(parser, "sequence")
@@ -142,8 +142,8 @@ def one_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
                                                      "val", "history", args.length)["hr"].mean())
     models["recency"] = (recency_scorer(vectors.query, vectors.candidate, best_decay), "history", args.length)
     info["recency_decay"] = best_decay
-    set_threads(args.sequence_threads or settings.threads)
-    info["sequence_threads"] = args.sequence_threads or settings.threads
+    set_threads(args.sequence_threads or settings.sequence_threads)
+    info["sequence_threads"] = args.sequence_threads or settings.sequence_threads
     for variant in args.variants:
         scorer, info[f"sequence [{variant}]"] = train_variant(gd, vectors, variant, args, seed)
         models[f"sequence [{variant}]"] = (scorer, "history", args.length)

@@ -8,6 +8,7 @@
 | `RECSYS_CACHE`        | `~/.cache/movie-graph-recsys`             | downloaded zips and the generated sample       |
 | `RECSYS_SEED`         | `42`                                      | every random choice                            |
 | `RECSYS_THREADS`      | `1`                                       | CPU threads for PyTorch and DGL                |
+| `RECSYS_SEQUENCE_THREADS` | `2`                                   | PyTorch threads while notebook 04's model trains (no DGL there) |
 | `RECSYS_MILVUS_URI`   | `<artifacts>/<dataset>/milvus.db` (Lite)  | or `http://host:19530` for a server            |
 | `RECSYS_MILVUS_TOKEN` | empty                                     | `user:password` or an API key for a server     |
 | `RECSYS_MILVUS_INDEX` | `auto`                                    | `FLAT`/`IVF_FLAT`/`HNSW` (auto: by size)        |
@@ -68,6 +69,7 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "movie-graph-recsys"
     seed: int = 42
     threads: int = 1
+    sequence_threads: int = 2
     milvus_uri: str = ""
     milvus_token: str = field(default="", repr=False)
     milvus_index: str = "auto"
@@ -155,6 +157,7 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         cache_dir=cache_dir,
         seed=_int_env(env, "RECSYS_SEED", 42, 0),
         threads=_int_env(env, "RECSYS_THREADS", 1, 1),
+        sequence_threads=_int_env(env, "RECSYS_SEQUENCE_THREADS", 2, 1),
         milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
         milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),

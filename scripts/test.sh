@@ -6,6 +6,8 @@ bash scripts/setup.sh --test
 # the browser tests drive Debian chromium (never a browser that Playwright downloads)
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 export OMP_NUM_THREADS=1 DGLBACKEND=pytorch RECSYS_DATASET=sample
+# one thread for the sequence model too: the series runs twice side by side below, one core each
+export RECSYS_SEQUENCE_THREADS=1
 export RECSYS_ARTIFACTS="${RECSYS_TEST_ARTIFACTS:-$PWD/.test-artifacts}"
 export RECSYS_CACHE="$RECSYS_ARTIFACTS/cache"
 unset RECSYS_DATA_DIR RECSYS_MILVUS_URI RECSYS_MILVUS_TOKEN RECSYS_CATALOG_URL RECSYS_MILVUS_INDEX RECSYS_QUERY_ENCODER \

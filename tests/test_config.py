@@ -11,7 +11,7 @@ from helpers.config import DATASETS, PROJECT_ROOT, ConfigError, UnknownSettingEr
 def test_defaults_without_any_variable() -> None:
     settings = get_settings({})
     assert settings.dataset == "ml-1m" and settings.data_dir is None
-    assert settings.seed == 42 and settings.threads == 1
+    assert settings.seed == 42 and settings.threads == 1 and settings.sequence_threads == 2
     assert settings.artifacts_root == (PROJECT_ROOT / "artifacts").resolve()
     assert settings.artifacts_dir == settings.artifacts_root / "ml-1m"
     assert settings.cache_dir == (Path.home() / ".cache" / "movie-graph-recsys").resolve()
@@ -23,12 +23,12 @@ def test_defaults_without_any_variable() -> None:
 def test_environment_is_read(tmp_path: Path) -> None:
     env = {"RECSYS_DATASET": "sample", "RECSYS_DATA_DIR": str(tmp_path / "d"), "RECSYS_ARTIFACTS": str(tmp_path / "a"),
            "RECSYS_CACHE": str(tmp_path / "c"), "RECSYS_SEED": "7", "RECSYS_THREADS": "2",
-           "RECSYS_MILVUS_URI": "http://localhost:19530", "RECSYS_MILVUS_TOKEN": "root:Milvus",
+           "RECSYS_SEQUENCE_THREADS": "1", "RECSYS_MILVUS_URI": "http://localhost:19530", "RECSYS_MILVUS_TOKEN": "root:Milvus",
            "RECSYS_CATALOG_URL": "mysql+pymysql://u:pw@localhost:3306/movies", "RECSYS_QUERY_ENCODER": "Mean"}
     settings = get_settings(env)
     assert settings.dataset == "sample" and settings.data_dir == tmp_path / "d"
     assert settings.artifacts_dir == tmp_path / "a" / "sample" and settings.cache_dir == tmp_path / "c"
-    assert (settings.seed, settings.threads) == (7, 2)
+    assert (settings.seed, settings.threads, settings.sequence_threads) == (7, 2, 1)
     assert not settings.milvus_is_lite and settings.milvus_token == "root:Milvus"
     assert settings.catalog_url.startswith("mysql+pymysql://") and settings.query_encoder == "mean"
     # secrets stay out of the repr that notebooks print
@@ -55,6 +55,7 @@ def test_blank_values_mean_default() -> None:
     ("RECSYS_SEED", "abc", "is not a whole number"),
     ("RECSYS_SEED", "-1", "must be at least 0"),
     ("RECSYS_THREADS", "0", "must be at least 1"),
+    ("RECSYS_SEQUENCE_THREADS", "0", "must be at least 1"),
     ("RECSYS_DATASET", "ml-2m", "Valid names: ml-1m, ml-100k"),
     ("RECSYS_QUERY_ENCODER", "recency", r"'recency' is not a query encoder: use one of auto, mean, sequence .*or unset it"),
 ])
