@@ -83,7 +83,7 @@ PRESETS: tuple[Preset, ...] = (
     Preset("medium", 20_000, 420.0, 30, None, 150.0, 10_000, 20_000),
     Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000),
     Preset("workshop", None, 45.0, 20, 300, 0.0, 10_000, None, by_size=False, sequence_seconds=20.0,
-           notebook_seconds=(10.0, 10.0, 100.0, 45.0, 20.0, 20.0, 15.0), label="workshop budgets"),
+           notebook_seconds=(15.0, 15.0, 100.0, 45.0, 20.0, 20.0, 15.0), label="workshop budgets"),
 )
 
 
