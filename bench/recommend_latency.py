@@ -13,7 +13,8 @@ there is SQLite too unless `--catalog-url` names a MySQL database).
 oldest first), the encoders alternated on each set (A B, then B A) so that a drifting machine weighs on all
 alike; each row names the encoder that answered. An encoder whose artifact is missing or does not match the
 embeddings stops the run with what to do (notebook 04 for "sequence"), rather than timing the mean under its
-name. On ML-1M, after `python -m bench.prepare_artifacts` (notebooks 02-04's artifacts in minutes):
+name, before the dataset is loaded or any store built. On ML-1M, after `python -m bench.prepare_artifacts`
+(notebooks 02-04's artifacts in minutes):
 
     RECSYS_DATASET=ml-1m RECSYS_DATA_DIR=../shared/movielens/ml-1m \
         .venv/bin/python -m bench.recommend_latency --encoders mean sequence [--server-uri http://127.0.0.1:19530]
@@ -57,7 +58,12 @@ from bench.report import add_out_option, start, write_json
 from helpers.config import get_settings
 from helpers.data.loader import load_dataset
 from helpers.engine.engine import RecommendationEngine
-from helpers.engine.query import ENCODERS
+from helpers.engine.query import (
+    ENCODERS,
+    MovieVectorLookup,
+    QueryEncoder,
+    load_query_encoder,
+)
 from helpers.engine.reference import numpy_recommend
 from helpers.ranking import COMBINE_METHODS, DEFAULT_PER_MOVIE_LIMIT
 from helpers.stages import notebook_for
@@ -91,21 +97,35 @@ class EncoderFellBackError(RuntimeError):
     """An encoder asked for with `--encoders` is not the one that answers (its artifact is missing or stale)."""
 
 
+def check_fallback(settings, name: str, encoder: QueryEncoder) -> None:
+    """An `EncoderFellBackError` that names the notebook to run when `encoder`, loaded for `--encoders name`, is
+    another than the one asked for (else the figures would time the mean twice under two names)."""
+    if encoder.fallback_reason:
+        spec = ENCODERS.get(name)
+        notebook = notebook_for(spec.stage) if spec is not None and spec.artifact is not None else \
+            "the notebook that trains it"
+        raise EncoderFellBackError(
+            f"--encoders {name}: the engine answers with the {encoder.name} encoder instead "
+            f"({encoder.fallback_reason}). Run {notebook} (or python -m bench.prepare_artifacts) for "
+            f"RECSYS_DATASET={settings.dataset} first, or leave {name} out.")
+
+
+def check_encoders(settings, embeddings, encoders: list[str]) -> None:
+    """Each encoder asked for, loaded as the engine loads it (`load_query_encoder`, over the embeddings in
+    memory) and checked by `check_fallback` before any store is built or dataset loaded: a missing or stale
+    artifact fails in a second, not after the stores."""
+    lookup = MovieVectorLookup.from_embeddings(embeddings)
+    for name in encoders:
+        check_fallback(settings, name, load_query_encoder(settings, name, lookup))
+
+
 def open_engines(settings, encoders: list[str]) -> dict[str, RecommendationEngine]:
-    """One engine per encoder name over the same stores; an `EncoderFellBackError` that names the notebook to run
-    when a wanted encoder falls back (else the figures would time the mean twice under two names)."""
+    """One engine per encoder name over the same stores, each engine's own encoder checked by `check_fallback`."""
     engines: dict[str, RecommendationEngine] = {}
     try:
         for name in encoders:
             engine = engines[name] = RecommendationEngine(settings, encoder=name)
-            if engine.encoder.fallback_reason:
-                spec = ENCODERS.get(name)
-                notebook = notebook_for(spec.stage) if spec is not None and spec.artifact is not None else \
-                    "the notebook that trains it"
-                raise EncoderFellBackError(
-                    f"--encoders {name}: the engine answers with the {engine.encoder.name} encoder instead "
-                    f"({engine.encoder.fallback_reason}). Run {notebook} (or python -m bench.prepare_artifacts) for "
-                    f"RECSYS_DATASET={settings.dataset} first, or leave {name} out.")
+            check_fallback(settings, name, engine.encoder)
     except BaseException:
         close_engines(engines)
         raise
@@ -332,8 +352,9 @@ def main(argv: list[str] | None = None) -> None:
                                                   args.catalog_url or f"sqlite:///{tmp}/server-catalog.sqlite",
                                                   args.repeats, args.rounds, Path(tmp) / "server"))
     elif not args.no_latency:
-        ml = load_dataset(settings)
         try:
+            check_encoders(settings, embeddings, encoders)
+            ml = load_dataset(settings)
             with tempfile.TemporaryDirectory(prefix="recommend-bench-") as tmp:
                 lite = get_settings(milvus_uri=str(Path(tmp) / "milvus.db"),
                                     catalog_url=f"sqlite:///{tmp}/catalog.sqlite")

@@ -149,3 +149,30 @@ def test_pinsage_settings_refuses_rows_it_could_not_tell_apart():
         main(["--dataset", "sample", "--variant", "a={}", "--variant", 'a={"hidden": 16}', "--paired"])
     with pytest.raises(SystemExit, match="--paired needs at least two rows"):
         main(["--dataset", "sample", "--paired"])
+
+
+def test_recommend_latency_checks_the_encoders_before_building_anything(tmp_path, monkeypatch, capsys, sample_ml):
+    """`--encoders mean sequence` with no sequence model: the error naming notebook 04 comes in a second, before the
+    dataset is loaded or a store built (both replaced by stand-ins that fail the test)."""
+    from conftest import make_test_directed_embeddings
+
+    import bench.recommend_latency as latency
+    from helpers.config import get_settings
+    from helpers.sequence.artifact import STAGE
+    from helpers.stages import notebook_for
+    from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+
+    monkeypatch.setenv("RECSYS_DATASET", "sample")
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("RECSYS_CACHE", str(tmp_path / "cache"))
+    settings = get_settings()
+    movie_ids, candidate, query = make_test_directed_embeddings(sample_ml.movies)
+    save_movie_embeddings(settings, movie_ids, candidate, query_vectors=query)
+    monkeypatch.setattr(latency, "load_dataset", lambda *args, **kwargs: pytest.fail("the dataset was loaded first"))
+    monkeypatch.setattr(latency, "build_stores", lambda *args, **kwargs: pytest.fail("a store was built first"))
+    with pytest.raises(SystemExit) as exited:
+        latency.main(["--encoders", "mean", "sequence", "--out", str(tmp_path / "latency.json")])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--encoders sequence: the engine answers with the mean encoder" in error and notebook_for(STAGE) in error
+    latency.check_encoders(settings, load_movie_embeddings(settings), ["mean"])  # the mean needs no artifact

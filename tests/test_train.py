@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import paired_movies
@@ -264,8 +265,8 @@ def test_validation_on_a_fixed_sample_of_users(sample_gd, tmp_path):
 
 def test_runs_trained_aside_leave_the_real_run_alone_and_compare_side_by_side(sample_gd, tmp_path):
     """`train_aside` trains in a temporary folder (nothing under the settings' artifacts); `compare_configs`
-    validates each config on the same users and puts each gap to the reference in standard errors. Cost: about
-    2 s (three runs of 6 steps)."""
+    validates each config on the same users, pairs each with the reference user by user, and times training and
+    evaluation apart. Cost: about 2 s (three runs of 6 steps)."""
     from helpers.training.loop import TrainingError, compare_configs, train_aside
 
     settings = settings_in(tmp_path)
@@ -274,14 +275,47 @@ def test_runs_trained_aside_leave_the_real_run_alone_and_compare_side_by_side(sa
     configs = {"one layer": tiny(max_epochs=1, layers=1), "two layers": tiny(max_epochs=1)}
     table = compare_configs(sample_gd, settings, configs, reference="one layer")
     assert table.index.tolist() == ["one layer", "two layers"] and not settings.artifacts_dir.exists()
-    assert list(table.columns) == ["val HR@10", "± stderr", "val NDCG@10", "seconds", "gap", "gap / stderr"]
-    assert table.at["one layer", "gap"] == 0.0 and (table["± stderr"] > 0).all()
+    assert list(table.columns) == ["val HR@10", "± stderr", "val NDCG@10", "n", "train seconds", "eval seconds",
+                                   "difference", "low", "high", "verdict"]
+    assert (table["n"] == len(sample_gd.val)).all() and (table[["train seconds", "eval seconds"]] > 0).all().all()
+    assert table.loc["one layer", ["difference", "low", "high"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.at["one layer", "verdict"] == "reference"
     row = table.loc["two layers"]
-    assert row["gap"] == pytest.approx(row["val HR@10"] - table.at["one layer", "val HR@10"])
-    assert row["gap / stderr"] == pytest.approx(row["gap"] / np.hypot(row["± stderr"], table.at["one layer", "± stderr"]))
-    assert list(compare_configs(sample_gd, settings, {"only": tiny(max_epochs=1)}).columns)[-1] == "seconds"
+    assert row["difference"] == pytest.approx(row["val HR@10"] - table.at["one layer", "val HR@10"])
+    assert row["low"] <= row["difference"] <= row["high"] and row["verdict"] in ("above", "tie", "below")
+    assert list(compare_configs(sample_gd, settings, {"only": tiny(max_epochs=1)}).columns)[-1] == "eval seconds"
     with pytest.raises(TrainingError, match="reference='three layers'"):
         compare_configs(sample_gd, settings, configs, reference="three layers")
+
+
+def test_compare_configs_pairs_the_users(sample_gd, tmp_path, monkeypatch):
+    """Two configs whose per-user hits differ on 6 of 400 users: the paired interval is the bootstrap of those
+    differences (narrow, above 0), where standard errors added in quadrature (about 0.032 here) would call it a
+    tie; a config with the reference's very hits ties at exactly 0. No training: the runs are stand-ins."""
+    from types import SimpleNamespace
+
+    from helpers.evaluation.slices import paired_interval
+    from helpers.training.loop import compare_configs
+
+    users = np.arange(400)
+    reference = (np.random.default_rng(0).random(len(users)) < 0.3).astype(float)
+    better = reference.copy()
+    better[np.flatnonzero(reference == 0)[:6]] = 1.0
+    hits = {"reference": reference, "same": reference, "better": better}
+    runs = {name: SimpleNamespace(model=name, history=[{"seconds": 1.5, "val_seconds": 0.5}]) for name in hits}
+    monkeypatch.setattr(train_module, "train_aside", lambda gd, settings, config: runs[config])
+    monkeypatch.setattr(train_module, "infer_movie_vectors", lambda model, gd, seed: model)
+    monkeypatch.setattr(train_module, "validation_hits", lambda vectors, data, val_users, seed: pd.DataFrame(
+        {"hr@10": hits[vectors], "ndcg@10": hits[vectors] / 2}, index=pd.Index(users[::-1], name="user")))
+    table = compare_configs(sample_gd, settings_in(tmp_path), {name: name for name in hits}, reference="reference")
+    assert table["train seconds"].tolist() == [1.0, 1.0, 1.0] and (table["n"] == 400).all()
+    assert table.loc["same", ["difference", "low", "high", "verdict"]].tolist() == [0.0, 0.0, 0.0, "tie"]
+    low, high = paired_interval(better - reference)
+    assert table.loc["better", ["low", "high"]].tolist() == [low, high]
+    assert table.at["better", "difference"] == pytest.approx(6 / 400) and 0 < low < high < 0.04
+    assert table.at["better", "verdict"] == "above"
+    unpaired = 1.96 * np.hypot(*table.loc[["better", "reference"], "± stderr"])
+    assert table.at["better", "difference"] - unpaired < 0 < low  # the old interval held 0
 
 
 def test_a_finished_run_resumed_on_a_graph_saved_again_passes_the_model_check(sample_gd, tmp_path):

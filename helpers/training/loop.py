@@ -21,7 +21,8 @@ ML-32M size all 200,947 users x 87,584 movies would be ranked after every epoch)
 sample's size and the standard error, which also covers the choice of users.
 
 `train_aside` trains a trial run in a temporary folder (the real run's artifacts untouched); `compare_configs`
-trains and validates several configs that way, side by side (notebook 03's loss comparison).
+trains and validates several configs that way, side by side, each paired with a reference user by user (notebook
+03's loss comparison).
 """
 from __future__ import annotations
 
@@ -249,12 +250,19 @@ def validate(vectors: MovieVectors, eval_data: Any, val_users: int | None, seed:
     """The epoch's validation: HR/NDCG@10 with protocol (a) ("latest"), against every movie, for all validation
     users or a fixed sample of `val_users` of them (the same `seed`, the same users), ranked in batches so
     that memory stays at a batch of users x the catalogue. Adds `n_users` and the standard errors."""
-    from helpers.evaluation.protocols import evaluate_scores
+    from helpers.evaluation.protocols import summarise
+
+    return summarise(validation_hits(vectors, eval_data, val_users, seed))
+
+
+def validation_hits(vectors: MovieVectors, eval_data: Any, val_users: int | None, seed: int) -> pd.DataFrame:
+    """What `validate` averages: each validation user's HR/NDCG/Recall@10 (rows: user node indices)."""
+    from helpers.evaluation.protocols import per_user_values
     from helpers.evaluation.scorers import query_candidate_scorer
 
     scorer = query_candidate_scorer(vectors.query, vectors.candidate)
     batch = max(16, min(512, VAL_SCORES_PER_BATCH // max(vectors.query.shape[0], 1)))
-    return evaluate_scores(scorer, eval_data, "val", "latest", sample=val_users, seed=seed, batch_size=batch)
+    return per_user_values(scorer, eval_data, "val", "latest", sample=val_users, seed=seed, batch_size=batch)
 
 
 def train_aside(gd, settings: Settings, config: TrainConfig) -> TrainResult:
@@ -267,30 +275,37 @@ def train_aside(gd, settings: Settings, config: TrainConfig) -> TrainResult:
 
 def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], reference: str | None = None,
                     val_users: int | None = None) -> pd.DataFrame:
-    """Each of `configs` trained aside (`train_aside`) and validated on the same users (`validate`, the settings'
-    seed): rows by name, columns `val HR@10`, `± stderr`, `val NDCG@10` and `seconds` (training and inference).
-    With `reference` (one of the names), also `gap` (val HR@10 minus the reference's) and `gap / stderr` (in
-    standard errors of the difference, the two errors added in quadrature): within 2 in size, a tie."""
-    from helpers.evaluation.metrics import gap_in_stderr
-    from helpers.evaluation.protocols import prepare_evaluation
+    """Each of `configs` trained aside (`train_aside`) and validated on the same users (`validation_hits`, the
+    settings' seed): rows by name, columns `val HR@10`, `± stderr`, `val NDCG@10`, `n` (the users), `train
+    seconds` (the epochs' training steps, their validation left out) and `eval seconds` (every movie's vectors
+    inferred and the users ranked). With `reference` (one of the names), also the paired comparison of each row
+    with it, user by user (MEASURING.md): `difference` (mean per-user HR@10 minus the reference's), `low` and
+    `high` (its 95% interval, `helpers.evaluation.slices.paired_interval`) and `verdict` ("above", "tie",
+    "below"; "reference" on its own row)."""
+    from helpers.evaluation.protocols import prepare_evaluation, summarise
+    from helpers.evaluation.slices import paired_interval, verdict
 
     if reference is not None and reference not in configs:
         raise TrainingError(f"reference={reference!r} is none of the configs: {', '.join(configs)}")
     eval_data = prepare_evaluation(gd)
-    rows = {}
+    rows, hits = {}, {}
     for name, config in configs.items():
+        run = train_aside(gd, settings, config)
+        train_seconds = sum(h["seconds"] - h["val_seconds"] for h in run.history)  # the steps, not their validation
         started = time.perf_counter()
-        vectors = infer_movie_vectors(train_aside(gd, settings, config).model, gd, seed=settings.seed)
-        seconds = time.perf_counter() - started
-        val = validate(vectors, eval_data, val_users, settings.seed)
+        vectors = infer_movie_vectors(run.model, gd, seed=settings.seed)
+        per_user = validation_hits(vectors, eval_data, val_users, settings.seed)
+        val, hits[name] = summarise(per_user), per_user["hr@10"]
         rows[name] = {"val HR@10": val["hr@10"], "± stderr": val["hr@10_stderr"], "val NDCG@10": val["ndcg@10"],
-                      "seconds": seconds}
-    table = pd.DataFrame(rows).T
+                      "n": int(val["n_users"]), "train seconds": train_seconds,
+                      "eval seconds": time.perf_counter() - started}
+    table = pd.DataFrame.from_dict(rows, orient="index")
     if reference is not None:
-        table["gap"] = table["val HR@10"] - table.at[reference, "val HR@10"]
-        base = {"hr@10": table.at[reference, "val HR@10"], "hr@10_stderr": table.at[reference, "± stderr"]}
-        table["gap / stderr"] = [gap_in_stderr({"hr@10": row["val HR@10"], "hr@10_stderr": row["± stderr"]}, base)
-                                 for _, row in table.iterrows()]
+        differences = {name: (hits[name] - hits[reference]).to_numpy() for name in table.index}  # user by user
+        intervals = {name: paired_interval(difference) for name, difference in differences.items()}
+        table["difference"] = [difference.mean() for difference in differences.values()]
+        table["low"], table["high"] = zip(*intervals.values(), strict=True)
+        table["verdict"] = ["reference" if name == reference else verdict(*intervals[name]) for name in table.index]
     return table
 
 
