@@ -119,7 +119,7 @@ class LatencyProbe:
                  log: Path):
         self.name, self.tree, self.log = name, tree, log
         options = {"milvus_uri": milvus_uri, "catalog_url": catalog_url, "build": build, "warm_up": warm_up}
-        self._log = open(log, "w")  # noqa: SIM115 (closed in close())
+        self._log = open(log, "w")  # closed in close()
         self.process = subprocess.Popen([sys.executable, "-c", PROBE, json.dumps(options)], cwd=tree,
                                         env=tree_env(tree), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self._log, text=True)

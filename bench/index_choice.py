@@ -112,14 +112,14 @@ def run_backend(uri: str, backend: str, vectors: np.ndarray, years: np.ndarray, 
         params.add_index("embedding", index_type=index_type, metric_type="IP", params=build(n))
         try:
             client.create_index(name, params)
-        except Exception as exc:  # noqa: BLE001 - a client retry after a slow build reports the finished index
+        except Exception as exc:  # a client retry after a slow build reports the finished index
             if "already exists" not in str(exc):
                 raise
         client.load_collection(name)
         build_s = time.perf_counter() - start
         try:
             reported = client.describe_index(name, "embedding").get("index_type", "?")
-        except Exception:  # noqa: BLE001 - only a label
+        except Exception:  # only a label
             reported = "?"
         for filter_name, expression in FILTERS.items():
             latencies, hits = [], []

@@ -19,6 +19,6 @@ if "dgl" not in sys.modules and "dgl.graphbolt" not in sys.modules:
     _placeholder.__doc__ = "Placeholder: GraphBolt is not available with this PyTorch (see helpers/dgl_import.py)."
     sys.modules["dgl.graphbolt"] = _placeholder
 
-import dgl  # noqa: E402
+import dgl
 
 __all__ = ["dgl"]

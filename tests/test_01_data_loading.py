@@ -7,12 +7,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
 
-from helpers import plots  # noqa: E402
-from helpers.config import get_settings  # noqa: E402
-from helpers.data.loader import load_dataset, load_movielens  # noqa: E402
+from helpers import plots
+from helpers.config import get_settings
+from helpers.data.loader import load_dataset, load_movielens
 from helpers.data.movielens import MovieLens
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "movielens"

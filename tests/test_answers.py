@@ -58,7 +58,7 @@ def test_the_code_answers_run(path, monkeypatch, tmp_path, sample_cache):
     with contextlib.redirect_stdout(io.StringIO()):
         for index, source in enumerate(blocks, start=1):
             try:
-                exec(compile(source, f"{path.name} [block {index}]", "exec"), namespace)  # noqa: S102
+                exec(compile(source, f"{path.name} [block {index}]", "exec"), namespace)
             except Exception as error:
                 raise AssertionError(f"{path.name}, python block {index}: {error!r}") from error
 

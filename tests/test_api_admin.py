@@ -18,12 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api import ROOT, START_SECONDS, server_env
-from test_webapp import in_browser, open_page, search
 
 from bench.servers import free_port, stop_process, wait_for_http
 from helpers.engine.inputs import MAX_NEW_RATINGS
 from helpers.serving.api import create_app
+
+from test_api import ROOT, START_SECONDS, server_env
+from test_webapp import in_browser, open_page, search
 
 TOKEN = "test-admin-token-18"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

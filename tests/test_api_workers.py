@@ -11,13 +11,14 @@ import shutil
 
 import httpx
 import pytest
-from conftest import sample_settings
-from test_api_admin import AUTH, TOKEN, launch, movie, ready
 
 from bench.servers import stop_process
 from helpers.stores.build import build_stores
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import disconnect
+
+from conftest import sample_settings
+from test_api_admin import AUTH, TOKEN, launch, movie, ready
 
 
 @pytest.mark.real_server

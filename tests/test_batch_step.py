@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import paired_movies
 
 from helpers.data.loader import load_movielens
 from helpers.graph.build import build_graph
@@ -19,6 +18,8 @@ from helpers.training.config import TrainConfig
 from helpers.training.loop import build_model
 from helpers.training.optimiser import build_optimiser
 from helpers.training.step import TrainingStep
+
+from conftest import paired_movies
 
 SMALL_BATCH = {"batch_size": 8, "uniform_negatives": 8, "neighbours": 2, "layers": 2, "neighbour_pool": 2, "walks": 20}
 

@@ -322,7 +322,7 @@ class _Server:
         hits = self.hits
 
         class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hits[self.path] = hits.get(self.path, 0) + 1
                 super().do_GET()
 

@@ -34,7 +34,6 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import _unavailable, make_test_embeddings, sample_settings
 
 from bench.servers import (
     MilvusServer,
@@ -52,6 +51,8 @@ from helpers.stores.errors import StoreError
 from helpers.stores.milvus import VectorStore
 from helpers.stores.milvus_client import VectorStoreError, disconnect
 from helpers.training.embeddings import save_movie_embeddings
+
+from conftest import _unavailable, make_test_embeddings, sample_settings
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parent.parent

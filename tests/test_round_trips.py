@@ -146,13 +146,13 @@ def test_a_collection_dropped_under_a_running_engine_says_which_notebook_to_run(
     for, so the error (a 503 in the API) still names the notebook that builds it."""
     import re
 
-    from conftest import make_test_embeddings, sample_settings
-
     from helpers.stages import notebook_for
     from helpers.stores.build import build_stores
     from helpers.stores.milvus import VectorStore
     from helpers.stores.milvus_client import VectorStoreError, disconnect
     from helpers.training.embeddings import save_movie_embeddings
+
+    from conftest import make_test_embeddings, sample_settings
 
     settings = sample_settings(tmp_path)
     save_movie_embeddings(settings, *make_test_embeddings(sample_ml.movies))

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_test_directed_embeddings, sample_settings
 
 from helpers.engine.engine import RecommendationEngine
 from helpers.engine.inputs import RecommendError
@@ -51,6 +50,8 @@ from helpers.training.embeddings import (
     load_movie_embeddings,
     save_movie_embeddings,
 )
+
+from conftest import make_test_directed_embeddings, sample_settings
 
 TINY = SequenceConfig(length=6, dim=8, blocks=2, heads=2, dropout=0.0)
 

@@ -8,13 +8,14 @@ import io
 
 import pytest
 import torch
-from conftest import paired_movies
 
 from helpers.dgl_import import dgl
 from helpers.training.config import TrainConfig, TrainConfigError
 from helpers.training.loop import build_model
 from helpers.training.optimiser import SparseDenseAdam, build_optimiser
 from helpers.training.step import TrainingStep
+
+from conftest import paired_movies
 
 SMALL = {"hidden": 8, "neighbours": 2, "walks": 8, "batch_size": 6, "neighbour_pool": 2}
 BOUND = 2 * (2 * SMALL["batch_size"] + 4)  # heads, tails and uniform negatives, and each one's partner

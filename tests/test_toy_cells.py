@@ -41,7 +41,7 @@ def run_toys(notebook: str, sources: list[str], seed: int) -> str:
     with contextlib.redirect_stdout(printed):
         for index, source in enumerate(sources):
             try:
-                exec(compile(source, f"{notebook} [toy cell {index + 1}]", "exec"), namespace)  # noqa: S102
+                exec(compile(source, f"{notebook} [toy cell {index + 1}]", "exec"), namespace)
             except Exception as error:
                 raise AssertionError(f"{notebook}, toy cell {index + 1}, SEED={seed}: {error!r}") from error
     return printed.getvalue()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import paired_movies
 
 import helpers.training.loop as train_module
 from helpers.artifacts import require, write_manifest
@@ -22,6 +21,8 @@ from helpers.training.config import LATER_KNOBS, Alternatives, TrainConfig
 from helpers.training.inference import infer_movie_embeddings
 from helpers.training.loop import build_model, load_trained_model, train_pinsage
 from helpers.training.sampling import NeighbourSampler
+
+from conftest import paired_movies
 
 TINY = dict(batch_size=32, steps_per_epoch=6, max_epochs=3, time_budget_s=None, hard_start_epoch=1,
             hard_ramp_epochs=1, hard_ranks=(5, 50))
@@ -322,8 +323,7 @@ def test_a_finished_run_resumed_on_a_graph_saved_again_passes_the_model_check(sa
     """Re-running notebook 02 saves the same graph with a new fingerprint; notebook 03 then finds its finished run
     (same data, seed and config) and must leave `model.pt` valid for that graph, or notebook 06 refuses it."""
     from helpers.artifacts import StaleArtifactError
-    from helpers.graph.build import STAGE as GRAPH_STAGE
-    from helpers.graph.build import save_graph
+    from helpers.graph.build import STAGE as GRAPH_STAGE, save_graph
 
     settings = settings_in(tmp_path)
     graph = save_graph(sample_gd, settings)

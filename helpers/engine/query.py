@@ -47,8 +47,7 @@ from helpers.config import ConfigError, Settings
 from helpers.engine.added_vectors import added_vector_source
 from helpers.engine.inputs import RecommendError
 from helpers.errors import RecsysError
-from helpers.sequence.artifact import STAGE as SEQUENCE_STAGE
-from helpers.sequence.artifact import SequenceQuery, sequence_model_path
+from helpers.sequence.artifact import STAGE as SEQUENCE_STAGE, SequenceQuery, sequence_model_path
 from helpers.stages import notebook_for
 from helpers.training.embeddings import (
     EmbeddingsError,
