@@ -221,7 +221,7 @@ def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> l
             plan = build_requests(bases[THIS_TREE], args.requests, args.seed, args.only)
             got: dict[str, list[Result]] = {name: [] for name in trees}
             spent = dict.fromkeys(trees, 0.0)
-            for name, base in bases.items():  # warm-up, not counted
+            for base in bases.values():  # warm-up, not counted
                 asyncio.run(run_load(on(plan[: min(50 * workers, len(plan))], bases[THIS_TREE], base), args.concurrency))
             for r, chunk in enumerate(np.array_split(np.arange(len(plan)), max(1, args.rounds))):
                 for name in (list(trees) if r % 2 == 0 else list(reversed(trees))):

@@ -94,7 +94,7 @@ def paired_comparisons(per_user: dict[tuple[str, str], list[pd.DataFrame]], gd: 
                       for metric in metrics}
             for slice_name in tables[metrics[0]].index:
                 cells = []
-                for metric, table in tables.items():
+                for table in tables.values():
                     r = table.loc[slice_name]
                     cells.append(f"  {r[f'{name} - {reference}']:>+14.4f} [{r['low']:+.4f}, {r['high']:+.4f}] "
                                  f"{r['detectable']:>6.4f} {r['verdict']:<12}")

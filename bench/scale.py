@@ -355,6 +355,11 @@ def merge_result(path: Path, result: dict[str, Any]) -> None:
     path.write_text(json.dumps(saved, indent=1))
 
 
+def log_log_slope(xs: list[float], ys: list[float]) -> str:
+    """The slope of log `ys` against log `xs`, to two decimals; "-" for a single point."""
+    return f"{np.polyfit(np.log(xs), np.log(ys), 1)[0]:.2f}" if len(xs) > 1 else "-"
+
+
 def table(saved: dict[str, Any]) -> str:
     """Markdown: one row per stage, per size seconds / stage peak MB, and the log-log slopes."""
     runs = sorted(saved["runs"].values(), key=lambda r: r["ratings"])
@@ -375,9 +380,8 @@ def table(saved: dict[str, Any]) -> str:
             ms.append(rec["stage_peak_mb"])
         if not xs:
             continue
-        slope = (lambda ys: f"{np.polyfit(np.log(xs), np.log(ys), 1)[0]:.2f}" if len(xs) > 1 else "-")
         last = f"{math.log(ts[-1] / ts[-2]) / math.log(xs[-1] / xs[-2]):.2f}" if len(xs) > 1 else "-"
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slope(ts)} | {slope(ms)} | {last} |")
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {log_log_slope(xs, ts)} | {log_log_slope(xs, ms)} | {last} |")
     peak = " | ".join(f"{max(r['stages'][s]['maxrss_mb'] for s in r['stages']):,.0f}" for r in runs)
     lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | | |")
     steps = " | ".join(f"{r['stages'].get('train', {}).get('ms_per_step', float('nan')):,.0f}" for r in runs)

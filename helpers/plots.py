@@ -319,16 +319,16 @@ def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie
 
     # (3) the convolutions: layer 1 runs on the neighbours (from their own neighbours), the last on the movie
     box(48.1, 4, 19, 50, "#eef7ee", f"3. {layers} PinSage layers")
-    names = [f"layer {l + 1}: " + ("neighbours' neighbours\n→ neighbours" if l < layers - 1 else "neighbours → movie")
-             for l in range(layers)]
-    for l, name in enumerate(names):
-        y = 14 + (layers - 1 - l) * (30 / max(layers, 1)) if layers > 1 else 24
+    names = [f"layer {i + 1}: " + ("neighbours' neighbours\n→ neighbours" if i < layers - 1 else "neighbours → movie")
+             for i in range(layers)]
+    for i, name in enumerate(names):
+        y = 14 + (layers - 1 - i) * (30 / max(layers, 1)) if layers > 1 else 24
         ax.add_patch(FancyBboxPatch((50, y), 15, 10, boxstyle="round,pad=0.3", facecolor="white", edgecolor="tab:green"))
         ax.text(57.5, y + 7.2, name, fontsize=7.5, ha="center", va="center")
         ax.text(57.5, y + 2.2, r"$\mathrm{ReLU}(W[n_v \Vert h_v])\,/\,\Vert\cdot\Vert$", fontsize=7.5, ha="center",
                 va="center")
-    for l in range(layers - 1):
-        y = 14 + (layers - 1 - l) * (30 / layers)
+    for i in range(layers - 1):
+        y = 14 + (layers - 1 - i) * (30 / layers)
         arrow(57.5, y - 0.4, 57.5, y - (30 / layers) + 10.6, 1.0, "tab:green")
     ax.text(57.6, 7.5, "pool neighbours weighted by α,\nconcatenate with the movie itself", fontsize=8, ha="center")
     arrow(68, 29, 70, 29)

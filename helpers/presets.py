@@ -136,7 +136,9 @@ class Budgets:
 
     def describe(self) -> str:
         """Two lines for the top of a notebook: the preset, why, and each budget."""
-        users = (lambda n: "all" if n is None else f"{n:,} of {self.n_users:,}")
+        def users(n: int | None) -> str:
+            return "all" if n is None else f"{n:,} of {self.n_users:,}"
+
         budget = "the dataset's default" if self.pinsage_seconds is None else f"{self.pinsage_seconds:.0f} s"
         compare = f"{self.compare_steps} steps per loss" if self.compare_steps else "skipped"
         why = "; RECSYS_PRESET overrides it" if self.chosen_by == "catalogue size" else ""
@@ -174,7 +176,10 @@ def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: 
     `settings.preset` (`RECSYS_PRESET`), where "auto" picks by catalogue size."""
     name = preset or (settings.preset if settings is not None else "auto")
     row = preset_for(n_movies, name)
-    cap = (lambda limit: None if limit is None or n_users <= limit else limit)
+
+    def cap(limit: int | None) -> int | None:
+        return None if limit is None or n_users <= limit else limit
+
     steps = row.next_movie_steps if row.next_movie_steps is not None else next_movie_steps(n_movies,
                                                                                           row.next_movie_seconds)
     return Budgets(preset=row.name, chosen_by="catalogue size" if name == "auto" else "RECSYS_PRESET",

@@ -55,7 +55,10 @@ def test_slices_on_a_toy_with_known_answers(gd):
 
 def test_users_restrict_evaluate_scores_and_models(gd):
     scores = np.tile(np.arange(6.0)[::-1], (3, 1))  # movie 0 first
-    scorer = lambda queries: scores[:len(queries)]
+
+    def scorer(queries: np.ndarray) -> np.ndarray:
+        return scores[:len(queries)]
+
     every = per_user_values(scorer, gd, "val", k=1)
     one = evaluate_scores(scorer, gd, "val", k=1, users=np.array([0]))
     assert one["n_users"] == 1 and one["hr@1"] == every.loc[0, "hr@1"] == 1.0

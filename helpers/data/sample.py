@@ -118,7 +118,7 @@ def _generate_sample(rng: np.random.Generator, shape: SampleShape):
     movie_ids = rng.permutation(movie_ids)
     movies, parts = [], []  # parts[s] = movie ids of series s in order
     next_index = 0
-    for s, (info, title) in enumerate(zip(series, titles, strict=True)):
+    for info, title in zip(series, titles, strict=True):
         ids, year = [], info["year"]
         for k in range(info["length"]):
             mid = int(movie_ids[next_index])

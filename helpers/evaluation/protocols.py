@@ -270,7 +270,10 @@ def evaluate_models(models: Mapping[str, Callable[[np.ndarray], np.ndarray]], gd
     (with `sample`, the same random subset of users for every model; see `evaluate_scores`). `users`: user node
     indices to keep, one array for every split or one per split (a slice: `helpers.evaluation.slices`)."""
     data = prepare_evaluation(gd)
-    chosen = (lambda split: users.get(split) if isinstance(users, Mapping) else users)
+
+    def chosen(split: str) -> np.ndarray | None:
+        return users.get(split) if isinstance(users, Mapping) else users
+
     return {name: {protocol: {split: evaluate_scores(scorer, data, split, protocol, k, history, sample=sample,
                                                      seed=seed, users=chosen(split)) for split in splits}
                    for protocol in protocols}

@@ -127,7 +127,7 @@ class VectorStore:
             try:
                 self.load()
             except VectorStoreError:
-                raise error  # the call's own failure says more than the reload's
+                raise error  # noqa: B904 (its cause is set: the driver's failure, which says more than the reload's)
         with self._failing_as(action):
             return getattr(self.client, method)(*args, **kwargs)
 

@@ -173,7 +173,7 @@ class TrainConfig:
                                    "would miss them; give weight_decay=0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise TrainConfigError(f"time_budget_s={self.time_budget_s}: give a positive number of seconds or None")
-        self.spec  # validates the neighbourhood settings
+        _ = self.spec  # NeighbourhoodSpec checks the neighbourhood settings
 
     @classmethod
     def for_dataset(cls, name: str, **overrides: Any) -> TrainConfig:

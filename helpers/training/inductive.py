@@ -78,8 +78,12 @@ class RaterWalks:
             src.append(visited[order])
             weight.append(counts[visited[order]])
             dst.append(np.full(len(order), position))
-        cat = (lambda parts, dtype: torch.from_numpy(np.concatenate(parts).astype(dtype)) if parts
-               else torch.zeros(0, dtype=getattr(torch, dtype)))
+
+        def cat(parts: list[np.ndarray], dtype: str) -> torch.Tensor:
+            if not parts:
+                return torch.zeros(0, dtype=getattr(torch, dtype))
+            return torch.from_numpy(np.concatenate(parts).astype(dtype))
+
         return Hop(cat(src, "int64"), cat(dst, "int64"), cat(weight, "float32"), len(raters))
 
 
