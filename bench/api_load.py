@@ -1,10 +1,11 @@
 """Bounded load test of the FastAPI service (helpers/serving/api.py) on 127.0.0.1.
 
 Starts the API with `scripts/api.sh` (uvicorn, helpers.serving.api:create_app) on a free local port with the current
-RECSYS_* settings (the stores must be filled: notebook 05), waits until every worker has started and /health answers, then sends
-`--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend (3 liked movies,
-k=10), GET /movies?q= and GET /movies/{id} (`--only search` and so on: one endpoint). Prints requests per
-second, p50 and p99 latency per endpoint and overall, and the error count; first the same mix one request at a time (`--baseline`), for the ratio.
+RECSYS_* settings (the stores must be filled: notebook 05), waits until every worker has started and /health
+answers, then sends `--requests` requests from `--concurrency` concurrent httpx clients: a mix of POST /recommend
+(3 liked movies, k=10), GET /movies?q= and GET /movies/{id} (`--only search` and so on: one endpoint). Prints
+requests per second, p50 and p99 latency per endpoint and overall, and the error count; first the same mix one
+request at a time (`--baseline`), for the ratio.
 `--workers 1,2,4` repeats all of it with 1, 2 and 4 uvicorn worker processes, one after the other in the same run,
 and ends with a table side by side (several workers need the stores on servers: Milvus Lite opens its file in one
 process). The load generator runs on the same machine as the server. Exits 1 if any request failed or answered
@@ -131,7 +132,8 @@ async def run_load(plan: list, concurrency: int, stages: bool = False) -> tuple[
     try:
         if plan:
             _, method, url, body = plan[0]
-            await asyncio.gather(*(client.request(method, url, json=body) for client in clients), return_exceptions=True)
+            await asyncio.gather(*(client.request(method, url, json=body) for client in clients),
+                                 return_exceptions=True)
         start = time.perf_counter()
         await asyncio.gather(*(send(client) for client in clients))
         return results, time.perf_counter() - start
@@ -222,7 +224,8 @@ def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> l
             got: dict[str, list[Result]] = {name: [] for name in trees}
             spent = dict.fromkeys(trees, 0.0)
             for base in bases.values():  # warm-up, not counted
-                asyncio.run(run_load(on(plan[: min(50 * workers, len(plan))], bases[THIS_TREE], base), args.concurrency))
+                warm_up = on(plan[: min(50 * workers, len(plan))], bases[THIS_TREE], base)
+                asyncio.run(run_load(warm_up, args.concurrency))
             for r, chunk in enumerate(np.array_split(np.arange(len(plan)), max(1, args.rounds))):
                 for name in (list(trees) if r % 2 == 0 else list(reversed(trees))):
                     results, seconds = asyncio.run(run_load(on([plan[i] for i in chunk], bases[THIS_TREE], bases[name]),
@@ -241,7 +244,8 @@ def compare(rev: str, workers: int, args: argparse.Namespace, folder: Path) -> l
     print(f"{'tree':<14}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  per endpoint p50 / p99 ms")
     for row in rows:
         cells = "  ".join(f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in row["endpoints"].items() if k != "all")
-        print(f"{row['tree'][:13]:<14}{row['rps']:>12.1f}{row['p50']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8}  {cells}")
+        print(f"{row['tree'][:13]:<14}{row['rps']:>12.1f}{row['p50']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8}  "
+              f"{cells}")
     return rows
 
 

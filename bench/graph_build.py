@@ -1,6 +1,7 @@
 """How long stage 02 takes and how big its graph is: build_graph (median of `--repeats`), save_graph, load_graph.
 
-    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=artifacts/bench/graph-bench-artifacts .venv/bin/python -m bench.graph_build sample
+    OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=artifacts/bench/graph-bench-artifacts .venv/bin/python -m bench.graph_build \
+        sample
     OMP_NUM_THREADS=1 RECSYS_ARTIFACTS=artifacts/bench/graph-bench-artifacts .venv/bin/python -m bench.graph_build \
         ml-1m ../shared/movielens/ml-1m
 

@@ -130,7 +130,8 @@ def run_backend(uri: str, backend: str, vectors: np.ndarray, years: np.ndarray, 
                                        consistency_level="Session")
                 latencies.append(time.perf_counter() - t0)
                 hits.append([int(h.id) for h in result[0]])
-            recall = np.mean([len(set(h) & set(t.tolist())) / 10 for h, t in zip(hits, truth[filter_name], strict=False)])
+            recall = np.mean([len(set(h) & set(t.tolist())) / 10
+                              for h, t in zip(hits, truth[filter_name], strict=False)])
             short = int(sum(len(h) < 10 for h in hits))
             ms = np.asarray(latencies) * 1000
             row = {"backend": backend, "rows": n, "index": index_type, "reported_index": reported,
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--filtered-queries", type=int, default=50,
                         help="queries per filter (the first of --queries): filtered searches on Lite are slow")
     parser.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS), metavar="FILTER",
-                        help="which filters to run, by name as in FILTERS (the genre filters take seconds per query on Lite)")
+                        help="which filters to run, by name as in FILTERS (the genre filters take seconds per query "
+                             "on Lite)")
     parser.add_argument("--indexes", nargs="+", default=list(INDEXES), choices=list(INDEXES))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--server", action="store_true", help="also on a milvus-server started here")

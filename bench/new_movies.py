@@ -12,9 +12,9 @@ raters; h is ranked among all movies (the graph's and every hidden one) from A. 
 inductive PinSage (`helpers.training.inductive.embed_new_movies`); the same weights without neighbours (features
 only); the weighted mean of the neighbours' trained vectors (the same walks through the raters); item-kNN on the
 revealed ratings; a fold-in of next-movie [no graph] (its new columns fitted with all else frozen, on the
-revealed pairs and the training pairs, in which they compete); popularity (a new movie counts its revealed ratings); and,
-with `--transductive N`, the upper bound: N runs (seeds seed, seed+1, ...) trained on the hidden movies' first
-20 ratings too (never on an event), ranked from A as any trained movie. Printed: HR@10 per stratum and
+revealed pairs and the training pairs, in which they compete); popularity (a new movie counts its revealed
+ratings); and, with `--transductive N`, the upper bound: N runs (seeds seed, seed+1, ...) trained on the hidden
+movies' first 20 ratings too (never on an event), ranked from A as any trained movie. Printed: HR@10 per stratum and
 macro-averaged with 95% intervals (movies resampled within strata), inductive PinSage minus each model
 (paired, same resamples), overlap@10 of each hidden movie's nearest movies with the first transductive run
 (ceiling: between two transductive seeds), the strata without events, and each model's warm HR@10 (validation
@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="training and hiding seed (default 1)")
     parser.add_argument("--hidden", type=int, default=300, help="movies hidden from training (default 300)")
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 1, 5, 20], help="ratings revealed (k)")
-    parser.add_argument("--time-budget", type=float, default=None, help="PinSage training seconds (default TrainConfig's)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="PinSage training seconds (default TrainConfig's)")
     parser.add_argument("--train-config", type=json.loads, default=INDUCTIVE, metavar="JSON",
                         help=f"TrainConfig overrides (default {json.dumps(INDUCTIVE)})")
     parser.add_argument("--next-movie-steps", type=int, default=None, help="next-movie [no graph] steps")
@@ -82,7 +83,8 @@ def _train(ml, args: argparse.Namespace, seed: int, root: Path):
 
 
 def _item_knn(gd, new_raters: list[np.ndarray]):
-    """Scorer over [graph movies, new movies]: cosine of the user sets (training edges; the new movies' revealed raters)."""
+    """Scorer over [graph movies, new movies]: cosine of the user sets (training edges; the new movies' revealed
+    raters)."""
     import scipy.sparse as sp
 
     n_users = gd.n_users

@@ -1,4 +1,5 @@
-"""Quality benchmark: PinSage against the baselines of `helpers.training.baselines.fit_baselines` on the same time split.
+"""Quality benchmark: PinSage against the baselines of `helpers.training.baselines.fit_baselines` on the same time
+split.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-1m --data-dir ../shared/movielens/ml-1m
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.quality --dataset ml-100k --data-dir ../shared/movielens/ml-100k
@@ -6,8 +7,8 @@
 Loads the data (helpers.data), builds the graph (helpers.graph), fits the baselines, trains PinSage with the
 `TrainConfig` defaults of the dataset (helpers.training.loop; `--time-budget`, `--positives`, `--train-config`
 override) and prints HR/NDCG/Recall@K +- standard error for val and test, protocols (a) latest movie and
-(b) history, the PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its query
-and candidate vectors (protocol b: the mean of the liked movies' query vectors, as the engine does); the
+(b) history, the PinSage / item-kNN ratios, training time and peak memory (ru_maxrss). PinSage's row scores with its
+query and candidate vectors (protocol b: the mean of the liked movies' query vectors, as the engine does); the
 `pinsage [cosine, ...]` rows score the unit movie embeddings by cosine instead and fuse the history by sum or
 max, exhaustive and cut at `--per-movie-limit` hits per movie as a vector search would.
 
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace, artifacts_root: Path) -> dict[str, Any]:
             "train_seconds": round(train_s, 1), "load_graph_seconds": round(load_s, 1),
             "baseline_fit_seconds": round(fit_s, 2),
             "next_movie": {**baselines["next-movie [no graph]"].settings(),
-                           "seconds": round(baselines["next-movie [no graph]"].seconds, 1)}, "evaluation_seconds": round(eval_s, 2),
+                           "seconds": round(baselines["next-movie [no graph]"].seconds, 1)},
+            "evaluation_seconds": round(eval_s, 2),
             "peak_rss_mib_before_training": round(rss_before), "peak_rss_mib_after_training": round(rss_train),
             "peak_rss_mib": round(peak_rss_mib()), "n_users": {s: len(gd.split(s)) for s in SPLITS},
             "n_train": len(gd.train), "n_movies": gd.n_movies,
@@ -241,7 +243,8 @@ def report(outcome: dict[str, Any], command: str) -> str:
         f"users evaluated: val {info['n_users']['val']}, test {info['n_users']['test']}; movies {info['n_movies']}; "
         f"training edges {info['n_train']}",
         f"PinSage: positives={config['alternatives']['positives']} hidden={config['hidden']} layers={config['layers']} "
-        f"time budget {config['time_budget_s']} s; {info['epochs']} epochs, {info['steps']} steps in {info['train_seconds']} s, "
+        f"time budget {config['time_budget_s']} s; {info['epochs']} epochs, {info['steps']} steps in "
+        f"{info['train_seconds']} s, "
         f"best epoch {info['best_epoch']} (chosen on val HR@{k})",
         f"TrainConfig: {config}",
         f"peak memory (ru_maxrss): {info['peak_rss_mib_before_training']} MiB before training, "

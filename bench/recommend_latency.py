@@ -154,7 +154,8 @@ def latency(settings, ml, embeddings, backend: str, repeats: int, seed: int, enc
     catalog_report, vector_report = report.catalog, report.vectors
     print(f"[{backend}] ingestion: Milvus {vector_report.rows:,} movies in {vector_report.seconds:.2f} s "
           f"({vector_report.rows_per_second:,.0f} rows/s, index {vector_report.index.index_type}/"
-          f"{vector_report.index.metric_type}); catalog {catalog_report.movies + catalog_report.users + catalog_report.ratings:,} "
+          f"{vector_report.index.metric_type}); catalog "
+          f"{catalog_report.movies + catalog_report.users + catalog_report.ratings:,} "
           f"rows in {catalog_report.seconds:.2f} s ({catalog_report.rows_per_second:,.0f} rows/s)")
     figures: dict[str, Any] = {
         "backend": backend,
@@ -297,7 +298,8 @@ def quality(settings, embeddings) -> dict[str, Any]:
     for name, options in variants.items():
         scorer = EmbeddingScorer.from_movie_ids(embeddings.movie_ids, embeddings.vectors, gd.movie_ids,
                                                 query_vectors=embeddings.query_vectors, **options)
-        results[name] = {split: evaluate_scores(scorer, gd, split=split, protocol="history") for split in ("val", "test")}
+        results[name] = {split: evaluate_scores(scorer, gd, split=split, protocol="history")
+                         for split in ("val", "test")}
     best = max(results, key=lambda name: results[name]["val"]["hr@10"])
     for name, by_split in results.items():
         cells = "  ".join(f"{split}: HR@10 {m['hr@10']:.4f} ± {m['hr@10_stderr']:.4f}, NDCG@10 {m['ndcg@10']:.4f}"

@@ -13,9 +13,10 @@ table with the log-log slope of each stage (seconds and memory against ratings).
 
 Stages: `generate` (only when the synthetic dataset is not cached yet), `load` (helpers.data), `graph`
 (helpers.graph.build.build_graph), `pool` (the model, the samplers and the empty neighbourhood pool of
-TrainConfig.neighbour_pool draws per movie, which the steps fill), `train` (`helpers.training.step.TrainingStep`, the step
-`train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule over
-`--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps, no per-epoch validation), `cost` (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
+TrainConfig.neighbour_pool draws per movie, which the steps fill), `train` (`helpers.training.step.TrainingStep`, the
+step `train_pinsage` runs, with the dataset's `TrainConfig` and `--train-config` over it, the learning-rate schedule
+over `--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps, no per-epoch validation), `cost`
+(the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
 users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
@@ -70,8 +71,9 @@ RESULTS = PROJECT / "docs" / "scale_results.json"
 COST_RESULTS = PROJECT / "docs" / "scale_cost.json"
 PLOT = PROJECT / "docs" / "scale.png"
 EVAL_USERS = 10_000
-STAGE_ORDER = ("generate", "load", "graph", "pool", "cost", "train", "infer", "eval_prepare", "eval_pinsage", "popularity",
-               "item_knn", "transitions", "milvus_lite", "catalog_sqlite", "milvus_server", "catalog_mariadb")
+STAGE_ORDER = ("generate", "load", "graph", "pool", "cost", "train", "infer", "eval_prepare", "eval_pinsage",
+               "popularity", "item_knn", "transitions", "milvus_lite", "catalog_sqlite", "milvus_server",
+               "catalog_mariadb")
 
 
 def dataset_name(ratings: int) -> str:
@@ -224,7 +226,8 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig.for_dataset(name, **args.train_config)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with stages("pool", draws=config.neighbour_pool, uses=config.alternatives.neighbour_pool_uses):  # the model, the samplers, and the (empty) neighbourhood pool
+    # the model, the samplers, and the (empty) neighbourhood pool
+    with stages("pool", draws=config.neighbour_pool, uses=config.alternatives.neighbour_pool_uses):
         model = build_model(gd, config)
         optimizer = build_optimiser(model, config)
         train_step = TrainingStep(gd, config, model, optimizer)
@@ -381,7 +384,8 @@ def table(saved: dict[str, Any]) -> str:
         if not xs:
             continue
         last = f"{math.log(ts[-1] / ts[-2]) / math.log(xs[-1] / xs[-2]):.2f}" if len(xs) > 1 else "-"
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {log_log_slope(xs, ts)} | {log_log_slope(xs, ms)} | {last} |")
+        slopes = f"{log_log_slope(xs, ts)} | {log_log_slope(xs, ms)} | {last}"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slopes} |")
     peak = " | ".join(f"{max(r['stages'][s]['maxrss_mb'] for s in r['stages']):,.0f}" for r in runs)
     lines.append(f"| **process peak (ru_maxrss, MB)** | {peak} | | | |")
     steps = " | ".join(f"{r['stages'].get('train', {}).get('ms_per_step', float('nan')):,.0f}" for r in runs)

@@ -60,7 +60,8 @@ def grow_catalog(source: Path, target: Path, titles: int) -> Path:
 def main(argv: list[str] | None = None) -> None:
     record = start("bench.search_scale", argv)
     parser = argparse.ArgumentParser(prog="python -m bench.search_scale", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="an ML-1M folder (ratings.dat, movies.dat, users.dat)")
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="an ML-1M folder (ratings.dat, movies.dat, users.dat)")
     parser.add_argument("--titles", type=int, default=0, help="grow the catalog to this many titles (0: as it is)")
     parser.add_argument("--folder", type=Path, required=True, help="folder for the data copy and the stores")
     parser.add_argument("--dim", type=int, default=32)
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         disconnect(settings.milvus_uri)  # Milvus Lite: one process per file, and the API is the next one
         command = [sys.executable, "-m", "bench.api_load", "--only", "search", "--baseline", "0",
                    "--concurrency", str(args.load_concurrency), "--requests", str(args.load_requests),
-                   "--label", f"{len(ml.movies):,} titles", "--out", str(args.out.with_name(f"{args.out.stem}_api_load.json")),
+                   "--label", f"{len(ml.movies):,} titles",
+                   "--out", str(args.out.with_name(f"{args.out.stem}_api_load.json")),
                    *args.api_load_options]
         print(" ".join(command[1:]))
         done = subprocess.run(command, env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent,

@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         choices=["tuned", "frozen", "random", "tuned-both"])
     parser.add_argument("--next-movie-steps", type=int, default=None)
     parser.add_argument("--sequence-threads", type=int, default=None,
-                        help="PyTorch threads while the sequence model trains (it needs no DGL; default RECSYS_SEQUENCE_THREADS)")
+                        help="PyTorch threads while the sequence model trains (it needs no DGL; default "
+                             "RECSYS_SEQUENCE_THREADS)")
     parser.add_argument("--compare", default="sequence [tuned]")
     parser.add_argument("--no-progress", action="store_true")
     add_out_option(parser, "sequence")
@@ -188,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, splits in summary["table"].items():
         print(f"{name:24s} val HR@10 {splits['val']['hr']:.4f} NDCG@10 {splits['val']['ndcg']:.4f} | "
               f"test HR@10 {splits['test']['hr']:.4f} NDCG@10 {splits['test']['ndcg']:.4f}")
-    print(f"{summary['compare']} - {summary['best_one_movie']} (best one-movie model on val), HR@10, 95% paired bootstrap:")
+    print(f"{summary['compare']} - {summary['best_one_movie']} (best one-movie model on val), HR@10, "
+          "95% paired bootstrap:")
     for where, c in summary["paired_hr@10"].items():
-        print(f"  {where:20s} {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] n={c['n']} detectable {c['detectable']:.4f}")
+        print(f"  {where:20s} {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] n={c['n']} "
+              f"detectable {c['detectable']:.4f}")
     write_json(args.out, {"summary": summary, "seeds": args.seeds,
                           "runs": [{"info": r["info"]} for r in runs]}, record)
     return 0

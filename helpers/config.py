@@ -19,8 +19,9 @@
 
 `RECSYS_QUERY_ENCODER` picks the engine's query encoder (helpers/engine/query.py): `auto` = the best registered
 encoder whose artifact was built from the current embeddings, else `mean` (the mean of the liked movies' query
-vectors); `sequence` is notebook 04's model over the last N liked movies; a named encoder whose artifact is missing or stale falls back to `mean` and says why.
-"""
+vectors); `sequence` is notebook 04's model over the last N liked movies; a named encoder whose artifact is missing
+or stale falls back to `mean` and says why.
+"""  # noqa: E501 (the table's rows cannot wrap)
 from __future__ import annotations
 
 import os
@@ -149,7 +150,8 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
     dataset = check_dataset_name(env.get("RECSYS_DATASET", "").strip() or PRESET_DATASETS.get(preset, DEFAULT_DATASET))
     data_dir_raw = env.get("RECSYS_DATA_DIR", "").strip()
     artifacts_root = Path(env.get("RECSYS_ARTIFACTS", "").strip() or PROJECT_ROOT / "artifacts").expanduser().resolve()
-    cache_dir = Path(env.get("RECSYS_CACHE", "").strip() or Path.home() / ".cache" / "movie-graph-recsys").expanduser().resolve()
+    cache_dir = Path(env.get("RECSYS_CACHE", "").strip()
+                     or Path.home() / ".cache" / "movie-graph-recsys").expanduser().resolve()
     return Settings(
         dataset=dataset,
         data_dir=Path(data_dir_raw).expanduser().resolve() if data_dir_raw else None,
@@ -161,7 +163,8 @@ def get_settings(env: dict[str, str] | None = None, **overrides: object) -> Sett
         milvus_uri=env.get("RECSYS_MILVUS_URI", "").strip() or str(artifacts_root / dataset / "milvus.db"),
         milvus_token=env.get("RECSYS_MILVUS_TOKEN", ""),
         milvus_index=check_index_setting(env.get("RECSYS_MILVUS_INDEX", "").strip() or "auto"),
-        catalog_url=env.get("RECSYS_CATALOG_URL", "").strip() or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}",
+        catalog_url=(env.get("RECSYS_CATALOG_URL", "").strip()
+                     or f"sqlite:///{artifacts_root / dataset / 'catalog.sqlite'}"),
         query_encoder=check_query_encoder_setting(env.get("RECSYS_QUERY_ENCODER", "").strip() or "auto"),
         preset=preset,
         admin_token=env.get("RECSYS_ADMIN_TOKEN", "").strip(),

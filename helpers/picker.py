@@ -124,8 +124,8 @@ class MoviePicker:
                                             layout=widgets.Layout(width="100px"))
         self.year_filter = widgets.IntRangeSlider(value=year_range, min=year_range[0], max=year_range[1],
                                                   continuous_update=False, layout=widgets.Layout(width="320px"))
-        self.k_slider = widgets.IntSlider(value=min(max(k, 1), PAGE_MAX_K), min=1, max=PAGE_MAX_K, description="How many",
-                                          continuous_update=False)
+        self.k_slider = widgets.IntSlider(value=min(max(k, 1), PAGE_MAX_K), min=1, max=PAGE_MAX_K,
+                                          description="How many", continuous_update=False)
         self.recommend_button = widgets.Button(description="Recommend", button_style="primary", icon="film")
         self.message = widgets.HTML(value="")
         self.results = widgets.HTML(value="")
@@ -174,8 +174,9 @@ class MoviePicker:
         """Say why asking the `what` failed: a store fault names the stores to check, another project error
         says what to do itself; anything else is a bug, shown by type and message and logged with its traceback."""
         if isinstance(error, StoreError):
-            self._say(f"The {what} did not answer ({type(error).__name__}: {error}). Check that {STORES_NOTEBOOK} ran for "
-                      "this dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.", "error")
+            self._say(f"The {what} did not answer ({type(error).__name__}: {error}). Check that {STORES_NOTEBOOK} "
+                      "ran for this dataset and that RECSYS_MILVUS_URI / RECSYS_CATALOG_URL point at running stores.",
+                      "error")
         elif isinstance(error, RecsysError):
             self._say(str(error), "error")
         else:

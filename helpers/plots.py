@@ -182,7 +182,8 @@ def plot_graph_sketch(ml: MovieLens, n_users: int = 4, movies_per_user: int = 3,
 
 # -- notebook 02: the graph ------------------------------------------------------------------------
 def plot_degree_distributions(gd, ml: MovieLens) -> Figure:
-    """Two log-log histograms of the training graph (`helpers.graph.build.GraphData`): ratings per user and per movie."""
+    """Two log-log histograms of the training graph (`helpers.graph.build.GraphData`): ratings per user and per
+    movie."""
     from helpers.graph.explore import degrees
 
     fig, axes = _figure(ncols=2, width=11)
@@ -248,7 +249,8 @@ def plot_embedding_map(vectors: np.ndarray, gd, label: str, method: str = "pca",
     if method == "pca":
         xy = PCA(n_components=2, random_state=seed).fit_transform(vectors[rated])
     else:
-        xy = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(rated) - 1)).fit_transform(vectors[rated])
+        tsne = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(rated) - 1))
+        xy = tsne.fit_transform(vectors[rated])
     fig, ax = _figure(width=9, height=6)
     shown = [g for g in pd.Series(genre[genre >= 0]).value_counts().index[:top_genres]]
     other = ~np.isin(genre, shown)
@@ -323,7 +325,8 @@ def plot_pinsage_pipeline(hood: pd.DataFrame, neighbour_titles: list[str], movie
              for i in range(layers)]
     for i, name in enumerate(names):
         y = 14 + (layers - 1 - i) * (30 / max(layers, 1)) if layers > 1 else 24
-        ax.add_patch(FancyBboxPatch((50, y), 15, 10, boxstyle="round,pad=0.3", facecolor="white", edgecolor="tab:green"))
+        ax.add_patch(FancyBboxPatch((50, y), 15, 10, boxstyle="round,pad=0.3", facecolor="white",
+                                    edgecolor="tab:green"))
         ax.text(57.5, y + 7.2, name, fontsize=7.5, ha="center", va="center")
         ax.text(57.5, y + 2.2, r"$\mathrm{ReLU}(W[n_v \Vert h_v])\,/\,\Vert\cdot\Vert$", fontsize=7.5, ha="center",
                 va="center")

@@ -30,7 +30,7 @@ The next-movie baseline's steps are scaled to the catalogue: its full softmax co
 seeded subset (`helpers.evaluation.protocols.sample_rows`) and every figure says how many. On the `small`
 preset nothing is sampled and nothing changes against the budgets the notebooks were written with. The
 figures of the larger rows are provisional until measured on a quiet machine (docs/scaling.md, "Budgets").
-"""
+"""  # noqa: E501 (the table's rows cannot wrap)
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
-"""The project's one shape of a MovieLens dataset (`MovieLens`), the files each release holds, and the dataset errors."""
+"""The project's one shape of a MovieLens dataset (`MovieLens`), the files each release holds, and the dataset
+errors."""
 from __future__ import annotations
 
 import math

@@ -190,7 +190,8 @@ class RecommendationEngine:
             hits = self.store.search(centre, limit=k + len(liked), genres=genres, years=years, with_vectors=True)[0]
             clock.lap("search")
             exclude = set(liked)
-            top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector))) for h in hits if h.movie_id not in exclude][:k]
+            top = [(h.movie_id, h.score, int(np.argmax(query @ h.vector)))
+                   for h in hits if h.movie_id not in exclude][:k]
         else:
             clock.lap("encoding")
             limit = k + len(liked) if self.combine == "max" else max(self.per_movie_limit, k + len(liked))
@@ -274,7 +275,8 @@ class RecommendationEngine:
 
     # -- look-ups ---------------------------------------------------------------------------------------------
     def search_titles(self, query: str, limit: int = DEFAULT_K) -> list[dict]:
-        """Movies whose title contains `query` (ignoring case and accents), most rated first: {movie_id, title, year, genres}."""
+        """Movies whose title contains `query` (ignoring case and accents), most rated first: {movie_id, title, year,
+        genres}."""
         if not isinstance(query, str):
             raise RecommendError(f"query must be text, got {query!r}")
         if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or not 1 <= limit <= MAX_SEARCH_RESULTS:

@@ -25,7 +25,8 @@ def _discount_prefix(k: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
 
 
-def rank_metrics(scores: np.ndarray, target: np.ndarray, exclude: np.ndarray | None, k: int = K_DEFAULT) -> dict[str, np.ndarray]:
+def rank_metrics(scores: np.ndarray, target: np.ndarray, exclude: np.ndarray | None,
+                 k: int = K_DEFAULT) -> dict[str, np.ndarray]:
     """Per-query expected HR/NDCG/Recall@k of one held-out movie per row, ties broken at random in
     expectation. `exclude` (bool `[n, n_movies]`) marks movies that are not candidates (the target never is)."""
     rows = np.arange(len(scores))

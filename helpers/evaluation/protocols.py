@@ -185,7 +185,8 @@ def check_queries(queries: np.ndarray, n_movies: int) -> np.ndarray:
         queries = queries[:, None]
     bad = np.unique(queries[(queries < -1) | (queries >= n_movies)])
     if len(bad):
-        raise EvaluationError(f"query movie node indices {bad[:10].tolist()} are outside 0..{n_movies - 1} (-1 = padding)")
+        raise EvaluationError(f"query movie node indices {bad[:10].tolist()} are outside 0..{n_movies - 1} "
+                              "(-1 = padding)")
     empty = np.flatnonzero((queries < 0).all(axis=1))
     if len(empty):
         raise EvaluationError(f"query rows {empty[:10].tolist()} hold no movie (only -1 padding)")
@@ -226,7 +227,8 @@ def per_user_values(score_fn: Callable[[np.ndarray], np.ndarray], gd: Any, split
         queries = data.queries(split, batch_users, protocol, history)
         scores = np.asarray(score_fn(queries))
         if scores.shape != (len(batch_users), data.n_movies):
-            raise EvaluationError(f"the scorer returned shape {scores.shape}, expected {(len(batch_users), data.n_movies)}")
+            raise EvaluationError(f"the scorer returned shape {scores.shape}, "
+                                  f"expected {(len(batch_users), data.n_movies)}")
         exclude = data.seen[split][batch_users].toarray()
         for name, values in rank_metrics(scores, targets[start:start + batch_size], exclude, k).items():
             per_user[name].append(values)

@@ -202,7 +202,8 @@ def metrics_frame(results: MetricsTable | Sequence[MetricsRecord] | Mapping[str,
              if (label != "users" or (users if users is not None else len(counts[split]) > 1))
              and any((split, label) in row for row in rows.values())]
     # rows in order of first appearance of the model, then the protocol, then the slice: a model's slices together
-    first = [{part: i for i, part in enumerate(dict.fromkeys(key[level] for key in rows))} for level in range(len(names))]
+    first = [{part: i for i, part in enumerate(dict.fromkeys(key[level] for key in rows))}
+             for level in range(len(names))]
     order = sorted(rows, key=lambda key: [first[level][part] for level, part in enumerate(key)])
     return pd.DataFrame([rows[key] for key in order],
                         columns=pd.MultiIndex.from_tuples(shown, names=["split", "metric"]),

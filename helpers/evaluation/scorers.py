@@ -44,10 +44,12 @@ class EmbeddingScorer:
             vectors = vectors.detach().cpu().numpy()
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) == 0:
-            raise EvaluationError(f"{what} vectors must be a non-empty [n_movies, dim] array, got shape {vectors.shape}")
+            raise EvaluationError(f"{what} vectors must be a non-empty [n_movies, dim] array, "
+                                  f"got shape {vectors.shape}")
         if not np.isfinite(vectors).all():
             bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-            raise EvaluationError(f"{what} vectors of node indices {bad[:10].tolist()} hold NaN or inf; retrain or re-infer")
+            raise EvaluationError(f"{what} vectors of node indices {bad[:10].tolist()} hold NaN or inf; "
+                                  "retrain or re-infer")
         return vectors
 
     @classmethod

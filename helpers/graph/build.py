@@ -105,7 +105,8 @@ def _check_columns(frame: pd.DataFrame | None, name: str, columns: Sequence[str]
     absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise GraphError(f"MovieLens.{name} lacks column(s) {', '.join(absent)}; it has "
-                         f"{', '.join(map(str, frame.columns))}. Load the dataset with helpers.data.loader.load_movielens.")
+                         f"{', '.join(map(str, frame.columns))}. Load the dataset with "
+                         "helpers.data.loader.load_movielens.")
 
 
 def _check_input(ml: MovieLens) -> None:

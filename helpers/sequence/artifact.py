@@ -50,8 +50,8 @@ def save_sequence_model(settings: Settings, model: SequenceModel, movie_ids: np.
                                  "movie ids of the model's rows (GraphData.movie_ids)")
     path = sequence_model_path(settings)
     state = {"state_dict": model.state_dict(), "config": model.config.to_dict(),
-             "movie_ids": torch.tensor(np.asarray(movie_ids, dtype=np.int64)), "history": history or [], "best_step": best_step,
-             "seed": settings.seed}
+             "movie_ids": torch.tensor(np.asarray(movie_ids, dtype=np.int64)), "history": history or [],
+             "best_step": best_step, "seed": settings.seed}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     inputs = {"embeddings": embeddings_path(settings), **(inputs or {})}

@@ -1,6 +1,6 @@
 """Training the sequence model: a softmax over all movies at every position (or, on large catalogues, a sampled
-softmax over the batch's targets and shared uniform negatives, `SequenceConfig.uniform_negatives`), warm-up + cosine schedule,
-gradient clipping, a tqdm bar, a validation point every `eval_every` steps (the curve), the best point kept.
+softmax over the batch's targets and shared uniform negatives, `SequenceConfig.uniform_negatives`), warm-up + cosine
+schedule, gradient clipping, a tqdm bar, a validation point every `eval_every` steps (the curve), the best point kept.
 
 Honest split: the windows hold training movies only (`GraphData.train`); validation asks with the last N training
 movies (protocol "history" of `helpers.evaluation`), test with those plus the validation movie, without retraining.

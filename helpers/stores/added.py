@@ -2,8 +2,8 @@
 
 A row holds an added movie's metadata, its first ratings, the graph neighbours it was embedded from and its two
 vectors (the candidate vector Milvus holds, the query vector the engine's lookup reads). Its `movie_id` comes from
-the table's autoincrement, which `helpers.stores.sql.reserve_added_ids` starts above the dataset's largest id at every ingestion:
-the database picks the id, so two processes adding at once never get the same one.
+the table's autoincrement, which `helpers.stores.sql.reserve_added_ids` starts above the dataset's largest id at
+every ingestion: the database picks the id, so two processes adding at once never get the same one.
 
 `state` is the crash marker of the write across the two stores (Milvus has no transactions):
 * `begin_add` inserts the row as "adding" (committed) before Milvus is touched;
@@ -131,7 +131,8 @@ class AddedMovies:
                 genres=GENRE_SEPARATOR.join(movie.genres), n_ratings=len(values),
                 mean_rating=round(float(np.mean(values)), 4) if values else None))
             if movie.genres:
-                conn.execute(movie_genres_table.insert(), [{"movie_id": movie.movie_id, "genre": g} for g in movie.genres])
+                conn.execute(movie_genres_table.insert(),
+                             [{"movie_id": movie.movie_id, "genre": g} for g in movie.genres])
             if movie.ratings:
                 conn.execute(ratings_table.insert(), [{"user_id": u, "movie_id": movie.movie_id, "rating": r,
                                                        "timestamp": t} for u, r, t in movie.ratings])
@@ -205,7 +206,8 @@ class AddedMovies:
             for movie_id, (candidate, query, neighbours) in vectors.items():
                 conn.execute(table.update().where(table.c.movie_id == movie_id).values(
                     candidate=np.asarray(candidate, np.float32).tobytes(),
-                    query=np.asarray(query, np.float32).tobytes(), neighbours=json.dumps([list(n) for n in neighbours])))
+                    query=np.asarray(query, np.float32).tobytes(),
+                    neighbours=json.dumps([list(n) for n in neighbours])))
             bump_generation(conn)
 
     def drop_unfinished(self) -> list[int]:

@@ -67,7 +67,8 @@ def verify_stores(store: VectorStore, catalog: Catalog) -> StoreCheck:
                | (both["year_v"].astype("Float64").fillna(-1) != both["year_c"].astype("Float64").fillna(-1))
                | (both["genres_v"].map(tuple) != both["genres_c"].map(tuple)))
     return StoreCheck(vectors=len(vector_ids), catalog=len(catalog_ids),
-                      only_in_vectors=sorted(vector_ids - catalog_ids), only_in_catalog=sorted(catalog_ids - vector_ids),
+                      only_in_vectors=sorted(vector_ids - catalog_ids),
+                      only_in_catalog=sorted(catalog_ids - vector_ids),
                       different=sorted(both.loc[differs, "movie_id"].astype(int).tolist()))
 
 

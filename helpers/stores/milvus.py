@@ -4,9 +4,9 @@ Where: `RECSYS_MILVUS_URI` (`settings.milvus_uri`). By default a Milvus Lite fil
 `<artifacts>/<dataset>/milvus.db`, embedded in this process; or a server such as the docker-compose one,
 `http://127.0.0.1:19530` (with `RECSYS_MILVUS_TOKEN` when it has authentication on).
 
-Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR, `title` VARCHAR, `year` INT64
-(0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter never matches 0),
-`genres` ARRAY<VARCHAR> (what `get` and `metadata` read), and one BOOL field per genre, named by
+Collection `movies` (an alias, see Crash safety): `movie_id` INT64 primary key, `embedding` FLOAT_VECTOR,
+`title` VARCHAR, `year` INT64 (0 when unknown: Milvus 2.3 servers have no nullable fields, and a year range filter
+never matches 0), `genres` ARRAY<VARCHAR> (what `get` and `metadata` read), and one BOOL field per genre, named by
 `helpers.stores.milvus_rows.genre_field` (`genre_Comedy`, `genre_Sci_2dFi`), which the genre filter uses
 (`genre_Comedy == true or genre_Sci_2dFi == true`: 8 times faster than `array_contains_any` on the ARRAY on
 Milvus Lite). A collection built before the genre fields existed gets a clear error from the engine and from a

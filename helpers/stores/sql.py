@@ -114,7 +114,7 @@ def _normalise_url(url: str) -> URL:
 
 def safe_url(url: str | URL) -> str:
     """The URL with its password hidden, for messages."""
-    return make_url(url).render_as_string(hide_password=True) if isinstance(url, str) else url.render_as_string(hide_password=True)
+    return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
 
 
 _ENGINES: dict[tuple[int, str], Engine] = {}  # (pid, url) -> Engine: one pool per process and URL

@@ -93,8 +93,9 @@ def _run_key(gd, settings: Settings, config: TrainConfig) -> str:
     ident = {"dataset": gd.dataset, "seed": settings.seed, "movies": int(gd.graph.num_nodes("movie")),
              "users": int(gd.graph.num_nodes("user")), "edges": int(len(train)),
              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
-             "config": {k: v for k, v in config.flat_dict().items() if k not in ("device", "time_budget_s", "max_epochs")
-                        and LATER_KNOBS.get(k, object()) != v}}  # knobs added later, at their defaults: the key of the runs before them
+             # knobs added later, at their defaults: the key of the runs before them
+             "config": {k: v for k, v in config.flat_dict().items()
+                        if k not in ("device", "time_budget_s", "max_epochs") and LATER_KNOBS.get(k, object()) != v}}
     if sparse_tables(config):  # a state saved by the dense optimiser (before the sparse tables) is another run's
         ident["sparse_tables"] = True
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
@@ -214,7 +215,8 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "val_hr@10": metrics["hr@10"],
                   "val_hr@10_stderr": metrics["hr@10_stderr"], "val_users": int(metrics["n_users"]),
                   "val_ndcg@10": metrics["ndcg@10"], "seconds": round(train_s + last_val_s, 2),
-                  "val_seconds": round(last_val_s, 2), "steps": len(losses), "hard_share": hard, "lr": optimizer.param_groups[0]["lr"],
+                  "val_seconds": round(last_val_s, 2), "steps": len(losses), "hard_share": hard,
+                  "lr": optimizer.param_groups[0]["lr"],
                   "elapsed": round(elapsed, 2)}
         history.append(record)
         if progress:
