@@ -63,8 +63,8 @@ def make_test_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarr
 
 
 def make_test_directed_embeddings(movies, dim: int = 16, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stand-in vectors of a directed model with a per-movie bias, as `helpers.training.inference.MovieVectors` has them:
-    (movie ids, candidate vectors `[v, bias]`, query vectors `[W v / 0.1, 1]`), none of unit length, and the
+    """Stand-in vectors of a directed model with a per-movie bias, as `helpers.training.inference.MovieVectors` has
+    them: (movie ids, candidate vectors `[v, bias]`, query vectors `[W v / 0.1, 1]`), none of unit length, and the
     query side ranks differently from the candidate side (W is a random rotation plus noise)."""
     movie_ids, unit = make_test_embeddings(movies, dim, seed)
     rng = np.random.default_rng(seed + 1)
@@ -276,8 +276,10 @@ def paired_movies(n_pairs: int = 5) -> GraphData:
     neighbourhoods are the same on every draw, whatever the random walks do."""
     ratings = pd.DataFrame([(k + 1, 2 * k + j, 4.0, j) for k in range(n_pairs) for j in (1, 2)],
                            columns=["user_id", "movie_id", "rating", "timestamp"])
-    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1), "title": [f"Film {i}" for i in range(2 * n_pairs)],
-                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"), "genres": [["Drama"]] * (2 * n_pairs)})
+    movies = pd.DataFrame({"movie_id": np.arange(1, 2 * n_pairs + 1),
+                           "title": [f"Film {i}" for i in range(2 * n_pairs)],
+                           "year": pd.array([1990] * (2 * n_pairs), dtype="Int64"),
+                           "genres": [["Drama"]] * (2 * n_pairs)})
     ml = MovieLens("sample", ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",
                                              "timestamp": "int64"}), movies, None, Path("/nonexistent"))
     return build_graph(ml)

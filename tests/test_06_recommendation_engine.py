@@ -45,7 +45,8 @@ def test_prose_quotes_measured_quality_only_from_the_benchmarks() -> None:
         figures = re.findall(r"\d\.\d{2,}|\d+(?:\.\d+)?x\b", passage)
         if not figures:
             continue
-        assert "ML-1M" in passage and "docs/benchmarks.md" in passage, f"a figure without its dataset and source: {passage}"
+        assert "ML-1M" in passage and "docs/benchmarks.md" in passage, \
+            f"a figure without its dataset and source: {passage}"
         unknown = [f for f in figures if f"{float(f.rstrip('x')):.3f}" not in published]
         assert not unknown, f"figures {unknown} are not in docs/benchmarks.md: {passage}"
         quoted += len(figures)

@@ -1,7 +1,7 @@
 """The sampled-softmax step follows the batch (issue 19, item 2): it embeds only the batch's movies and their
 neighbourhoods, whatever the catalogue's size, and computes the same loss and gradients as the sampled softmax
-over every movie embedded the full way. CI cost: about 8 s (two small synthetic datasets, 20 tiny steps each; bench.quality --versus on the
-sample, 4 runs of 5 steps)."""
+over every movie embedded the full way. CI cost: about 8 s (two small synthetic datasets, 20 tiny steps each;
+bench.quality --versus on the sample, 4 runs of 5 steps)."""
 from __future__ import annotations
 
 import json

@@ -23,7 +23,8 @@ def test_defaults_without_any_variable() -> None:
 def test_environment_is_read(tmp_path: Path) -> None:
     env = {"RECSYS_DATASET": "sample", "RECSYS_DATA_DIR": str(tmp_path / "d"), "RECSYS_ARTIFACTS": str(tmp_path / "a"),
            "RECSYS_CACHE": str(tmp_path / "c"), "RECSYS_SEED": "7", "RECSYS_THREADS": "2",
-           "RECSYS_SEQUENCE_THREADS": "1", "RECSYS_MILVUS_URI": "http://localhost:19530", "RECSYS_MILVUS_TOKEN": "root:Milvus",
+           "RECSYS_SEQUENCE_THREADS": "1", "RECSYS_MILVUS_URI": "http://localhost:19530",
+           "RECSYS_MILVUS_TOKEN": "root:Milvus",
            "RECSYS_CATALOG_URL": "mysql+pymysql://u:pw@localhost:3306/movies", "RECSYS_QUERY_ENCODER": "Mean"}
     settings = get_settings(env)
     assert settings.dataset == "sample" and settings.data_dir == tmp_path / "d"
@@ -57,7 +58,8 @@ def test_blank_values_mean_default() -> None:
     ("RECSYS_THREADS", "0", "must be at least 1"),
     ("RECSYS_SEQUENCE_THREADS", "0", "must be at least 1"),
     ("RECSYS_DATASET", "ml-2m", "Valid names: ml-1m, ml-100k"),
-    ("RECSYS_QUERY_ENCODER", "recency", r"'recency' is not a query encoder: use one of auto, mean, sequence .*or unset it"),
+    ("RECSYS_QUERY_ENCODER", "recency",
+     r"'recency' is not a query encoder: use one of auto, mean, sequence .*or unset it"),
 ])
 def test_bad_values_say_how_to_fix(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

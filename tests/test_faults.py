@@ -359,7 +359,8 @@ def check_killed_builds(settings: Settings, ml, tmp_path: Path) -> None:
         answers = [httpx.post(f"{base}/recommend", json={"liked": [m], "k": 5}, timeout=30).status_code
                    for m in ml.movies["movie_id"].iloc[:20]]
         assert answers == [200] * 20
-        assert httpx.get(f"{base}/health", timeout=30).json()["movies"] == {"milvus": n, "catalog": n, "record": n, "added": 0}
+        assert httpx.get(f"{base}/health", timeout=30).json()["movies"] == {"milvus": n, "catalog": n, "record": n,
+                                                                            "added": 0}
 
 
 def test_build_killed_with_sigkill_on_lite_and_sqlite(lite, sample_ml, tmp_path):

@@ -32,8 +32,9 @@ def sample(tmp_path_factory):
 
 def model_for(gd, **overrides):
     torch.manual_seed(0)
-    model = build_model(gd, TrainConfig(**{k: v for k, v in INDUCTIVE.items() if k in ("hidden", "layers", "neighbours", "walks")}).replace(
-        **{k: v for k, v in INDUCTIVE.items() if k not in ("hidden", "layers", "neighbours", "walks")}, **overrides))
+    sizes = ("hidden", "layers", "neighbours", "walks")
+    config = TrainConfig(**{k: v for k, v in INDUCTIVE.items() if k in sizes})
+    model = build_model(gd, config.replace(**{k: v for k, v in INDUCTIVE.items() if k not in sizes}, **overrides))
     with torch.no_grad():  # non-zero heads, so that every id-specific input matters
         for p in model.parameters():
             if p.abs().sum() == 0:
@@ -178,7 +179,8 @@ def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours
         if len(candidates) > 5:
             assert min(ours.values()) >= sorted(candidates.values())[-5] - 1e-9
         plain = wide.weight[wide.dst == row]
-        changed += set(ours) != {int(wide_inputs[s]) for s in wide.src[wide.dst == row][torch.argsort(-plain, stable=True)[:5]]}
+        most_visited = wide.src[wide.dst == row][torch.argsort(-plain, stable=True)[:5]]
+        changed += set(ours) != {int(wide_inputs[s]) for s in most_visited}
     assert changed > 0  # hubs gave way somewhere
     with pytest.raises(SamplingError, match="degree_alpha"):
         NeighbourhoodSpec(degree_alpha=-1)

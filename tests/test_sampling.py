@@ -25,8 +25,10 @@ from helpers.training.sampling import (
 
 def movielens(ratings: list[tuple[int, int, int]], n_movies: int) -> MovieLens:
     """Ratings (user, movie, timestamp) of movies 1..n_movies."""
-    frame = pd.DataFrame([(u, m, 4.0, t) for u, m, t in ratings], columns=["user_id", "movie_id", "rating", "timestamp"])
-    movies = pd.DataFrame({"movie_id": np.arange(1, n_movies + 1), "title": [f"Film {i}" for i in range(1, n_movies + 1)],
+    frame = pd.DataFrame([(u, m, 4.0, t) for u, m, t in ratings],
+                         columns=["user_id", "movie_id", "rating", "timestamp"])
+    movies = pd.DataFrame({"movie_id": np.arange(1, n_movies + 1),
+                           "title": [f"Film {i}" for i in range(1, n_movies + 1)],
                            "year": pd.array([1990 + i for i in range(n_movies)], dtype="Int64"),
                            "genres": [["Drama"] if i % 2 else ["Comedy"] for i in range(n_movies)]})
     return MovieLens("sample", frame.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32",

@@ -107,7 +107,8 @@ def test_the_work_on_the_tables_per_step_is_bounded_by_the_batch_not_the_catalog
             assert all(g.is_sparse for g in grads.values())
             id_rows = len(grads["features.id_emb.weight"].coalesce().indices()[0])
             assert id_rows <= embedded[-1] == noise_rows[-1] <= BOUND
-            assert grads["features.title_emb.weight"]._nnz() <= step.model.features.title_emb.num_embeddings  # per token
+            # per token
+            assert grads["features.title_emb.weight"]._nnz() <= step.model.features.title_emb.num_embeddings
             rows_per_step.append(id_rows)
     assert max(rows_per_step[5:]) <= BOUND < 4000 / 50
 

@@ -94,8 +94,9 @@ def test_the_run_key_depends_on_the_settings_not_on_their_format(sample_gd, tmp_
     assert key != train_module._run_key(sample_gd, settings, config.replace(id_dropout=0.3))
     # knobs added later leave the key of a run at their old value unchanged: its saved state still resumes
     train = sample_gd.train
-    before = {"dataset": sample_gd.dataset, "seed": settings.seed, "movies": sample_gd.n_movies, "users": sample_gd.n_users,
-              "edges": len(train), "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
+    before = {"dataset": sample_gd.dataset, "seed": settings.seed, "movies": sample_gd.n_movies,
+              "users": sample_gd.n_users, "edges": len(train),
+              "train_sum": int(train["movie"].sum() * 7 + train["user"].sum()),
               "config": {k: v for k, v in config.flat_dict().items()
                          if k not in ("device", "time_budget_s", "max_epochs", *LATER_KNOBS)}}
     assert key == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]

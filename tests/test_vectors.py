@@ -71,7 +71,8 @@ def check_search_matches_brute_force(store: VectorStore, movies: pd.DataFrame) -
 def test_filter_expression_combines() -> None:
     assert filter_expression() == ""
     assert filter_expression(["genre_Comedy", "genre_Sci_2dFi"], (1990, 1999), [3, 1]) == (
-        "(genre_Comedy == true or genre_Sci_2dFi == true) and (year >= 1990 and year <= 1999) and movie_id not in [1, 3]")
+        "(genre_Comedy == true or genre_Sci_2dFi == true) and (year >= 1990 and year <= 1999) "
+        "and movie_id not in [1, 3]")
 
 
 def test_genre_fields_are_milvus_identifiers_that_read_back() -> None:

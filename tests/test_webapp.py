@@ -52,8 +52,8 @@ def visitor_filters(i: int) -> dict[str, Any]:
 
 # -- the server ------------------------------------------------------------------------------------------------
 class Server:
-    """`scripts/api.sh PORT` (uvicorn, helpers.serving.api:create_app) over the sample stores; can be stopped and started
-    again on the same port (the restart test)."""
+    """`scripts/api.sh PORT` (uvicorn, helpers.serving.api:create_app) over the sample stores; can be stopped and
+    started again on the same port (the restart test)."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
         self.settings, self.log, self.port = settings, log, free_port()
@@ -106,7 +106,8 @@ def in_browser(scenario: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `scenario(browser)` in a fresh headless Chromium (async Playwright: pages really run at once)."""
     if not CHROMIUM.exists():
         pytest.skip(f"Debian chromium is not installed at {CHROMIUM}: apt-get install -y chromium")
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (requirements-test.txt)")
+    async_api = pytest.importorskip("playwright.async_api",
+                                    reason="playwright is not installed (requirements-test.txt)")
 
     async def main() -> Any:
         async with async_api.async_playwright() as playwright:
@@ -260,7 +261,8 @@ def test_ten_visitors_at_once_get_exactly_the_engines_recommendations(server, ex
         results = want["results"]
         assert [r["id"] for r in shown] == [r.movie_id for r in results], (i, await message(page))
         for row, result in zip(shown, results, strict=True):
-            assert row["cells"][1:] == [result.title, "" if result.year is None else str(result.year), ", ".join(result.genres), f"{result.score:.3f}",
+            year = "" if result.year is None else str(result.year)
+            assert row["cells"][1:] == [result.title, year, ", ".join(result.genres), f"{result.score:.3f}",
                                         result.because_of_title], (i, row)
         assert f"{len(results)}" in await message(page)
         caption = await page.locator("#results-caption").inner_text()  # says what the score is: not a cosine
@@ -309,7 +311,8 @@ def test_every_empty_or_bad_input_gets_a_friendly_message(server):
         await recommend(page)
         assert "Add at least one movie you like first" in await message(page)
         await page.fill("#search", "g")
-        await page.wait_for_function("() => document.querySelector('#search-status').textContent.includes('at least 2')")
+        await page.wait_for_function(
+            "() => document.querySelector('#search-status').textContent.includes('at least 2')")
         await page.fill("#search", "   ")
         await page.press("#search", "Enter")
         assert "at least 2 letters" in await status(page)
@@ -415,8 +418,9 @@ def test_a_server_restart_under_an_open_page_gives_a_message_then_works_again(se
         await asyncio.to_thread(server.stop)
         try:
             await page.fill("#search", "midnight")
-            await page.wait_for_function("() => document.querySelector('#search-status').textContent.includes('does not answer')",
-                                         timeout=WAIT_MS)
+            await page.wait_for_function(
+                "() => document.querySelector('#search-status').textContent.includes('does not answer')",
+                timeout=WAIT_MS)
             await recommend(page)
             assert "does not answer" in await message(page) and "kept" in await message(page)
             assert await page.locator("#liked li").count() == 1  # nothing the visitor did is lost
@@ -455,7 +459,8 @@ def test_every_control_has_an_accessible_name_and_the_keyboard_alone_works(serve
             await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.id") == "recommend"
         await page.keyboard.press("Enter")
-        await page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 10", timeout=WAIT_MS)
+        await page.wait_for_function("() => document.querySelectorAll('#results tbody tr').length === 10",
+                                     timeout=WAIT_MS)
 
         cdp = await page.context.new_cdp_session(page)
         tree = await cdp.send("Accessibility.getFullAXTree")
@@ -466,7 +471,8 @@ def test_every_control_has_an_accessible_name_and_the_keyboard_alone_works(serve
         assert not nameless, nameless
         assert len(controls) == await page.evaluate(DOM_CONTROLS)  # every control is in the tree
         names = {n["name"]["value"] for n in controls}
-        assert {"Search titles", "From year", "To year", "How many (1 to 50)", "Recommend", "Clear list", "Drama"} <= names
+        assert {"Search titles", "From year", "To year", "How many (1 to 50)", "Recommend", "Clear list",
+                "Drama"} <= names
         assert not page.errors, page.errors
 
     in_browser(scenario)
@@ -485,7 +491,8 @@ def test_a_phone_width_screen_needs_no_sideways_scrolling(server):
             page: document.documentElement.scrollWidth, screen: window.innerWidth,
             font: parseFloat(getComputedStyle(document.body).fontSize),
             outside: [...document.querySelectorAll('button, input, td, h1, h2, label')]
-                .filter(e => { const r = e.getBoundingClientRect(); return r.width && (r.left < 0 || r.right > window.innerWidth); })
+                .filter(e => { const r = e.getBoundingClientRect();
+                               return r.width && (r.left < 0 || r.right > window.innerWidth); })
                 .map(e => e.id || e.textContent.slice(0, 30)) })""")
         assert sizes["page"] <= sizes["screen"] and not sizes["outside"], sizes
         assert sizes["font"] >= 16
