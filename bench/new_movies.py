@@ -121,7 +121,9 @@ def _nearest(candidate: np.ndarray, dim: int, rows: np.ndarray, among: np.ndarra
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b)])) if len(a) else float("nan")
+    if not len(a):
+        return float("nan")
+    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b, strict=True)]))
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -394,7 +394,7 @@ def table(saved: dict[str, Any]) -> str:
     if any(costs):
         cells = " | ".join(f"{c['cpu_s_per_1000_pairs']:.3f} ({c['cpu_min']:.3f}-{c['cpu_max']:.3f})" if c else "-"
                            for c in costs)
-        known = [(r["ratings"], c["cpu_s_per_1000_pairs"]) for r, c in zip(runs, costs) if c]
+        known = [(r["ratings"], c["cpu_s_per_1000_pairs"]) for r, c in zip(runs, costs, strict=True) if c]
         slope = (f"{np.polyfit(np.log([k[0] for k in known]), np.log([k[1] for k in known]), 1)[0]:.2f}"
                  if len(known) > 1 else "-")
         lines.append(f"| **CPU-s per 1,000 pairs, median (min-max)** | {cells} | {slope} | | |")

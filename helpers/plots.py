@@ -220,7 +220,7 @@ def plot_training_history(history: list[dict], label: str, baselines: dict[str, 
     best = max(history, key=lambda h: h["val_hr@10"])
     hr_ax.scatter([best["epoch"]], [best["val_hr@10"]], s=120, facecolors="none", edgecolors="black",
                   label=f"best epoch ({best['epoch']})", zorder=3)
-    for (name, value), (style, colour) in zip((baselines or {}).items(), _BASELINE_STYLES):
+    for (name, value), (style, colour) in zip((baselines or {}).items(), _BASELINE_STYLES, strict=False):
         hr_ax.axhline(value, linestyle=style, color=colour, label=name)
     hr_ax.set(xlabel="epoch", ylabel="HR@10", title="Validation HR@10 (query: latest training movie)")
     hr_ax.legend(fontsize="small")

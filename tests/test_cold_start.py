@@ -25,7 +25,7 @@ from helpers.evaluation.metrics import EvaluationError
 
 
 def ratings(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
-    users, movies, times = zip(*rows)
+    users, movies, times = zip(*rows, strict=True)
     return pd.DataFrame({"user_id": users, "movie_id": movies, "rating": 4.0, "timestamp": times})
 
 

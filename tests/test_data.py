@@ -264,7 +264,7 @@ def _hit_rate(sample: MovieLens, use_transitions: bool, k: int = 10) -> float:
     sequences = [g.to_numpy() for _, g in ordered.groupby("user_id")["movie_id"]]
     follows: dict[int, dict[int, int]] = {}
     for seq in sequences:
-        for a, b in zip(seq[:-2], seq[1:-1]):
+        for a, b in zip(seq[:-2], seq[1:-1], strict=True):
             follows.setdefault(a, {}).setdefault(b, 0)
             follows[a][b] += 1
     popularity = pd.Series(np.concatenate([s[:-1] for s in sequences])).value_counts()

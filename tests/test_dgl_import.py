@@ -36,9 +36,9 @@ def test_random_walk_alternates_movie_user_movie() -> None:
     assert ((movie_steps >= 0) & (movie_steps < 4)).all()
     # each movie-user-movie step follows real edges: the user watched both movies
     src, dst = g.edges(etype="watched")
-    watched = set(zip(src.tolist(), dst.tolist()))
+    watched = set(zip(src.tolist(), dst.tolist(), strict=True))
     for row in traces.tolist():
-        for m1, u, m2 in zip(row[0::2], row[1::2], row[2::2]):
+        for m1, u, m2 in zip(row[0::2], row[1::2], row[2::2], strict=False):
             assert (u, m1) in watched and (u, m2) in watched
 
 

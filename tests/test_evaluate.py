@@ -76,7 +76,7 @@ def top_k(scores: np.ndarray, k: int = 10, exclude: np.ndarray | None = None) ->
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
     """(user, movie, timestamp) rows as a split frame."""
-    users, movies, times = zip(*rows) if rows else ((), (), ())
+    users, movies, times = zip(*rows, strict=True) if rows else ((), (), ())
     return pd.DataFrame({"user": np.array(users, np.int64), "movie": np.array(movies, np.int64),
                          "rating": np.ones(len(rows), np.float32), "timestamp": np.array(times, np.int64)})
 

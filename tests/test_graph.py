@@ -68,7 +68,7 @@ def settings_for(tmp_path: Path, dataset: str = "sample", seed: int = 42):
 
 
 def pairs(frame: pd.DataFrame) -> set[tuple[int, int]]:
-    return set(zip(frame["user"].tolist(), frame["movie"].tolist()))
+    return set(zip(frame["user"].tolist(), frame["movie"].tolist(), strict=True))
 
 
 # ------------------------------------------------------------------------------------------- schema
@@ -90,7 +90,7 @@ def test_split_by_time_per_user(toy):
     gd = build_graph(toy)
     movie = dict(enumerate(gd.movie_ids.tolist()))
     user = dict(enumerate(gd.user_ids.tolist()))
-    as_ids = lambda f: sorted((user[u], movie[m]) for u, m in zip(f["user"], f["movie"]))  # noqa: E731
+    as_ids = lambda f: sorted((user[u], movie[m]) for u, m in zip(f["user"], f["movie"], strict=True))  # noqa: E731
     assert as_ids(gd.test) == [(1, 40), (2, 10)]   # user 1: tie at t=300 broken by movie id
     assert as_ids(gd.val) == [(1, 30), (2, 20)]
     assert as_ids(gd.train) == [(1, 10), (1, 20), (2, 30), (3, 10), (3, 40)]  # user 3 (2 ratings) keeps all
@@ -104,7 +104,7 @@ def test_training_graph_holds_only_training_edges(toy):
     gd = build_graph(toy)
     g = gd.graph
     src, dst = g.edges(etype="watched")
-    assert set(zip(src.tolist(), dst.tolist())) == pairs(gd.train)
+    assert set(zip(src.tolist(), dst.tolist(), strict=True)) == pairs(gd.train)
     for held_out in (gd.val, gd.test):
         assert not g.has_edges_between(torch.tensor(held_out["user"].to_numpy()),
                                        torch.tensor(held_out["movie"].to_numpy()), etype="watched").any()
@@ -130,9 +130,10 @@ def test_split_properties_on_random_ratings(seed):
     all_pairs = pairs(gd.train) | pairs(gd.val) | pairs(gd.test)
     assert len(all_pairs) == len(ml.ratings)
     # per user, (timestamp, movie id) of train < val < test
-    key = lambda f: {u: (t, m) for u, t, m in zip(f["user"], f["timestamp"], f["movie"])}  # noqa: E731
+    key = lambda f: {u: (t, m) for u, t, m in zip(f["user"], f["timestamp"], f["movie"], strict=True)}  # noqa: E731
     val, test = key(gd.val), key(gd.test)
-    latest_train = gd.train.groupby("user").apply(lambda f: max(zip(f["timestamp"], f["movie"])), include_groups=False)
+    latest_train = gd.train.groupby("user").apply(lambda f: max(zip(f["timestamp"], f["movie"], strict=True)),
+                                                  include_groups=False)
     for u in held:
         assert latest_train[u] < val[u] < test[u]
 
@@ -237,7 +238,8 @@ def assert_same(a: GraphData, b: GraphData) -> None:
         for key, value in a.graph.nodes[ntype].data.items():
             assert torch.equal(value, b.graph.nodes[ntype].data[key])
     for etype in a.graph.canonical_etypes:
-        assert all(torch.equal(x, y) for x, y in zip(a.graph.edges(etype=etype), b.graph.edges(etype=etype)))
+        assert all(torch.equal(x, y)
+                   for x, y in zip(a.graph.edges(etype=etype), b.graph.edges(etype=etype), strict=True))
         for key, value in a.graph.edges[etype].data.items():
             assert torch.equal(value, b.graph.edges[etype].data[key])
 
@@ -309,8 +311,8 @@ def test_random_walk_follows_training_edges(toy):
     steps = random_walk(gd, 10, hops=4, seed=1)
     assert [kind for kind, _ in steps] == ["movie", "user"] * 4 + ["movie"]
     assert steps[0] == ("movie", 10)
-    train = {(u, m) for u, m in zip(gd.user_ids[gd.train["user"]], gd.movie_ids[gd.train["movie"]])}
-    for (_, movie), (_, user), (_, nxt) in zip(steps[0::2], steps[1::2], steps[2::2]):
+    train = {(u, m) for u, m in zip(gd.user_ids[gd.train["user"]], gd.movie_ids[gd.train["movie"]], strict=True)}
+    for (_, movie), (_, user), (_, nxt) in zip(steps[0::2], steps[1::2], steps[2::2], strict=False):
         assert (user, movie) in train and (user, nxt) in train
     assert random_walk(gd, 10, hops=4, seed=1) == steps  # seeded: the same walk again
     text = describe_walk(steps, toy.movies)

@@ -172,8 +172,9 @@ def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours
     changed = 0
     for row in range(len(seeds)):
         candidates = {int(wide_inputs[s]): float(w) / float(degree[wide_inputs[s]])
-                      for s, w in zip(wide.src[wide.dst == row], wide.weight[wide.dst == row])}
-        ours = {int(inputs[s]): float(w) for s, w in zip(hop.src[hop.dst == row], hop.weight[hop.dst == row])}
+                      for s, w in zip(wide.src[wide.dst == row], wide.weight[wide.dst == row], strict=True)}
+        ours = {int(inputs[s]): float(w)
+                for s, w in zip(hop.src[hop.dst == row], hop.weight[hop.dst == row], strict=True)}
         assert len(ours) == min(5, len(candidates))
         assert all(candidates[m] == pytest.approx(w) for m, w in ours.items())
         if len(candidates) > 5:

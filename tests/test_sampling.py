@@ -88,7 +88,7 @@ def test_neighbourhood_is_seeds_first_without_self_loops_or_excluded_pairs(draws
     assert ((src_movies < 3) == (dst_movies < 3)).all()
     assert not (dst_movies == 6).any()  # the unrated movie has no neighbours...
     hop, inputs = sampler.hop(torch.tensor([0, 1]), exclude=(torch.tensor([0]), torch.tensor([1])))
-    pairs = set(zip(inputs[hop.src].tolist(), torch.tensor([0, 1])[hop.dst].tolist()))
+    pairs = set(zip(inputs[hop.src].tolist(), torch.tensor([0, 1])[hop.dst].tolist(), strict=True))
     assert pairs and (0, 1) not in pairs and (1, 0) not in pairs  # ...and excluded pairs are gone both ways
 
 
@@ -199,9 +199,9 @@ def test_walks_match_pinsage_sampler_on_the_shuffled_graph():
     position = {int(m): i for i, m in enumerate(seeds)}
     keep = src != dst
     expected = sorted(zip(src[keep].tolist(), [position[int(d)] for d in dst[keep]],
-                          frontier.edata["weights"][keep].float().tolist()))
+                          frontier.edata["weights"][keep].float().tolist(), strict=True))
     dgl.seed(5)
-    got = sorted(zip(*(t.tolist() for t in sampler._walk(seeds))))
+    got = sorted(zip(*(t.tolist() for t in sampler._walk(seeds)), strict=True))
     assert got == expected and any(w == 1.0 for *_, w in got)  # ties among single visits did occur
 
 
@@ -244,7 +244,7 @@ def test_a_lazily_filled_pool_equals_the_eager_pool_when_a_hop_asks_for_every_mo
     dgl.seed(3)
     for draw in range(2):
         eager = [sampler._walk(every[start:start + 7]) for start in range(0, gd.n_movies, 7)]
-        for start, (src, dst, weight) in zip(range(0, gd.n_movies, 7), eager):
+        for start, (src, dst, weight) in zip(range(0, gd.n_movies, 7), eager, strict=True):
             for movie in range(start, min(start + 7, gd.n_movies)):
                 count = int(sampler.pool.counts[draw, movie])
                 mine = dst == movie - start

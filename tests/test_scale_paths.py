@@ -61,7 +61,7 @@ def test_item_knn_keeps_the_top_k_per_movie() -> None:
     knn = ItemKNNBaseline(neighbours=5, chunk=8).fit(gd)
     sim = knn.similarity.toarray()
     assert knn.kept == 5 and ((sim > 0).sum(axis=1) <= 5).all()
-    for row, full in zip(sim, expected):
+    for row, full in zip(sim, expected, strict=True):
         kept = np.flatnonzero(row)
         assert np.allclose(row[kept], full[kept])
         # nothing left out scores above what was kept

@@ -25,7 +25,7 @@ from helpers.graph.build import GraphData
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
-    users, movies, times = zip(*rows)
+    users, movies, times = zip(*rows, strict=True)
     return pd.DataFrame({"user": np.array(users, np.int64), "movie": np.array(movies, np.int64),
                          "rating": np.ones(len(rows), np.float32), "timestamp": np.array(times, np.int64)})
 

@@ -52,7 +52,7 @@ def describe_walk(steps: Sequence[tuple[str, int]], movies: pd.DataFrame) -> str
         row = titles.loc[movie_id]
         return f"{row['title']} ({row['year']})" if pd.notna(row["year"]) else str(row["title"])
     lines = [f"start at {name(steps[0][1])}"]
-    for (_, user), (_, movie) in zip(steps[1::2], steps[2::2]):
+    for (_, user), (_, movie) in zip(steps[1::2], steps[2::2], strict=False):  # a walk may stop at a user
         lines.append(f"  -> watched by user {user}, who also watched {name(movie)}")
     return "\n".join(lines)
 

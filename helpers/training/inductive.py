@@ -121,7 +121,7 @@ def embed_from_hops(model: PinSage, projected: torch.Tensor, hops: Sequence[Hop]
     `hops[l]` (src: graph movie indices, dst: rows of `projected`), the graph movies' `layer_vectors[l]`."""
     device = model.device
     h = projected.to(device)
-    for conv, hop, below in zip(model.convs, hops, layer_vectors):
+    for conv, hop, below in zip(model.convs, hops, layer_vectors, strict=False):  # the last layer's output unread
         h = conv(hop.to(device), below.to(device), h)
     return model.combine(projected.to(device), h)
 

@@ -160,7 +160,7 @@ class PinSage(nn.Module):
         (`neighbourhood.input_nodes`), as in `MovieFeatures.forward`."""
         h = self.features(neighbourhood.input_nodes, keep_id, title)
         projected = h[:len(neighbourhood.seeds)]  # every hop lists its output nodes first, so the seeds lead
-        for conv, hop in zip(self.convs, neighbourhood.hops):
+        for conv, hop in zip(self.convs, neighbourhood.hops, strict=True):
             h = conv(hop, h, h[:hop.num_dst])
         return self.combine(projected, h)
 
@@ -175,7 +175,7 @@ class PinSage(nn.Module):
         `hops[l]` a hop whose output and input nodes are all movies in index order; `keep_id` [n_movies] and
         `title` [n_movies, L] per movie."""
         outputs = [self.features(torch.arange(self.features.num_movies, device=self.device), keep_id, title)]
-        for conv, hop in zip(self.convs, hops):
+        for conv, hop in zip(self.convs, hops, strict=True):
             outputs.append(conv(hop, outputs[-1], outputs[-1]))
         return outputs
 
