@@ -154,13 +154,13 @@ def test_pinsage_settings_refuses_rows_it_could_not_tell_apart():
 def test_recommend_latency_checks_the_encoders_before_building_anything(tmp_path, monkeypatch, capsys, sample_ml):
     """`--encoders mean sequence` with no sequence model: the error naming notebook 04 comes in a second, before the
     dataset is loaded or a store built (both replaced by stand-ins that fail the test)."""
-    from conftest import make_test_directed_embeddings
-
     import bench.recommend_latency as latency
     from helpers.config import get_settings
     from helpers.sequence.artifact import STAGE
     from helpers.stages import notebook_for
     from helpers.training.embeddings import load_movie_embeddings, save_movie_embeddings
+
+    from conftest import make_test_directed_embeddings
 
     monkeypatch.setenv("RECSYS_DATASET", "sample")
     monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path / "artifacts"))
