@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -67,12 +68,27 @@ def _plain(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (a rate over no events, an interval of one user) as None: strict JSON,
+    which `json.loads` elsewhere, JavaScript and `jq` all read."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if hasattr(value, "tolist") and not isinstance(value, float):  # NumPy arrays and scalars, NaN included
+        return _finite(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: Path, figures: Any, record: Run) -> Path:
-    """Write `{"run": ..., "figures": ...}` to `path` (folders made as needed); print and return where."""
+    """Write `{"run": ..., "figures": ...}` to `path` (folders made as needed; NaN written as null); print and
+    return where."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"run": {**asdict(record), "finished": datetime.now(UTC).isoformat(timespec="seconds")},
-                "figures": figures}
-    path.write_text(json.dumps(document, indent=1, default=_plain) + "\n")
+                "figures": _finite(figures)}
+    path.write_text(json.dumps(document, indent=1, default=_plain, allow_nan=False) + "\n")
     print(f"figures: {shown(path)}")
     return path
 

@@ -51,6 +51,18 @@ def test_the_json_records_the_command_machine_and_date(tmp_path, monkeypatch):
     assert recorded["started"] <= recorded["finished"]
 
 
+def test_the_json_is_strict_nan_written_as_null(tmp_path):
+    import numpy as np
+
+    run = start("bench.example", [])
+    figures = {"rate": float("nan"), "rows": [np.float64("nan"), np.float32(0.5), np.inf],
+               "array": np.array([1.0, np.nan]), "n": np.int64(3), "nested": ({"x": -np.inf},)}
+    text = write_json(tmp_path / "nan.json", figures, run).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    saved = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))["figures"]
+    assert saved == {"rate": None, "rows": [None, 0.5, None], "array": [1.0, None], "n": 3, "nested": [{"x": None}]}
+
+
 def test_free_port_is_free():
     import socket
 

@@ -469,12 +469,3 @@ def test_quality_benchmark_runs_on_the_sample(tmp_path, monkeypatch, capsys):
             "pinsage [cosine, max]"} <= {r["model"] for r in saved["results"]}
     assert {p: v["history"] for p, v in saved["protocols"].items()} == {"latest": 1, "history": 10}
     assert saved["benchmark"]["train_seconds"] > 0 and saved["dataset_label"].startswith("synthetic sample")
-
-
-def test_gap_in_stderr_and_its_words() -> None:
-    from helpers.evaluation.metrics import gap_in_stderr, gap_words
-
-    a, b = {"hr@10": 0.30, "hr@10_stderr": 0.03}, {"hr@10": 0.20, "hr@10_stderr": 0.04}
-    assert gap_in_stderr(a, b) == pytest.approx(2.0) and gap_in_stderr(b, a) == pytest.approx(-2.0)
-    assert gap_in_stderr({"hr@10": 1.0, "hr@10_stderr": 0.0}, {"hr@10": 0.5, "hr@10_stderr": 0.0}) == 0.0
-    assert [gap_words(g) for g in (2.1, 2.0, -2.1)] == ["above", "level with", "below"]

@@ -306,7 +306,10 @@ def test_pinsage_sequence_joins_metrics_json_with_its_own_history_length(trained
     settings, gd, result = trained
     popularity = PopularityBaseline().fit(gd)
     write_metrics(settings, evaluate_models({"popularity": popularity}, gd), extra={"popularity": {"note": 1}})
-    table = evaluate_sequence({MODEL_NAME: sequence_scorer(result.model), "popularity": popularity}, gd, 10)
+    table, per_user = evaluate_sequence({MODEL_NAME: sequence_scorer(result.model), "popularity": popularity}, gd, 10)
+    own = per_user[(MODEL_NAME, "history-10", "val")]
+    assert len(own) == table[MODEL_NAME]["history-10"]["val"]["n_users"]
+    assert own["hr@10"].mean() == pytest.approx(table[MODEL_NAME]["history-10"]["val"]["hr@10"])
     for _ in range(2):  # a re-run replaces its own records
         add_to_metrics(settings, table, 10, extra={MODEL_NAME: {"history": 10}})
     document = read_metrics(settings)

@@ -15,6 +15,7 @@ from helpers.evaluation.report import metrics_frame
 from helpers.evaluation.slices import (
     SLICES,
     comparison_records,
+    paired_difference,
     paired_interval,
     paired_slices,
     slice_metrics,
@@ -81,6 +82,18 @@ def test_paired_slices_difference_interval_and_detectable_difference(gd):
     assert table.loc["target <20", "verdict"] == "no users" and table.loc["target 20-50", "n"] == 1
     records = comparison_records(table, "a", "b", "val", "hr@10")
     assert records[0]["slice"] == "all" and records[0]["n_users"] == 3 and records[1]["difference"] is None
+
+
+def test_paired_difference_pairs_users_by_index_not_by_position():
+    a = pd.Series([1.0, 0.0, 1.0, 1.0], index=[10, 11, 12, 13])
+    b = pd.Series([0.0, 0.0, 1.0, 0.0, 1.0], index=[13, 12, 11, 10, 99])  # another order, one user a lacks
+    paired = paired_difference(a, b)
+    differences = np.array([1.0, 0.0, 0.0, 1.0])  # users 10, 11, 12, 13
+    assert paired.n == 4 and paired.difference == pytest.approx(0.5)
+    assert (paired.low, paired.high) == paired_interval(differences)
+    assert paired.detectable == pytest.approx(2.8 * differences.std(ddof=1) / 2) and paired.verdict == "tie"
+    assert paired_difference(a, a).verdict == "tie" and paired_difference(a + 1, a).verdict == "above"
+    assert paired_difference(a.iloc[:1], b.iloc[:1]).verdict == "no users"  # no user in common
 
 
 def test_verdict_words_follow_the_measuring_rule():

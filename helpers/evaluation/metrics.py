@@ -6,8 +6,6 @@ among the movies that score the same), so count-based scorers are neither flatte
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from helpers.errors import RecsysError
@@ -42,15 +40,3 @@ def rank_metrics(scores: np.ndarray, target: np.ndarray, exclude: np.ndarray | N
     first, last = np.minimum(greater, k), np.minimum(greater + equal + 1, k)
     ndcg = (prefix[last] - prefix[first]) / (equal + 1)
     return {"hr": hr, "ndcg": ndcg, "recall": hr.copy()}
-
-
-def gap_in_stderr(a: Mapping[str, float], b: Mapping[str, float], metric: str = "hr@10") -> float:
-    """`a[metric] - b[metric]` in standard errors of the difference (`<metric>_stderr` of each, added in
-    quadrature: unpaired, so a little wider than a paired interval over the same users); 0 when both are exact."""
-    spread = float(np.hypot(a[f"{metric}_stderr"], b[f"{metric}_stderr"]))
-    return (float(a[metric]) - float(b[metric])) / spread if spread > 0 else 0.0
-
-
-def gap_words(gap: float, bound: float = 2.0) -> str:
-    """"above" / "below" beyond `bound` standard errors (`gap_in_stderr`), "level with" within them."""
-    return "above" if gap > bound else "below" if gap < -bound else "level with"

@@ -11,15 +11,16 @@ just before the target):
 
 `slice_users(gd, split)` gives each slice's user node indices, usable as `users=` of `evaluate_scores` and
 `evaluate_models`. `slice_metrics` scores every model once per split and aggregates per slice (records for
-`metrics.json`); `paired_slices` compares two models on each slice: the mean per-user difference, its 95%
-interval from `scipy.stats.bootstrap` over users (10,000 resamples, fixed seed, MEASURING.md), n, the smallest
-difference the slice can detect (2.8 x the standard error of the difference: 80% power at 5%), and the word.
+`metrics.json`); `paired_difference` compares two models' per-user values, and `paired_slices` does so on each
+slice: the mean per-user difference, its 95% interval from `scipy.stats.bootstrap` over users (10,000 resamples,
+fixed seed, MEASURING.md), n, the smallest difference the users can detect (2.8 x the standard error of the
+difference: 80% power at 5%), and the word.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,11 +108,35 @@ def verdict(low: float, high: float, margin: float = 0.0) -> str:
     return "below" if high < 0 else "tie"
 
 
+class PairedDifference(NamedTuple):
+    """Model a minus model b, user by user (`paired_difference`)."""
+
+    n: int  # the users both models were scored on
+    difference: float  # the mean per-user difference
+    low: float  # its 95% interval (`paired_interval`)
+    high: float
+    detectable: float  # the smallest difference these users can detect: 2.8 x the difference's standard error
+    verdict: str  # MEASURING.md's word (`verdict`)
+
+
+def paired_difference(a: pd.Series, b: pd.Series, margin: float = 0.0, resamples: int = RESAMPLES,
+                      seed: int = 0) -> PairedDifference:
+    """Per-user values `a` minus `b` (Series indexed by user, as `per_user_values` gives them; only the users both
+    have count): the mean difference, its paired 95% interval, the smallest detectable difference and the word."""
+    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner")
+    differences = (joined["a"] - joined["b"]).to_numpy(dtype=np.float64)
+    n = len(differences)
+    low, high = paired_interval(differences, resamples, seed)
+    se = float(differences.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return PairedDifference(n, float(differences.mean()) if n else float("nan"), low, high, DETECTABLE * se,
+                            verdict(low, high, margin))
+
+
 def paired_slices(per_user: Mapping[tuple[str, str], pd.DataFrame], gd: Any, a: str, b: str, split: str = "val",
                   metric: str = f"hr@{K_DEFAULT}", resamples: int = RESAMPLES, seed: int = 0,
                   margin: float = 0.0) -> pd.DataFrame:
-    """Model `a` against model `b` on each slice of `split`: rows by slice, columns n, a, b, a - b, low, high (the
-    paired 95% interval), detectable (2.8 x the difference's standard error), verdict."""
+    """Model `a` against model `b` on each slice of `split` (`paired_difference`): rows by slice, columns n, a, b,
+    a - b, low, high (the paired 95% interval), detectable (2.8 x the difference's standard error), verdict."""
     for name in (a, b):
         if (name, split) not in per_user:
             raise EvaluationError(f"no per-user values of {name!r} on {split}: score it with slice_metrics first")
@@ -119,13 +144,10 @@ def paired_slices(per_user: Mapping[tuple[str, str], pd.DataFrame], gd: Any, a: 
     rows = []
     for slice_name, users in slice_users(gd, split).items():
         part = joined.loc[joined.index.isin(users)]
-        diff = (part["a"] - part["b"]).to_numpy()
-        n = len(diff)
-        low, high = paired_interval(diff, resamples, seed)
-        se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-        rows.append({"slice": slice_name, "n": n, a: part["a"].mean(), b: part["b"].mean(),
-                     f"{a} - {b}": diff.mean() if n else float("nan"), "low": low, "high": high,
-                     "detectable": DETECTABLE * se, "verdict": verdict(low, high, margin)})
+        paired = paired_difference(part["a"], part["b"], margin, resamples, seed)
+        rows.append({"slice": slice_name, "n": paired.n, a: part["a"].mean(), b: part["b"].mean(),
+                     f"{a} - {b}": paired.difference, "low": paired.low, "high": paired.high,
+                     "detectable": paired.detectable, "verdict": paired.verdict})
     return pd.DataFrame(rows).set_index("slice")
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from helpers.config import Settings
 from helpers.evaluation.protocols import (
     HISTORY_LENGTH,
     MetricsTable,
-    evaluate_scores,
+    per_user_values,
     prepare_evaluation,
+    summarise,
 )
 from helpers.evaluation.report import metrics_records, read_metrics, write_metrics
 
@@ -32,17 +34,25 @@ def own_protocol(length: int) -> str:
     return f"history-{length}"
 
 
+class SequenceEvaluation(NamedTuple):
+    """What `evaluate_sequence` scored: the summaries and each user's values behind them."""
+
+    table: MetricsTable  # table[model][protocol][split][metric], as `evaluate_models` makes it
+    per_user: dict[tuple[str, str, str], pd.DataFrame]  # (model, protocol, split) -> `per_user_values`' frame
+
+
 def evaluate_sequence(scorers: Mapping[str, Callable[[np.ndarray], np.ndarray]], gd: Any, length: int,
-                      splits: tuple[str, ...] = ("val", "test")) -> MetricsTable:
-    """`scorers` (name -> scorer) under "history" (10 movies) and `history-<length>`:
-    table[model][protocol][split][metric], as `evaluate_models` makes it."""
+                      splits: tuple[str, ...] = ("val", "test")) -> SequenceEvaluation:
+    """`scorers` (name -> scorer) under "history" (10 movies) and `history-<length>`: the summaries and the
+    per-user values, which paired comparisons between two models need (`helpers.evaluation.slices`)."""
     data = prepare_evaluation(gd, max_history=max(50, length))
-    table: MetricsTable = {}
-    for name, scorer in scorers.items():
-        table[name] = {protocol: {split: evaluate_scores(scorer, data, split, "history", history=history)
-                                  for split in splits}
-                       for protocol, history in (("history", HISTORY_LENGTH), (own_protocol(length), length))}
-    return table
+    protocols = (("history", HISTORY_LENGTH), (own_protocol(length), length))
+    per_user = {(name, protocol, split): per_user_values(scorer, data, split, "history", history=history)
+                for name, scorer in scorers.items() for protocol, history in protocols for split in splits}
+    table: MetricsTable = {name: {protocol: {split: summarise(per_user[(name, protocol, split)]) for split in splits}
+                                  for protocol, _ in protocols}
+                           for name in scorers}
+    return SequenceEvaluation(table, per_user)
 
 
 def add_to_metrics(settings: Settings, table: MetricsTable, length: int, inputs: dict[str, Path] | None = None,

@@ -282,10 +282,10 @@ def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], 
     seconds` (the epochs' training steps, their validation left out) and `eval seconds` (every movie's vectors
     inferred and the users ranked). With `reference` (one of the names), also the paired comparison of each row
     with it, user by user (MEASURING.md): `difference` (mean per-user HR@10 minus the reference's), `low` and
-    `high` (its 95% interval, `helpers.evaluation.slices.paired_interval`) and `verdict` ("above", "tie",
+    `high` (its 95% interval, `helpers.evaluation.slices.paired_difference`) and `verdict` ("above", "tie",
     "below"; "reference" on its own row)."""
     from helpers.evaluation.protocols import prepare_evaluation, summarise
-    from helpers.evaluation.slices import paired_interval, verdict
+    from helpers.evaluation.slices import paired_difference
 
     if reference is not None and reference not in configs:
         raise TrainingError(f"reference={reference!r} is none of the configs: {', '.join(configs)}")
@@ -303,11 +303,10 @@ def compare_configs(gd, settings: Settings, configs: Mapping[str, TrainConfig], 
                       "eval seconds": time.perf_counter() - started}
     table = pd.DataFrame.from_dict(rows, orient="index")
     if reference is not None:
-        differences = {name: (hits[name] - hits[reference]).to_numpy() for name in table.index}  # user by user
-        intervals = {name: paired_interval(difference) for name, difference in differences.items()}
-        table["difference"] = [difference.mean() for difference in differences.values()]
-        table["low"], table["high"] = zip(*intervals.values(), strict=True)
-        table["verdict"] = ["reference" if name == reference else verdict(*intervals[name]) for name in table.index]
+        paired = {name: paired_difference(hits[name], hits[reference]) for name in table.index}  # user by user
+        for column in ("difference", "low", "high", "verdict"):
+            table[column] = [getattr(paired[name], column) for name in table.index]
+        table.loc[reference, "verdict"] = "reference"
     return table
 
 
