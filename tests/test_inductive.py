@@ -145,10 +145,25 @@ def test_a_training_step_with_the_inductive_knobs_reaches_every_head(sample):
     assert model.bias_head.weight.grad.abs().sum() > 0 and model.movie_bias.weight.grad.abs().sum() > 0
 
 
+def test_ids_are_dropped_only_within_the_first_share_of_the_run(sample):
+    _, gd = sample
+    config = TrainConfig(hidden=8, batch_size=16, neighbours=3, walks=10).replace(id_dropout=0.5,
+                                                                                  id_dropout_until=0.7)
+    model = build_model(gd, config)
+    step = TrainingStep(gd, config, model, torch.optim.Adam(model.parameters(), lr=1e-2))
+    for done, dropping in ((0.0, True), (0.69, True), (0.7, False), (1.0, False)):
+        step(torch.Generator().manual_seed(0), done=done)
+        keep, _ = step.dropped(torch.Generator().manual_seed(0), step.all_movies)
+        assert (keep is not None and not keep.all()) == dropping, done
+    for bad in (0.0, 1.5):
+        with pytest.raises(TrainConfigError, match="id_dropout_until"):
+            config.replace(id_dropout_until=bad)
+
+
 def test_the_default_model_keeps_its_parameters_so_old_checkpoints_load(sample):
     _, gd = sample
     old = {k: v for k, v in TrainConfig().to_dict()["alternatives"].items()
-           if k not in ("id_dropout", "title_token_dropout", "bias_source")}
+           if k not in ("id_dropout", "title_token_dropout", "bias_source", "id_dropout_until")}
     config = TrainConfig.from_dict({**TrainConfig().to_dict(), "alternatives": old})  # a config written before
     assert config == TrainConfig()
     state = build_model(gd, TrainConfig()).state_dict()

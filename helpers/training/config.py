@@ -70,6 +70,8 @@ class Alternatives:
                                       "the movie's embedding: new movies have one too) or 'both' (their sum)")
     id_dropout: float = _knob(0.0, "inductive: share of movies per step embedded without their id embedding, "
                                    "query offset and bias table (DropoutNet)")
+    id_dropout_until: float = _knob(1.0, "inductive: share of the run with id_dropout; after it every movie keeps "
+                                         "its id, so the ids finish training at full strength (1: the whole run)")
     title_token_dropout: float = _knob(0.0, "inductive: share of title tokens replaced by <unk> per step")
     neighbour_degree_alpha: float = _knob(0.0, "neighbours picked by visits / degree ** alpha (0: by visits, hubs "
                                                "included)")
@@ -98,6 +100,9 @@ class Alternatives:
         for name in ("id_dropout", "title_token_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise TrainConfigError(f"{name}={getattr(self, name)}: give a share in [0, 1) (0 = off)")
+        if not 0.0 < self.id_dropout_until <= 1.0:
+            raise TrainConfigError(f"id_dropout_until={self.id_dropout_until}: give the share of the run in (0, 1] "
+                                   "during which ids are dropped (1 = the whole run)")
         if not 0.0 <= self.hard_fraction <= 1.0:
             raise TrainConfigError(f"hard_fraction={self.hard_fraction}: it must be between 0 and 1")
         _at_least_one(self, ("engagement_window", "negatives"))
@@ -118,7 +123,8 @@ ALTERNATIVE_KNOBS = tuple(f.name for f in dataclasses.fields(Alternatives))
 # knobs added after runs were saved, with the value every older run had: a run's key leaves them out at that value,
 # so an interrupted older run still resumes (`helpers.training.loop`)
 LATER_KNOBS: dict[str, Any] = {"bias_source": "table", "id_dropout": 0.0, "title_token_dropout": 0.0,
-                               "neighbour_degree_alpha": 0.0, "val_users": None, "neighbour_pool_uses": None}
+                               "neighbour_degree_alpha": 0.0, "val_users": None, "neighbour_pool_uses": None,
+                               "id_dropout_until": 1.0}
 
 
 @dataclass

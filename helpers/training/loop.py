@@ -199,7 +199,7 @@ def train_pinsage(gd, settings: Settings, config: TrainConfig | None = None, *, 
                 done = max(done, (elapsed + time.perf_counter() - started) / config.time_budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate(epoch, done)
-            losses.append(train_step(generator, hard))
+            losses.append(train_step(generator, hard, done))
             step += 1
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", hard=f"{hard:.2f}")
             spent = elapsed + time.perf_counter() - started

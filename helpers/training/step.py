@@ -49,6 +49,7 @@ class TrainingStep:
         self.sampler = NeighbourSampler(gd.graph, config.layers, config.spec, draws=config.neighbour_pool,
                                         uses=alt.neighbour_pool_uses)
         self.all_movies = torch.arange(self.n_movies)
+        self.done = 0.0  # the share of the run done, as the loop last said (`id_dropout_until` reads it)
         self.tail_share = None
         if alt.loss == "sampled_softmax":  # how often each movie is an in-batch tail, for the logQ correction
             self.tail_share = (
@@ -60,10 +61,11 @@ class TrainingStep:
                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """This step's inductive noise (issue 17) for the movies it embeds, `movies` [M] (CPU): which keep their id
         (`keep` [M] bool) and their title tokens with a share replaced by `<unk>` ([M, L]), per row of `movies`;
-        (None, None) with both knobs off, drawing nothing."""
+        (None, None) with both knobs off, drawing nothing. Ids are dropped only while the run is within its first
+        `id_dropout_until` share (`self.done`)."""
         alt, device = self.config.alternatives, self.model.device
         keep = title = None
-        if alt.id_dropout > 0:
+        if alt.id_dropout > 0 and self.done < alt.id_dropout_until:
             keep = (torch.rand(len(movies), generator=generator) >= alt.id_dropout).to(device)
         if alt.title_token_dropout > 0:
             tokens = self.model.features.title.cpu()[movies]
@@ -116,7 +118,9 @@ class TrainingStep:
         return sampled_softmax_loss(queries, candidates, tails.to(device), columns_d, heads_d,
                                     torch.log(expected).float().to(device))
 
-    def __call__(self, generator: torch.Generator, hard: float = 0.0) -> float:
+    def __call__(self, generator: torch.Generator, hard: float = 0.0, done: float = 0.0) -> float:
+        """One step: the batch's loss, backward, the optimiser's update; `done` is the share of the run done."""
+        self.done = done
         loss = self.loss(generator, hard)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
