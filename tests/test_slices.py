@@ -88,7 +88,7 @@ def test_paired_difference_pairs_users_by_index_not_by_position():
     a = pd.Series([1.0, 0.0, 1.0, 1.0], index=[10, 11, 12, 13])
     b = pd.Series([0.0, 0.0, 1.0, 0.0, 1.0], index=[13, 12, 11, 10, 99])  # another order, one user a lacks
     paired = paired_difference(a, b)
-    differences = np.array([1.0, 0.0, 0.0, 1.0])  # users 10, 11, 12, 13
+    differences = np.array([1.0, -1.0, 1.0, 1.0])  # users 10, 11, 12, 13
     assert paired.n == 4 and paired.difference == pytest.approx(0.5)
     assert (paired.low, paired.high) == paired_interval(differences)
     assert paired.detectable == pytest.approx(2.8 * differences.std(ddof=1) / 2) and paired.verdict == "tie"
