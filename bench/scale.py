@@ -19,7 +19,9 @@ over `--train-seconds`, the neighbourhoods redrawn every `steps_per_epoch` steps
 (the objective's cost, below), `infer` (layer-wise inference of every movie's query and candidate
 vectors), `eval_prepare`, `eval_pinsage` (the model's score: query . candidate), `popularity`,
 `item_knn`, `transitions` (fit + evaluation: full ranking over all movies for a fixed random 10,000 test
-users, protocol "history"), `milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
+users, protocol "history"; PinSage's history is combined as the mean of its query vectors, the max or the sum of
+their scores, whichever scores best on 10,000 validation users, and its "latest" protocol is printed beside),
+`milvus_lite` (ingest into Milvus Lite), `catalog_sqlite` (the two steps of
 `helpers.stores.build.build_stores`, each timed alone so that each has its own peak memory), and with `--server`
 `milvus_server` and `catalog_mariadb` (a milvus-server started here, MariaDB at `--mysql-url`).
 The results of the sizes run also go to `--out` (with the command, the machine and the date).
@@ -71,6 +73,9 @@ RESULTS = PROJECT / "docs" / "scale_results.json"
 COST_RESULTS = PROJECT / "docs" / "scale_cost.json"
 PLOT = PROJECT / "docs" / "scale.png"
 EVAL_USERS = 10_000
+# PinSage's ways to score a history (`query_candidate_scorer`'s combine, and the sum's per-movie limit, as in
+# notebook 06); `run_one` keeps the one that scores best on validation
+COMBINATIONS: tuple[tuple[str, int | None], ...] = (("mean", None), ("max", None), ("sum", 100))
 STAGE_ORDER = ("generate", "load", "graph", "pool", "cost", "train", "infer", "eval_prepare", "eval_pinsage",
                "popularity", "item_knn", "transitions", "milvus_lite", "catalog_sqlite", "milvus_server",
                "catalog_mariadb")
@@ -260,14 +265,23 @@ def run_one(ratings: int, args: argparse.Namespace) -> dict[str, Any]:
         vectors = infer_movie_vectors(model, gd, seed=args.seed)
     with stages("eval_prepare"):
         data = prepare_evaluation(gd)
-    metrics: dict[str, dict[str, float]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+
+    def scored(scorer: Any, split: str = "test", protocol: str = "history") -> dict[str, float]:
+        result = evaluate_scores(scorer, data, split, protocol, sample=EVAL_USERS, seed=args.seed, batch_size=256)
+        return {k: round(v, 4) for k, v in result.items() if k in ("hr@10", "hr@10_stderr", "n_users")}
 
     def evaluate(label: str, scorer: Any) -> None:
-        result = evaluate_scores(scorer, data, "test", "history", sample=EVAL_USERS, seed=args.seed, batch_size=256)
-        metrics[label] = {k: round(v, 4) for k, v in result.items() if k in ("hr@10", "hr@10_stderr", "n_users")}
+        metrics[label] = scored(scorer)
 
     with stages("eval_pinsage") as rec:
-        evaluate("pinsage", query_candidate_scorer(vectors.query, vectors.candidate))
+        # how a history of 10 movies becomes one answer (notebook 06's combinations) is chosen on validation
+        combined = {combine: query_candidate_scorer(vectors.query, vectors.candidate, combine, limit)
+                    for combine, limit in COMBINATIONS}
+        on_val = {combine: scored(scorer, "val")["hr@10"] for combine, scorer in combined.items()}
+        chosen = max(on_val, key=on_val.__getitem__)
+        metrics["pinsage"] = {**scored(combined[chosen]), "combine": chosen, "val_hr@10_by_combine": on_val}
+        metrics["pinsage [latest]"] = scored(combined["mean"], protocol="latest")  # the last movie alone
         rec.update(**metrics["pinsage"])
     for label, make in (("popularity", PopularityBaseline), ("item_knn", ItemKNNBaseline),
                         ("transitions", TransitionsBaseline)):

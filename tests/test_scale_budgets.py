@@ -1,7 +1,8 @@
 """Budgets by dataset size (helpers.presets, RECSYS_PRESET), `scripts/run.sh --no-serve`, and bench.scale's cost
 of the objective (CPU-seconds per 1,000 training pairs).
 
-Cost: about 5 s (the presets are arithmetic; the cost runs 3 x 3 and 2 x 4 steps of 32 pairs on the synthetic sample).
+Cost: about 17 s (the presets are arithmetic; the cost runs 3 x 3 and 2 x 4 steps of 32 pairs on the synthetic sample;
+one quality run of `bench.scale` at 2,000 synthetic ratings, about 12 s).
 """
 from __future__ import annotations
 
@@ -194,3 +195,19 @@ def test_the_workshop_preset_keeps_the_full_softmax_on_small_catalogues():
     assert not budgets_for(None, 1_682, 943, preset="workshop").sampled
     assert budgets_for(None, SAMPLED_SOFTMAX_ABOVE_MOVIES + 1, 943, preset="workshop").sampled
     assert budgets_for(None, 1_682, 943, preset="large").sampled
+
+
+def test_a_quality_run_chooses_pinsage_history_combination_on_validation(tmp_path):
+    """`bench.scale --no-ingest` at 2,000 synthetic ratings, 1 s of training (about 15 s: a child process): PinSage's
+    history is scored with the combination that wins on validation, its "latest" protocol beside."""
+    import json
+
+    out = tmp_path / "scale.json"
+    scale.main(["--ratings", "2000", "--no-ingest", "--repeats", "0", "--train-seconds", "1", "--cache",
+                str(tmp_path / "cache"), "--results", str(tmp_path / "results.json"), "--out", str(out)])
+    metrics = json.loads(out.read_text())["figures"]["runs"][0]["metrics"]
+    pinsage, by_combine = metrics["pinsage"], metrics["pinsage"]["val_hr@10_by_combine"]
+    assert set(by_combine) == {name for name, _ in scale.COMBINATIONS}
+    assert by_combine[pinsage["combine"]] == max(by_combine.values())
+    assert {"pinsage [latest]", "popularity", "item_knn", "transitions"} <= set(metrics)
+    assert all(0 <= m["hr@10"] <= 1 and m["n_users"] > 0 for m in metrics.values())
