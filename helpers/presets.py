@@ -5,12 +5,12 @@ and an evaluation's with users x movies, so the budgets that keep notebook 03 wi
 would take hours at ML-32M size (87,584 movies, 200,947 users). `budgets_for(settings, n_movies, n_users)`
 picks a row of `PRESETS` by catalogue size (or the one `RECSYS_PRESET` names) and resolves it for the dataset:
 
-| preset | catalogue | PinSage budget | section 4, steps per loss | next-movie [no graph] | validation users / epoch | users in metrics.json |
-| --- | --- | --- | --- | --- | --- | --- |
-| `small` | up to 5,000 movies (sample, ML-100K, ML-1M) | the dataset's (`TrainConfig.for_dataset`: 600 s) | 60 | 2,000 steps | all up to 10,000 | all |
-| `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 |
-| `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 |
-| `workshop` | by name only (`RECSYS_PRESET=workshop`; ML-100K unless `RECSYS_DATASET` says otherwise) | 45 s | 20 | 300 steps | all up to 10,000 | all |
+| preset | catalogue | PinSage budget | section 4, steps per loss | next-movie [no graph] | validation users / epoch | users in metrics.json and its slices | section 3's step by hand | item-kNN fitted on | new-movie demo |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| `small` | up to 5,000 movies (sample, ML-100K, ML-1M) | the dataset's (`TrainConfig.for_dataset`: 600 s) | 60 | 2,000 steps | all up to 10,000 | all | every movie | all ratings | every user |
+| `medium` | up to 20,000 (ML-latest-small, synthetic-3m) | 420 s | 30 | steps for 150 s | 10,000 | 20,000 | every movie | all ratings | every user |
+| `large` | more (ML-25M, ML-32M, synthetic-10m/32m) | 240 s | 0 (skipped) | steps for 90 s | 5,000 | 10,000 | 2,048 movies | each user's latest 100 | 6,000 users |
+| `workshop` | by name only (`RECSYS_PRESET=workshop`; ML-100K unless `RECSYS_DATASET` says otherwise) | 45 s | 20 | 300 steps | all up to 10,000 | all | every movie | all ratings | every user |
 
 The `workshop` row runs the whole series in a room's time: under 4 minutes on ML-100K on a 2-core machine, with a
 wall-clock budget per notebook (`notebook_seconds`, in the order of `helpers.stages.SERIES`; download, set-up and
@@ -27,9 +27,18 @@ walks per step follow the batch.
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
 `steps = seconds / (that x movies)`, between `MIN_NEXT_MOVIE_STEPS` and 2,000. Sampled users are a fixed,
-seeded subset (`helpers.evaluation.protocols.sample_rows`) and every figure says how many. On the `small`
-preset nothing is sampled and nothing changes against the budgets the notebooks were written with. The
-figures of the larger rows are provisional until measured on a quiet machine (docs/scaling.md, "Budgets").
+seeded subset (`helpers.evaluation.protocols.sample_rows`) and every figure says how many; notebook 03's slices
+rank the same users as its metrics.json.
+
+The last three columns bound what notebook 03 does besides training and ranking, each labelled in its output:
+section 3's step by hand embeds the batch's movies and a seeded sample of the others (`hand_step_movies` in all,
+`helpers.training.step.hand_step`) instead of every movie, item-kNN is fitted on each user's latest `knn_recent`
+training ratings (its fit costs a product per ordered pair of a user's movies,
+`helpers.evaluation.baselines.co_rating_work`), and section 7's live new-movie demo rebuilds its graph from the
+ratings of `new_movie_users` seeded users (`helpers.evaluation.cold_start.users_sample`) instead of every rating.
+On the `small` preset nothing is sampled or capped and nothing changes against the budgets the notebooks were
+written with. The figures of the larger rows are provisional until measured on a quiet machine (docs/scaling.md,
+"Budgets").
 """  # noqa: E501 (the table's rows cannot wrap)
 from __future__ import annotations
 
@@ -76,12 +85,23 @@ class Preset:
     sequence_seconds: float | None = None          # notebook 04's training budget; None: the dataset's default
     notebook_seconds: tuple[float, ...] | None = None  # wall-clock budget per notebook of the series, in order
     label: str = ""                 # appended to the dataset label of every figure the notebooks print
+    # notebook 03 beside training and ranking (None: unbounded, as the notebook was written):
+    hand_step_movies: int | None = None  # section 3's step by hand embeds this many movies, the batch's and a seeded
+                                         # sample (walking every movie's neighbourhood: ~50 s per layer at 87,584)
+    knn_recent: int | None = None        # item-kNN is fitted on each user's latest this many training ratings: its
+                                         # fit costs sum_u n_u^2 products (386 s at ML-32M size), capped sum_u
+                                         # min(n_u, knn_recent)^2
+    new_movie_users: int | None = None   # section 7's new-movie demo uses the ratings of this many seeded users
+                                         # (rebuilding the whole graph took 36+ s and ~5 GB at ML-32M size)
 
 
 PRESETS: tuple[Preset, ...] = (
     Preset("small", 5_000, None, 60, 2_000, 120.0, 10_000, None),
     Preset("medium", 20_000, 420.0, 30, None, 150.0, 10_000, 20_000),
-    Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000),
+    # ML-1M's size for the demo (6,000 users x 159 ratings); 100 recent ratings: a user's taste of late, and 1/18 of
+    # item-kNN's products at synthetic-32m's ratings per user (1.05e9 of 1.87e10: the users above 100 hold most)
+    Preset("large", None, 240.0, 0, None, 90.0, 5_000, 10_000, hand_step_movies=2_048, knn_recent=100,
+           new_movie_users=6_000),
     Preset("workshop", None, 45.0, 20, 300, 0.0, 10_000, None, by_size=False, sequence_seconds=20.0,
            notebook_seconds=(15.0, 15.0, 100.0, 45.0, 20.0, 20.0, 15.0), label="workshop budgets"),
 )
@@ -104,6 +124,9 @@ class Budgets:
     sequence_seconds: float | None = None
     notebook_seconds: tuple[float, ...] | None = None
     tag: str = ""
+    hand_step_movies: int | None = None  # None: every movie (the catalogue is no larger)
+    knn_recent: int | None = None        # None: every training rating
+    new_movie_users: int | None = None   # None: every user (there are no more)
 
     def label(self, dataset_label: str) -> str:
         """`dataset_label` as the figures print it: marked with the preset's tag where it has one
@@ -135,7 +158,8 @@ class Budgets:
         return overrides
 
     def describe(self) -> str:
-        """Two lines for the top of a notebook: the preset, why, and each budget."""
+        """Two lines for the top of a notebook: the preset, why, and each budget; a third with notebook 03's other
+        bounds where the preset sets any."""
         def users(n: int | None) -> str:
             return "all" if n is None else f"{n:,} of {self.n_users:,}"
 
@@ -146,10 +170,18 @@ class Budgets:
         per_notebook = ("" if self.notebook_seconds is None else "\nbudget per notebook (01-07): " + ", ".join(
             f"{s:.0f} s" for s in self.notebook_seconds) + f"; {sum(self.notebook_seconds):.0f} s in all")
         sequence = "" if self.sequence_seconds is None else f" | notebook 04: {self.sequence_seconds:.0f} s"
+        bounds = []
+        if self.hand_step_movies is not None:
+            bounds.append(f"section 3's step by hand on {self.hand_step_movies:,} of {self.n_movies:,} movies")
+        if self.knn_recent is not None:
+            bounds.append(f"item-kNN on each user's latest {self.knn_recent} training ratings")
+        if self.new_movie_users is not None:
+            bounds.append(f"new-movie demo on {users(self.new_movie_users)} users")
+        bounded = "" if not bounds else "\nalso bounded: " + " | ".join(bounds)
         return (f"preset {self.preset!r} (by {self.chosen_by}: {self.n_movies:,} movies, {self.n_users:,} users{why})\n"
                 f"objective: {objective} | PinSage budget {budget} | section 4: {compare} | next-movie [no graph]: "
                 f"{self.next_movie_steps:,} steps | validation users per epoch: {users(self.val_users)} | "
-                f"users in metrics.json: {users(self.eval_users)}{sequence}{per_notebook}")
+                f"users in metrics.json: {users(self.eval_users)}{sequence}{per_notebook}{bounded}")
 
 
 def preset_for(n_movies: int, name: str = "auto") -> Preset:
@@ -177,8 +209,8 @@ def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: 
     name = preset or (settings.preset if settings is not None else "auto")
     row = preset_for(n_movies, name)
 
-    def cap(limit: int | None) -> int | None:
-        return None if limit is None or n_users <= limit else limit
+    def cap(limit: int | None, size: int = n_users) -> int | None:
+        return None if limit is None or size <= limit else limit
 
     steps = row.next_movie_steps if row.next_movie_steps is not None else next_movie_steps(n_movies,
                                                                                           row.next_movie_seconds)
@@ -186,7 +218,9 @@ def budgets_for(settings: Settings | None, n_movies: int, n_users: int, preset: 
                    n_movies=n_movies, n_users=n_users, pinsage_seconds=row.pinsage_seconds,
                    compare_steps=row.compare_steps, next_movie_steps=steps, val_users=cap(row.val_users),
                    eval_users=cap(row.eval_users), sampled=sampled_objective(row, n_movies, name == "auto"),
-                   sequence_seconds=row.sequence_seconds, notebook_seconds=row.notebook_seconds, tag=row.label)
+                   sequence_seconds=row.sequence_seconds, notebook_seconds=row.notebook_seconds, tag=row.label,
+                   hand_step_movies=cap(row.hand_step_movies, n_movies), knn_recent=row.knn_recent,
+                   new_movie_users=cap(row.new_movie_users))
 
 
 def sampled_objective(row: Preset, n_movies: int, by_size: bool) -> bool:

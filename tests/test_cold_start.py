@@ -1,6 +1,6 @@
 """helpers.evaluation.cold_start: the new-movie protocol's events, reveals, ranks and bootstrap on toys with known
-answers (hiding movies and appending them as columns, the per-movie table too), the fold-in, and the benchmark on
-the sample. Cost: about 9 s (the toys under 1 s; the smoke run of
+answers (hiding movies and appending them as columns, the per-movie table, the demo's sample of users too), the
+fold-in, and the benchmark on the sample. Cost: about 9 s (the toys under 1 s; the smoke run of
 `python -m bench.new_movies`, 2 s of training, the rest)."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from helpers.evaluation.cold_start import (
     per_movie_table,
     revealed,
     stratified_bootstrap,
+    users_sample,
     without_movies,
 )
 from helpers.evaluation.metrics import EvaluationError
@@ -80,6 +81,27 @@ def test_hidden_movies_leave_training_and_come_back_as_columns_after_the_known_o
     assert appended_columns(events, hidden, n_known=2).tolist() == [3, 2, 2]  # hidden's order: 9 -> 2, 8 -> 3
     with pytest.raises(EvaluationError, match="not hidden"):
         appended_columns(pd.DataFrame({"movie_id": [5]}), hidden, n_known=2)
+
+
+def test_the_demo_on_a_sample_of_users_keeps_their_ratings_and_the_movies_they_rated():
+    """Notebook 03's new-movie demo on a large dataset: every rating of the drawn users, only the movies they rated;
+    None, or as many users as there are, is the dataset itself. Instant."""
+    from pathlib import Path
+
+    from helpers.data.movielens import MovieLens
+
+    toy = ratings([(1, 5, 0), (1, 9, 1), (2, 7, 2), (2, 9, 3), (3, 8, 4), (3, 7, 5), (4, 6, 6)])
+    movies = pd.DataFrame({"movie_id": [5, 6, 7, 8, 9], "title": list("abcde"),
+                           "year": pd.array([None] * 5, "Int64"), "genres": [[]] * 5})
+    ml = MovieLens("toy", toy, movies, None, Path("."))
+    assert users_sample(ml, None) is ml and users_sample(ml, 4) is ml and users_sample(ml, 10) is ml
+    demo = users_sample(ml, 2, seed=1)
+    kept = set(demo.ratings["user_id"])
+    assert len(kept) == 2 and demo.ratings.equals(toy[toy["user_id"].isin(kept)].reset_index(drop=True))
+    assert demo.movies["movie_id"].tolist() == sorted(set(demo.ratings["movie_id"]))
+    assert set(users_sample(ml, 2, seed=1).ratings["user_id"]) == kept  # seeded
+    with pytest.raises(EvaluationError, match="users=0"):
+        users_sample(ml, 0)
 
 
 def test_per_movie_table_sets_the_models_hit_rates_side_by_side():

@@ -62,6 +62,8 @@ def test_small_datasets_keep_the_budgets_the_notebooks_were_written_with():
         assert not budgets.sampled and "objective: softmax over all movies" in budgets.describe()
         assert (budgets.val_users, budgets.eval_users, budgets.next_movie_steps, budgets.compare_steps) == (
             None, None, 2_000, 60)
+        assert (budgets.hand_step_movies, budgets.knn_recent, budgets.new_movie_users) == (None, None, None)
+        assert "also bounded" not in budgets.describe()  # notebook 03's top prints what it did before
     assert TrainConfig.for_dataset("sample", **budgets_for(None, 500, 600).train_overrides()) == \
         TrainConfig.for_dataset("sample")
 
@@ -81,7 +83,22 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert next_movie_steps(10_000, 150.0) > next_movie_steps(87_584, 150.0) >= 20
     assert next_movie_steps(100, 1e6) == 2_000
     few = budgets_for(None, 87_584, 3_000)  # fewer users than the sample: all of them
-    assert few.val_users is None and few.eval_users is None
+    assert few.val_users is None and few.eval_users is None and few.new_movie_users is None
+
+
+def test_large_catalogues_bound_notebook_03_beside_training_and_say_so():
+    """Section 3's step by hand, item-kNN's fit and the new-movie demo: bounded on `large` only, each bound printed
+    at the top; a bound the dataset does not reach is None (every movie, every user). Instant."""
+    budgets = budgets_for(None, 87_584, 200_947)
+    assert (budgets.hand_step_movies, budgets.knn_recent, budgets.new_movie_users) == (2_048, 100, 6_000)
+    assert ("also bounded: section 3's step by hand on 2,048 of 87,584 movies | item-kNN on each user's latest 100 "
+            "training ratings | new-movie demo on 6,000 of 200,947 users") in budgets.describe()
+    for movies, users in ((9_742, 610), (10_425, 18_840)):  # medium: unbounded, as before
+        medium = budgets_for(None, movies, users)
+        assert (medium.hand_step_movies, medium.knn_recent, medium.new_movie_users) == (None, None, None)
+    on_sample = budgets_for(None, 420, 600, preset="large")  # RECSYS_PRESET=large on the sample: only item-kNN bites
+    assert (on_sample.hand_step_movies, on_sample.knn_recent, on_sample.new_movie_users) == (None, 100, None)
+    assert on_sample.describe().endswith("also bounded: item-kNN on each user's latest 100 training ratings")
 
 
 def test_the_objective_follows_one_catalogue_threshold():

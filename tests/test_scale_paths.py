@@ -1,5 +1,6 @@
-"""The paths that keep ML-32M size within memory, on small data: item-kNN in chunks with top-k pruning,
-evaluation on a fixed random subset of users, and the Milvus index choice.
+"""The paths that keep ML-32M size within memory and time, on small data: item-kNN in chunks with top-k pruning
+and on each user's latest ratings, the transitions in one sparse build, evaluation on a fixed random subset of
+users, and the Milvus index choice.
 
 Cost: about 5 s (NumPy/SciPy on a few hundred users; two small Milvus Lite collections).
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import helpers.evaluation.baselines as baselines_module
-from helpers.evaluation.baselines import ItemKNNBaseline
+from helpers.evaluation.baselines import ItemKNNBaseline, TransitionsBaseline, co_rating_work, latest_per_user
 from helpers.evaluation.protocols import (
     EvaluationData,
     EvaluationError,
@@ -75,6 +77,65 @@ def test_item_knn_prunes_automatically_above_the_exact_limit(monkeypatch: pytest
     monkeypatch.setattr(baselines_module, "KNN_NEIGHBOURS", 3)
     knn = ItemKNNBaseline().fit(random_graph())  # 60 movies > 50
     assert knn.kept == 3 and (np.diff(knn.similarity.indptr) <= 3).all()
+
+
+def test_latest_per_user_keeps_each_users_latest_rows() -> None:
+    """By time within each user; tied times: the later row is the later rating. Instant."""
+    users = np.array([2, 0, 0, 1, 0, 0, 1])
+    times = np.array([5, 3, 1, 9, 3, 2, 8])
+    assert sorted(latest_per_user(users, times, 2).tolist()) == [0, 1, 3, 4, 6]  # user 0: rows 1 and 4 (t=3, t=3)
+    assert sorted(latest_per_user(users, times, 1).tolist()) == [0, 3, 4]
+    assert sorted(latest_per_user(users, times, 10).tolist()) == list(range(7))
+    with pytest.raises(EvaluationError, match="at least 1"):
+        latest_per_user(users, times, 0)
+
+
+def test_co_rating_work_is_what_the_co_occurrence_counts_sum_to() -> None:
+    """Each user adds n_u^2 to the co-occurrence counts (its diagonal included): their total is the sparse
+    products' multiply-adds; with a cap, min(n_u, cap)^2. Instant."""
+    assert co_rating_work(np.array([1, 3, 5])) == 1 + 9 + 25 and co_rating_work(np.array([1, 3, 5]), 2) == 1 + 4 + 4
+    gd = random_graph()
+    matrix, _ = baselines_module._train_matrix(gd)
+    assert co_rating_work(np.diff(matrix.indptr)) == (matrix.T @ matrix).sum()
+    capped, _ = baselines_module._train_matrix(gd, recent=6)
+    assert co_rating_work(np.diff(matrix.indptr), 6) == (capped.T @ capped).sum() < (matrix.T @ matrix).sum()
+
+
+def test_item_knn_on_each_users_latest_ratings() -> None:
+    """`recent` at least every user's count: the exact item-kNN; below it, the cosine of the users' latest
+    `recent` movies, computed densely. Instant."""
+    gd = random_graph()
+    most = int(gd.train.groupby("user").size().max())
+    exact = ItemKNNBaseline().fit(gd).similarity.toarray()
+    assert np.array_equal(ItemKNNBaseline(recent=most).fit(gd).similarity.toarray(), exact)
+    latest = gd.train.sort_values(["user", "timestamp"], kind="stable").groupby("user").tail(6)
+    expected = dense_cosine(GraphData(graph=None, movie_ids=gd.movie_ids, user_ids=gd.user_ids, train=latest,
+                                      val=gd.val, test=gd.test, dataset="sample", genres=[]))
+    capped = ItemKNNBaseline(recent=6, chunk=7).fit(gd)
+    assert np.allclose(capped.similarity.toarray(), expected, atol=1e-6) and not np.allclose(expected, exact)
+    with pytest.raises(EvaluationError, match="recent=0"):
+        ItemKNNBaseline(recent=0)
+
+
+def test_transitions_in_one_sparse_build_equal_the_sum_with_the_diagonal_cleared() -> None:
+    """The counts as they were computed before (forward + forward.T, then the diagonal set to 0), on a graph with
+    a movie rated twice in a row (a self-transition, left out). Instant."""
+    gd = random_graph()
+    twice = gd.train.iloc[[0]].assign(timestamp=gd.train["timestamp"].iloc[0])
+    train = pd.concat([gd.train, twice], ignore_index=True)
+    gd = GraphData(graph=None, movie_ids=gd.movie_ids, user_ids=gd.user_ids, train=train, val=gd.val, test=gd.test,
+                   dataset="sample", genres=[])
+    ordered = train.sort_values(["user", "timestamp"], kind="stable")
+    users, movies = ordered["user"].to_numpy(), ordered["movie"].to_numpy()
+    same = users[1:] == users[:-1]
+    n = len(gd.movie_ids)
+    forward = sp.csr_matrix((np.ones(same.sum(), np.float32), (movies[:-1][same], movies[1:][same])), shape=(n, n))
+    for direction, before in (("both", forward + forward.T), ("after", forward)):
+        before = before.tolil()
+        before.setdiag(0.0)
+        fitted = TransitionsBaseline(direction=direction).fit(gd).similarity
+        assert np.array_equal(fitted.toarray(), before.toarray()) and (fitted.data > 0).all()
+        assert fitted.dtype == np.float32 and fitted.has_canonical_format
 
 
 def test_sampled_evaluation_is_the_full_one_on_the_chosen_users() -> None:

@@ -1,6 +1,7 @@
 """helpers.evaluation.slices: the slices on a toy with known answers, paired intervals, metrics.json records.
 
-Cost: about 1 s (toy frames; the bootstraps run 10,000 resamples of a few users)."""
+Cost: about 1 s (toy frames; the bootstraps run 10,000 resamples of a few users; the sampled slices rank 300
+users of a random toy graph)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers.evaluation.protocols import evaluate_models, evaluate_scores, per_user_values
+from helpers.evaluation.protocols import evaluate_models, evaluate_scores, per_user_values, prepare_evaluation
 from helpers.evaluation.report import metrics_frame
 from helpers.evaluation.slices import (
     SLICES,
@@ -23,6 +24,8 @@ from helpers.evaluation.slices import (
     verdict,
 )
 from helpers.graph.build import GraphData
+
+from test_scale_paths import random_graph
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
@@ -110,3 +113,29 @@ def test_slice_metrics_give_records_metrics_frame_shows(gd):
     assert shown.index.names == ["model", "protocol", "slice"]
     row = next(r for r in records if r["model"] == "m" and r["split"] == "val" and r["slice"] == "target 50-200")
     assert row["n_users"] == 1
+
+
+def test_sampled_slices_rank_the_users_of_the_sampled_evaluation():
+    """`slice_metrics(sample=, seed=)` ranks the users `evaluate_models` ranks with the same two, so the slices of a
+    large dataset cost what its metrics.json costs, and its slice "all" is metrics.json's figure. Under 1 s."""
+    gd = random_graph(n_users=300)
+    scores = np.random.default_rng(0).random((300, len(gd.movie_ids)))
+
+    def scorer(queries: np.ndarray) -> np.ndarray:
+        return scores[queries[:, -1]]
+
+    records, per_user = slice_metrics({"m": scorer}, gd, sample=100, seed=3)
+    table = evaluate_models({"m": scorer}, gd, protocols=("latest",), sample=100, seed=3)
+    for split in ("val", "test"):
+        chosen = per_user_values(scorer, gd, split, sample=100, seed=3).index
+        assert per_user[("m", split)].index.equals(chosen) and len(chosen) == 100
+        whole = next(r for r in records if r["split"] == split and r["slice"] == "all")
+        assert whole["n_users"] == table["m"]["latest"][split]["n_users"] == 100
+        assert whole["metrics"]["hr@10"] == table["m"]["latest"][split]["hr@10"]
+        assert sum(r["n_users"] for r in records if r["split"] == split and r["slice"].startswith("target ")
+                   and "time" not in r["slice"]) == 100  # the popularity bins split the same 100 users
+    assert len(slice_metrics({"m": scorer}, gd)[1][("m", "val")]) == 300  # no sample: every user
+    data = prepare_evaluation(gd)  # prepared once by the caller: the same answers
+    assert repr(slice_metrics({"m": scorer}, gd, sample=100, seed=3, data=data)[0]) == repr(records)  # NaN alike
+    versus = paired_slices(per_user, gd, "m", "m", "val", resamples=100)
+    assert versus.equals(paired_slices(per_user, gd, "m", "m", "val", resamples=100, data=data))

@@ -1,4 +1,10 @@
-"""Baselines that count instead of learn, fitted on the training edges: popularity, item-kNN and transitions."""
+"""Baselines that count instead of learn, fitted on the training edges: popularity, item-kNN and transitions.
+
+Their fits at ML-32M size (32M ratings): item-kNN's sparse products cost one multiply-add per ordered pair of a
+user's movies, `co_rating_work` = sum over users of n_u^2, dominated by the most active users, so
+`ItemKNNBaseline(recent=M)` fits on each user's latest M training ratings (sum of min(n_u, M)^2; notebook 03's
+`large` preset sets it). The transitions sort the ratings by user and time once and count consecutive pairs into
+one sparse matrix: O(R log R) in the R ratings, no cap needed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,17 +22,46 @@ def check_combine(combine: str, allowed: Sequence[str]) -> str:
     return combine
 
 
-def _train_matrix(gd: Any) -> tuple[sp.csr_matrix, int]:
-    """Binary users x movies matrix of the training interactions."""
+def _train_arrays(gd: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The training edges' user and movie node indices, checked, with the numbers of users and movies."""
     n_movies = len(gd.movie_ids)
     users = gd.train["user"].to_numpy(np.int64)
     movies = gd.train["movie"].to_numpy(np.int64)
     check_indices(movies, n_movies, "train", "movie")
     n_users = len(gd.user_ids) if hasattr(gd, "user_ids") else int(users.max(initial=-1)) + 1
     check_indices(users, n_users, "train", "user")
+    return users, movies, n_users, n_movies
+
+
+def _train_matrix(gd: Any, recent: int | None = None) -> tuple[sp.csr_matrix, int]:
+    """Binary users x movies matrix of the training interactions (with `recent`, each user's latest `recent`)."""
+    users, movies, n_users, n_movies = _train_arrays(gd)
+    if recent is not None:
+        rows = latest_per_user(users, gd.train["timestamp"].to_numpy(np.int64), recent)
+        users, movies = users[rows], movies[rows]
     matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, movies)), shape=(n_users, n_movies))
     matrix.data[:] = 1.0  # a repeated (user, movie) pair counts once
     return matrix, n_movies
+
+
+def latest_per_user(users: np.ndarray, timestamps: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of each user's latest `limit` rows by time (sorted by user, then time; ties in time: the later
+    row counts as later, as the evaluation's histories order them)."""
+    if limit < 1:
+        raise EvaluationError(f"limit={limit}: keep at least 1 rating per user")
+    order = np.lexsort((timestamps, users))  # stable: ties keep the rows' order
+    ordered = users[order]
+    from_end = np.searchsorted(ordered, ordered, side="right") - np.arange(len(order))  # 1 = the user's latest
+    return order[from_end <= limit]
+
+
+def co_rating_work(ratings_per_user: np.ndarray, recent: int | None = None) -> int:
+    """Multiply-adds of item-kNN's co-occurrence counts: each user adds one per ordered pair of their movies, n_u^2
+    (min(n_u, `recent`)^2 fitted on the latest `recent`). `ratings_per_user`: distinct training movies per user."""
+    counts = np.asarray(ratings_per_user, dtype=np.int64)
+    if recent is not None:
+        counts = np.minimum(counts, recent)
+    return int((counts ** 2).sum())
 
 
 class _ItemItemScorer:
@@ -86,19 +121,23 @@ class ItemKNNBaseline(_ItemItemScorer):
 
     Computed `chunk` movies at a time with sparse products (never a dense movies x movies matrix), each
     movie keeping its `neighbours` most similar movies. `neighbours="auto"` keeps all of them (exact) up to
-    `KNN_EXACT_UP_TO` movies and `KNN_NEIGHBOURS` above; None always keeps all."""
+    `KNN_EXACT_UP_TO` movies and `KNN_NEIGHBOURS` above; None always keeps all. With `recent`, U_i holds only the
+    users among whose latest `recent` training ratings movie i is (`co_rating_work` counts what that saves)."""
 
-    def __init__(self, combine: str = "sum", neighbours: int | str | None = "auto", chunk: int = 512):
+    def __init__(self, combine: str = "sum", neighbours: int | str | None = "auto", chunk: int = 512,
+                 recent: int | None = None):
         super().__init__(combine)
         if neighbours not in ("auto", None) and not (isinstance(neighbours, int) and neighbours >= 1):
             raise EvaluationError(f"neighbours={neighbours!r}: give a whole number >= 1, 'auto' or None (all)")
         if chunk < 1:
             raise EvaluationError(f"chunk={chunk} must be at least 1")
-        self.neighbours, self.chunk = neighbours, chunk
+        if recent is not None and recent < 1:
+            raise EvaluationError(f"recent={recent}: give a whole number >= 1, or None (every training rating)")
+        self.neighbours, self.chunk, self.recent = neighbours, chunk, recent
         self.kept: int | None = None  # neighbours kept per movie after fit (None: all)
 
     def fit(self, gd: Any) -> ItemKNNBaseline:
-        matrix, self.n_movies = _train_matrix(gd)
+        matrix, self.n_movies = _train_matrix(gd, self.recent)
         keep = self.neighbours
         if keep == "auto":
             keep = None if self.n_movies <= KNN_EXACT_UP_TO else KNN_NEIGHBOURS
@@ -149,18 +188,14 @@ class TransitionsBaseline(_ItemItemScorer):
         self.direction = direction
 
     def fit(self, gd: Any) -> TransitionsBaseline:
-        _, self.n_movies = _train_matrix(gd)
-        users = gd.train["user"].to_numpy(np.int64)
-        movies = gd.train["movie"].to_numpy(np.int64)
+        users, movies, _, self.n_movies = _train_arrays(gd)
         order = np.lexsort((gd.train["timestamp"].to_numpy(np.int64), users))
         users, movies = users[order], movies[order]
-        same_user = users[1:] == users[:-1]
-        before, after = movies[:-1][same_user], movies[1:][same_user]
-        ones = np.ones(len(before), dtype=np.float32)
-        forward = sp.csr_matrix((ones, (before, after)), shape=(self.n_movies, self.n_movies))
-        transitions = (forward + forward.T if self.direction == "both" else forward).tocsr()
-        transitions.setdiag(0.0)
-        transitions.eliminate_zeros()
-        self.similarity = transitions
+        counted = (users[1:] == users[:-1]) & (movies[1:] != movies[:-1])  # a movie is not its own transition
+        before, after = movies[:-1][counted], movies[1:][counted]
+        if self.direction == "both":
+            before, after = np.concatenate([before, after]), np.concatenate([after, before])
+        ones = np.ones(len(before), dtype=np.float32)  # repeated pairs are summed: the counts
+        self.similarity = sp.csr_matrix((ones, (before, after)), shape=(self.n_movies, self.n_movies))
         return self
 

@@ -12,6 +12,8 @@ is placed, from its first k ratings.
 * `event_hits`: h ranked among all movies (all but A) by a model's score from A; HR@k per event. The hidden
   movies' vectors come after the graph's movies, so `appended_columns` gives each event's h as a score column.
 * `per_movie` counts hits and events per hidden movie; `per_movie_table` sets several models' HR side by side.
+* `users_sample`: the ratings of a seeded sample of users, for a demo of the protocol on a large dataset (notebook
+  03 on the `large` preset: the graph rebuilt without the hidden movies grows with the ratings).
 * `stratified_bootstrap`: HR per stratum (hits over events) and macro-averaged over the strata with events, with
   95% intervals from resampling movies within each stratum (10,000 resamples, fixed seed); paired differences
   between two models use the same resamples. `scipy.stats.bootstrap` has no stratified resampling, hence numpy.
@@ -55,6 +57,22 @@ def without_movies(ml: MovieLens, movie_ids) -> MovieLens:
     hidden = np.asarray(movie_ids)
     return MovieLens(ml.name, ml.ratings[~ml.ratings["movie_id"].isin(hidden)].reset_index(drop=True),
                      ml.movies[~ml.movies["movie_id"].isin(hidden)].reset_index(drop=True), ml.users, ml.source_dir)
+
+
+def users_sample(ml: MovieLens, users: int | None, seed: int = 0) -> MovieLens:
+    """`ml` itself when `users` is None or not fewer than its users; else the ratings of `users` of them, drawn
+    with `seed`, and the movies they rated (a movie nobody of them rated would be a node without edges)."""
+    if users is None:
+        return ml
+    if users < 1:
+        raise EvaluationError(f"users={users}: keep at least one user, or None for all of them")
+    ids = np.sort(ml.ratings["user_id"].unique())
+    if users >= len(ids):
+        return ml
+    chosen = np.sort(np.random.default_rng(seed).choice(ids, users, replace=False))
+    ratings = ml.ratings[ml.ratings["user_id"].isin(chosen)].reset_index(drop=True)
+    movies = ml.movies[ml.movies["movie_id"].isin(ratings["movie_id"].unique())].reset_index(drop=True)
+    return MovieLens(ml.name, ratings, movies, ml.users, ml.source_dir)
 
 
 def appended_columns(events: pd.DataFrame, hidden: pd.DataFrame, n_known: int) -> np.ndarray:

@@ -11,10 +11,11 @@ just before the target):
 
 `slice_users(gd, split)` gives each slice's user node indices, usable as `users=` of `evaluate_scores` and
 `evaluate_models`. `slice_metrics` scores every model once per split and aggregates per slice (records for
-`metrics.json`); `paired_difference` compares two models' per-user values, and `paired_slices` does so on each
-slice: the mean per-user difference, its 95% interval from `scipy.stats.bootstrap` over users (10,000 resamples,
-fixed seed, MEASURING.md), n, the smallest difference the users can detect (2.8 x the standard error of the
-difference: 80% power at 5%), and the word.
+`metrics.json`), on every user or, with `sample` and `seed`, on the fixed subset `evaluate_models` ranks with the
+same two (so the slices of a large dataset cost what its metrics.json costs); `paired_difference` compares two
+models' per-user values, and `paired_slices` does so on each slice: the mean per-user difference, its 95% interval
+from `scipy.stats.bootstrap` over users (10,000 resamples, fixed seed, MEASURING.md), n, the smallest difference
+the users can detect (2.8 x the standard error of the difference: 80% power at 5%), and the word.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from helpers.evaluation.metrics import K_DEFAULT, EvaluationError
-from helpers.evaluation.protocols import SPLITS, per_user_values, prepare_evaluation, summarise
+from helpers.evaluation.protocols import SPLITS, EvaluationData, per_user_values, prepare_evaluation, summarise
 from helpers.evaluation.report import ALL_USERS, MetricsRecord
 
 POPULARITY_BINS: tuple[tuple[str, int, float], ...] = (
@@ -43,12 +44,13 @@ def _last_times(frame: pd.DataFrame) -> pd.Series:
     return frame.groupby("user")["timestamp"].max()
 
 
-def slice_users(gd: Any, split: str) -> dict[str, np.ndarray]:
+def slice_users(gd: Any, split: str, data: EvaluationData | None = None) -> dict[str, np.ndarray]:
     """User node indices of each slice of `split` ("val" or "test"), `SLICES` in order (see the module docstring).
-    `gd` is a `GraphData` (its frames give the popularity and the times)."""
+    `gd` is a `GraphData` (its frames give the popularity and the times); `data` its `prepare_evaluation`, if
+    already made."""
     if split not in SPLITS:
         raise EvaluationError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    data = prepare_evaluation(gd)
+    data = prepare_evaluation(gd) if data is None else data
     users, targets = data.targets[split]
     popularity = np.bincount(gd.train["movie"].to_numpy(np.int64), minlength=data.n_movies)
     queries = data.queries(split, users, "latest")[:, -1]
@@ -65,16 +67,19 @@ def slice_users(gd: Any, split: str) -> dict[str, np.ndarray]:
 
 
 def slice_metrics(models: Mapping[str, Callable[[np.ndarray], np.ndarray]], gd: Any,
-                  splits: Sequence[str] = SPLITS, k: int = K_DEFAULT, protocol: str = "latest"
+                  splits: Sequence[str] = SPLITS, k: int = K_DEFAULT, protocol: str = "latest",
+                  sample: int | None = None, seed: int = 0, data: EvaluationData | None = None
                   ) -> tuple[list[MetricsRecord], dict[tuple[str, str], pd.DataFrame]]:
     """Every model scored once per split (protocol `protocol`), aggregated per slice: `metrics.json` records
-    (slice "all" included) and the per-user values by (model, split) for `paired_slices`."""
-    data = prepare_evaluation(gd)
-    per_user = {(name, split): per_user_values(scorer, data, split, protocol, k)
+    (slice "all" included) and the per-user values by (model, split) for `paired_slices`. `sample`, `seed`: only
+    that fixed subset of each split's users (`sample_rows`, the users `evaluate_models` ranks with the same two).
+    `data`: `gd`'s `prepare_evaluation`, if already made."""
+    data = prepare_evaluation(gd) if data is None else data
+    per_user = {(name, split): per_user_values(scorer, data, split, protocol, k, sample=sample, seed=seed)
                 for name, scorer in models.items() for split in splits}
     records: list[MetricsRecord] = []
     for split in splits:
-        for slice_name, users in slice_users(gd, split).items():
+        for slice_name, users in slice_users(gd, split, data).items():
             for name in models:
                 values = per_user[(name, split)]
                 summary = summarise(values.loc[values.index.isin(users)])
@@ -134,15 +139,16 @@ def paired_difference(a: pd.Series, b: pd.Series, margin: float = 0.0, resamples
 
 def paired_slices(per_user: Mapping[tuple[str, str], pd.DataFrame], gd: Any, a: str, b: str, split: str = "val",
                   metric: str = f"hr@{K_DEFAULT}", resamples: int = RESAMPLES, seed: int = 0,
-                  margin: float = 0.0) -> pd.DataFrame:
+                  margin: float = 0.0, data: EvaluationData | None = None) -> pd.DataFrame:
     """Model `a` against model `b` on each slice of `split` (`paired_difference`): rows by slice, columns n, a, b,
-    a - b, low, high (the paired 95% interval), detectable (2.8 x the difference's standard error), verdict."""
+    a - b, low, high (the paired 95% interval), detectable (2.8 x the difference's standard error), verdict.
+    `data`: `gd`'s `prepare_evaluation`, if already made."""
     for name in (a, b):
         if (name, split) not in per_user:
             raise EvaluationError(f"no per-user values of {name!r} on {split}: score it with slice_metrics first")
     joined = pd.concat({"a": per_user[(a, split)][metric], "b": per_user[(b, split)][metric]}, axis=1, join="inner")
     rows = []
-    for slice_name, users in slice_users(gd, split).items():
+    for slice_name, users in slice_users(gd, split, data).items():
         part = joined.loc[joined.index.isin(users)]
         paired = paired_difference(part["a"], part["b"], margin, resamples, seed)
         rows.append({"slice": slice_name, "n": paired.n, a: part["a"].mean(), b: part["b"].mean(),

@@ -108,15 +108,16 @@ def next_movie_steps_for(dataset: str) -> int:
     return REAL_STEPS if dataset in DATASETS and dataset != "sample" else SAMPLE_STEPS
 
 
-def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = None,
-                  seed: int = 42) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The baselines fitted on `gd`'s training edges, by name: popularity, item-kNN, transitions (before or
-    after), transitions [after] (the movie watched next) and next-movie [no graph] (`helpers.training.baselines`,
-    trained for `next_movie_steps` steps; default `next_movie_steps_for(gd.dataset)`) with `seed`."""
+def fit_baselines(gd: Any, combine: str = "sum", next_movie_steps: int | None = None, seed: int = 42,
+                  knn_recent: int | None = None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The baselines fitted on `gd`'s training edges, by name: popularity, item-kNN (on each user's latest
+    `knn_recent` training ratings; None: all), transitions (before or after), transitions [after] (the movie
+    watched next) and next-movie [no graph] (`helpers.training.baselines`, trained for `next_movie_steps` steps;
+    default `next_movie_steps_for(gd.dataset)`) with `seed`."""
     steps = next_movie_steps if next_movie_steps is not None else next_movie_steps_for(getattr(gd, "dataset", ""))
     return {
         "popularity": PopularityBaseline().fit(gd),
-        "item-knn": ItemKNNBaseline(combine).fit(gd),
+        "item-knn": ItemKNNBaseline(combine, recent=knn_recent).fit(gd),
         "transitions": TransitionsBaseline(combine).fit(gd),
         "transitions [after]": TransitionsBaseline(combine, direction="after").fit(gd),
         "next-movie [no graph]": NextMovieBaseline(steps=steps, seed=seed).fit(gd),

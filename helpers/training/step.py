@@ -12,8 +12,16 @@ nodes from the neighbourhood pool (`NeighbourSampler.sample`), so its cost does 
 (`tests/test_batch_step.py` counts the nodes). The sampled softmax scores each query against the batch's tails and
 the uniform negatives, corrected by logQ, and its optimiser updates only the rows of the per-movie tables that the
 batch touched (`helpers.training.optimiser`; `tests/test_sparse_tables.py`).
+
+`hand_step` gives notebook 03's step by hand (section 3) the movies it embeds and ranks: every movie, through hops
+over the whole catalogue (`PinSage.embed_all`, as the `softmax` objective), or, with a `limit` below the catalogue
+(the `large` preset's `hand_step_movies`), the batch's movies and a seeded sample of the others, through
+neighbourhoods built for just those (`NeighbourSampler.sample`, as the sampled-softmax step): walking every movie
+took about 50 s per layer at 87,584 movies.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -28,7 +36,9 @@ from helpers.training.model import (
 from helpers.training.optimiser import Optimiser
 from helpers.training.sampling import (
     EngagementPositives,
+    Hop,
     NegativeSampler,
+    Neighbourhood,
     NeighbourSampler,
     RandomWalkPositives,
     pair_batch,
@@ -126,3 +136,44 @@ class TrainingStep:
         loss.backward()
         self.optimizer.step()
         return loss.item()
+
+
+@dataclass
+class HandStep:
+    """The movies a step by hand embeds and ranks, `movies` (sorted movie indices), and their layers' hops (layer 1
+    first): over every movie (`neighbourhood` None), or those of `neighbourhood`, built for `movies` alone."""
+
+    movies: torch.Tensor
+    hops: list[Hop]
+    neighbourhood: Neighbourhood | None
+    n_movies: int
+
+    def rows(self, movies: torch.Tensor) -> torch.Tensor:
+        """The rows of movie indices `movies` in `embed`'s output: the indices themselves when every movie is."""
+        return torch.searchsorted(self.movies, movies)
+
+    def embed(self, model: PinSage) -> torch.Tensor:
+        """The embeddings of `movies` ([len(movies), dim]), through both layers."""
+        return model.embed_all(self.hops) if self.neighbourhood is None else model(self.neighbourhood)
+
+    def describe(self) -> str:
+        if self.neighbourhood is None:
+            return f"all {self.n_movies:,} movies"
+        return f"{len(self.movies):,} of {self.n_movies:,} movies (the batch's and a seeded sample: the preset's bound)"
+
+
+def hand_step(sampler: NeighbourSampler, heads: torch.Tensor, tails: torch.Tensor, limit: int | None,
+              generator: torch.Generator) -> HandStep:
+    """A step by hand on the pairs `heads` -> `tails`, their own edges left out of the neighbourhoods: every movie
+    when `limit` is None or not below the catalogue (drawing nothing from `generator`), else `limit` movies, the
+    batch's and the others drawn with `generator`."""
+    n, exclude = sampler.num_movies, (heads, tails)
+    if limit is None or limit >= n:
+        movies = torch.arange(n)
+        return HandStep(movies, [sampler.hop(movies, exclude=exclude)[0] for _ in range(sampler.layers)], None, n)
+    batch = torch.unique(torch.cat([heads, tails]))
+    others = torch.randperm(n, generator=generator)
+    others = others[~torch.isin(others, batch)][:max(limit - len(batch), 0)]
+    movies = torch.sort(torch.cat([batch, others])).values
+    neighbourhood = sampler.sample(movies, exclude=exclude)
+    return HandStep(movies, neighbourhood.hops, neighbourhood, n)
