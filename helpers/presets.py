@@ -22,7 +22,8 @@ that embeds only the batch's movies, `helpers.training.step`) and the sequence m
 softmax of `SEQUENCE_UNIFORM_NEGATIVES` shared uniform negatives besides the batch's targets, validated on the
 preset's sample of users; the `small` preset keeps both full softmaxes. With the sampled softmax a pooled
 neighbourhood lives `SAMPLED_POOL_USES` hops of its movie rather than an epoch (`neighbour_pool_uses`), so the
-walks per step follow the batch.
+walks per step follow the batch, and PinSage's step draws `SAMPLED_UNIFORM_NEGATIVES` shared uniform negatives
+besides the batch's tails.
 
 The next-movie baseline's steps are scaled to the catalogue: its full softmax costs about
 `NEXT_MOVIE_SECONDS_PER_MOVIE` CPU-seconds per movie and step (0.55 s a step at 10,000 movies, issue 19), so
@@ -62,6 +63,10 @@ SEQUENCE_UNIFORM_NEGATIVES = 2_048  # the sequence model's shared uniform negati
 # about 4 draws x 3,496 / 450 = 31 movie draws a step, at most 4 x (1,536 + 6 x 1,536) / 450 = 96 (every movie of
 # a step's two hops distinct), instead of nearly the whole catalogue every epoch.
 SAMPLED_POOL_USES = 450
+# PinSage's shared uniform negatives per step when sampled: with 256 a step at synthetic-32m costs 1.65 x one at
+# synthetic-1m in CPU-s per 1,000 pairs (1,024: 2.10 x; 512: 2.17 x), and at synthetic-10m 1.8 x the steps of 1,024
+# in 10 minutes gave the same test HR@10 (docs/benchmarks.md, "Fewer shared negatives")
+SAMPLED_UNIFORM_NEGATIVES = 256
 
 
 class PresetError(RecsysError, ValueError):
@@ -142,7 +147,8 @@ class Budgets:
         if self.val_users is not None:
             overrides["val_users"] = self.val_users
         if self.sampled:
-            overrides.update(loss="sampled_softmax", neighbour_pool_uses=SAMPLED_POOL_USES)
+            overrides.update(loss="sampled_softmax", neighbour_pool_uses=SAMPLED_POOL_USES,
+                             uniform_negatives=SAMPLED_UNIFORM_NEGATIVES)
         return overrides
 
     def sequence_overrides(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from helpers.presets import (
     PRESETS,
     SAMPLED_POOL_USES,
     SAMPLED_SOFTMAX_ABOVE_MOVIES,
+    SAMPLED_UNIFORM_NEGATIVES,
     SEQUENCE_UNIFORM_NEGATIVES,
     PresetError,
     budgets_for,
@@ -74,9 +75,10 @@ def test_large_catalogues_sample_users_and_scale_the_baseline_steps():
     assert budgets.compare_steps == 0 and "section 4: skipped" in budgets.describe()
     overrides = budgets.train_overrides()
     assert overrides == {"time_budget_s": budgets.pinsage_seconds, "val_users": 5_000, "loss": "sampled_softmax",
-                         "neighbour_pool_uses": SAMPLED_POOL_USES}
+                         "neighbour_pool_uses": SAMPLED_POOL_USES, "uniform_negatives": SAMPLED_UNIFORM_NEGATIVES}
     config = TrainConfig.for_dataset("synthetic-32m", **overrides)
     assert config.val_users == 5_000 and config.alternatives.neighbour_pool_uses == SAMPLED_POOL_USES
+    assert config.alternatives.uniform_negatives == SAMPLED_UNIFORM_NEGATIVES == 256
     assert budgets.sequence_overrides() == {"uniform_negatives": SEQUENCE_UNIFORM_NEGATIVES, "val_users": 5_000}
     assert SequenceConfig.for_dataset("synthetic-32m", **budgets.sequence_overrides()).uniform_negatives > 0
     assert "objective: sampled softmax" in budgets.describe()
