@@ -13,7 +13,7 @@ from helpers.data.loader import load_movielens
 from helpers.dgl_import import dgl
 from helpers.graph.build import build_graph
 from helpers.graph.features import GraphError, year_scale
-from helpers.training.config import TrainConfig, TrainConfigError
+from helpers.training.config import LATER_KNOBS, TrainConfig, TrainConfigError
 from helpers.training.inductive import RaterWalks, embed_from_hops, embed_new_movies, new_movie_inputs
 from helpers.training.inference import infer_layer_vectors, infer_movie_embeddings
 from helpers.training.loop import build_model
@@ -22,6 +22,8 @@ from helpers.training.step import TrainingStep
 
 INDUCTIVE = {"hidden": 8, "layers": 2, "neighbours": 3, "walks": 20, "id_dropout": 0.3, "title_token_dropout": 0.2,
              "bias_source": "both", "directed": True, "query_id_embedding": True}
+# the knobs that make the model inductive (on by default), each with its own value in LATER_KNOBS
+INDUCTIVE_KNOBS = ("id_dropout", "id_dropout_until", "title_token_dropout", "bias_source")
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,9 @@ def model_for(gd, **overrides):
     return model.eval()
 
 
-def test_knobs_default_off_and_are_checked():
+def test_the_default_model_is_inductive_and_its_knobs_are_checked():
     alt = TrainConfig().alternatives
-    assert (alt.id_dropout, alt.title_token_dropout, alt.bias_source) == (0.0, 0.0, "table")
+    assert (alt.id_dropout, alt.id_dropout_until, alt.title_token_dropout, alt.bias_source) == (0.3, 0.5, 0.1, "vector")
     for bad in ({"id_dropout": 1.0}, {"title_token_dropout": -0.1}, {"bias_source": "free"}):
         with pytest.raises(TrainConfigError):
             TrainConfig().replace(**bad)
@@ -160,17 +162,22 @@ def test_ids_are_dropped_only_within_the_first_share_of_the_run(sample):
             config.replace(id_dropout_until=bad)
 
 
-def test_the_default_model_keeps_its_parameters_so_old_checkpoints_load(sample):
+def test_a_checkpoint_from_before_the_inductive_knobs_loads_as_the_model_it_was(sample):
+    """A config saved before the knobs existed (the transductive default of its day: a bias table, no dropout) is
+    read with those knobs at the values its run had, not at today's inductive defaults, so its weights load."""
     _, gd = sample
-    old = {k: v for k, v in TrainConfig().to_dict()["alternatives"].items()
-           if k not in ("id_dropout", "title_token_dropout", "bias_source", "id_dropout_until")}
-    config = TrainConfig.from_dict({**TrainConfig().to_dict(), "alternatives": old})  # a config written before
-    assert config == TrainConfig()
-    state = build_model(gd, TrainConfig()).state_dict()
-    assert not any(key.startswith("bias_head") for key in state)
+    transductive = TrainConfig().replace(**{k: LATER_KNOBS[k] for k in INDUCTIVE_KNOBS})
+    saved = transductive.to_dict()
+    saved["alternatives"] = {k: v for k, v in saved["alternatives"].items() if k not in INDUCTIVE_KNOBS}
+    config = TrainConfig.from_dict(saved)  # a config written before
+    assert config == transductive and config != TrainConfig()
+    state = build_model(gd, transductive).state_dict()
+    assert "movie_bias.weight" in state and not any(key.startswith("bias_head") for key in state)
     build_model(gd, config).load_state_dict(state)  # strict: the same keys and shapes
-    with pytest.raises(RuntimeError):  # the vector bias is a new parameter: only a new checkpoint has it
-        build_model(gd, config.replace(bias_source="vector")).load_state_dict(state)
+    with pytest.raises(RuntimeError):  # read at today's default, the bias would be a head the checkpoint lacks
+        build_model(gd, TrainConfig()).load_state_dict(state)
+    default = build_model(gd, TrainConfig()).state_dict()
+    assert "bias_head.weight" in default and "movie_bias.weight" not in default
 
 
 def test_degree_alpha_divides_the_visits_by_the_degree_before_picking_neighbours(sample):

@@ -6,8 +6,9 @@ model runs on any PyTorch device although DGL's PyPI build is CPU-only. A movie'
 projected features plus the output of the last convolution, L2-normalised.
 
 Scoring "how likely is movie j to be watched right after movie i" is an inner product of two vectors:
-* the candidate vector of j: `[h_j, b_j]`, its embedding and (with `bias`) a learned per-movie bias as one
-  extra dimension; these are what Milvus stores;
+* the candidate vector of j: `[h_j, b_j]`, its embedding and (with `bias`) its bias as one extra dimension,
+  read from the embedding (`bias_source` "vector", the default) or a learned value per movie ("table");
+  these are what Milvus stores;
 * the query vector of i: `[head(h_i) / temperature, 1]`, a small linear query head (with `directed`; else
   the identity; with `query_id` plus a learned per-movie query offset) and a constant 1 that picks up the
   candidate's bias.
@@ -18,7 +19,8 @@ are the unit embedding and the score is the cosine similarity (the original, sym
 Inductive use (issue 17): every id-specific input (the id embedding, the query offset, the bias table) can be
 left out per movie (`keep_id`), so the same weights embed a movie from its features and neighbourhood alone;
 `bias_source` "vector" or "both" predicts the bias from the embedding (`bias_head`), which a new movie has too.
-Training drops ids (DropoutNet) and title tokens (to `<unk>`) at random: `helpers.training.step`.
+Training drops ids (DropoutNet; by default 30% of the movies per step, in the first half of the run) and title
+tokens (to `<unk>`) at random: `helpers.training.step`.
 """
 from __future__ import annotations
 
